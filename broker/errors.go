@@ -1,0 +1,13 @@
+package broker
+
+import "errors"
+
+var (
+	// ErrNotFound: no such key or session.
+	ErrNotFound = errors.New("broker: not found")
+	// ErrUnavailable: the broker's backend cannot be reached; the call
+	// failed fast and nothing was written.
+	ErrUnavailable = errors.New("broker: unavailable")
+	// ErrClosed: the broker was closed.
+	ErrClosed = errors.New("broker: closed")
+)

@@ -1,0 +1,82 @@
+package memory
+
+import (
+	"bytes"
+	"context"
+	"time"
+
+	"github.com/ferry-io/ferry/broker"
+)
+
+type kvEntry struct {
+	val     []byte
+	expires time.Time // zero: never
+}
+
+// Set stores a copy of val under key until ttl passes (ttl <= 0: until
+// deleted), replacing any earlier value.
+func (b *Broker) Set(ctx context.Context, key string, val []byte, ttl time.Duration) error {
+	if err := b.usable(ctx); err != nil {
+		return err
+	}
+	val = bytes.Clone(val)
+	if val == nil {
+		val = []byte{}
+	}
+	sh := b.shardFor(key)
+	sh.mu.Lock()
+	sh.kv[key] = kvEntry{val: val, expires: deadline(b.now(), ttl)}
+	sh.mu.Unlock()
+	return nil
+}
+
+// Get returns a copy of key's value, or broker.ErrNotFound when the key is
+// missing or expired.
+func (b *Broker) Get(ctx context.Context, key string) ([]byte, error) {
+	if err := b.usable(ctx); err != nil {
+		return nil, err
+	}
+	sh := b.shardFor(key)
+	sh.mu.RLock()
+	e, ok := sh.kv[key]
+	live := ok && !expired(e.expires, b.now())
+	sh.mu.RUnlock()
+	if !live {
+		return nil, broker.ErrNotFound
+	}
+	return bytes.Clone(e.val), nil
+}
+
+// Take returns key's value and deletes the key in one step: of concurrent
+// Takes of one key, exactly one gets the value and the others get
+// broker.ErrNotFound.
+func (b *Broker) Take(ctx context.Context, key string) ([]byte, error) {
+	if err := b.usable(ctx); err != nil {
+		return nil, err
+	}
+	sh := b.shardFor(key)
+	sh.mu.Lock()
+	e, ok := sh.kv[key]
+	if ok {
+		delete(sh.kv, key)
+	}
+	live := ok && !expired(e.expires, b.now())
+	sh.mu.Unlock()
+	if !live {
+		return nil, broker.ErrNotFound
+	}
+	// The entry is no longer reachable, so its value needs no copy.
+	return e.val, nil
+}
+
+// Delete removes key; a missing key is not an error.
+func (b *Broker) Delete(ctx context.Context, key string) error {
+	if err := b.usable(ctx); err != nil {
+		return err
+	}
+	sh := b.shardFor(key)
+	sh.mu.Lock()
+	delete(sh.kv, key)
+	sh.mu.Unlock()
+	return nil
+}
