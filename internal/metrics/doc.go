@@ -1,0 +1,40 @@
+// Package metrics records a Ferry node's Prometheus metrics: connections by
+// transport, disconnects by close code, rejected handshakes, frames in and
+// out, publishes, deliveries, drops, write batches, broker errors, history
+// recovery and session resumption.
+//
+// Everything goes through one concrete type, *Metrics. A nil *Metrics is
+// the no-op default: every method is safe to call on it and records
+// nothing, so the parts of the server can hold a *Metrics without checking
+// whether metrics are on.
+//
+// Label values come from small fixed sets (the exported constants below and
+// the protocol's frame types, close codes and error codes); anything else is
+// counted under "other" (or "invalid" for frame types), so a misbehaving
+// client can never grow the number of series. Every labelled child is
+// resolved once in New, so a call on the hot path is a scan of a short
+// fixed list and one atomic add, with no allocation and no map lookup.
+//
+// Handler serves, in the Prometheus text format, the Go runtime and process
+// collectors and these series (every labelled child exists from the start,
+// at 0, so rate() and alerts work before the first event):
+//
+//	ferry_connections{transport}                  gauge    ws, sse, poll, other
+//	ferry_connections_opened_total{transport}     counter
+//	ferry_disconnects_total{code}                 counter  1000, 1001, 1006, 1011, 4001, 4003, 4008..4016, other
+//	ferry_handshakes_rejected_total{reason}       counter  origin, rate_limit, auth, capacity, bad_request, other
+//	ferry_frames_in_total{type}                   counter  client frame types, invalid
+//	ferry_frames_out_total                        counter
+//	ferry_publishes_total{source}                 counter  client, api, other
+//	ferry_publish_duplicates_total                counter
+//	ferry_errors_sent_total{code}                 counter  400 .. 503, other
+//	ferry_messages_delivered_total                counter
+//	ferry_messages_dropped_total{priority,reason} counter  critical/normal/droppable/other x queue_full/other
+//	ferry_messages_conflated_total                counter
+//	ferry_slow_consumer_closes_total              counter
+//	ferry_write_batch_frames                      histogram frames per write, buckets 1..256
+//	ferry_queued_frames                           gauge    from SetQueueDepthFunc
+//	ferry_broker_errors_total{op}                 counter  publish, subscribe, ..., other
+//	ferry_history_recoveries_total{result}        counter  recovered, incomplete
+//	ferry_session_resumes_total{result}           counter  ok, failed
+package metrics
