@@ -1,0 +1,17 @@
+// Package protocol defines Ferry's wire protocol, version 1: every frame of
+// PROTOCOL.md as a Go type, the close and error codes, and the two codecs
+// (JSON for the "ferry.v1.json" subprotocol, MessagePack for
+// "ferry.v1.msgpack").
+//
+// The package is shared by the server and the Go SDK. It has no dependency on
+// any transport: a codec turns bytes into ClientFrames and server frames into
+// bytes, whatever carries them.
+//
+// The hot path is the message frame that a broadcast sends to many
+// connections. Its body is encoded once per codec (NewPreparedMessage) and
+// every recipient only appends its own session sequence number
+// (Codec.AppendMessage), so fan-out never re-encodes the payload.
+//
+// Payloads are carried as JSON bytes (RawJSON) whichever codec they came in
+// by; RawJSON documents how MessagePack values map to JSON and back.
+package protocol
