@@ -1,0 +1,17 @@
+# Thin wrappers over scripts/, the same scripts CI runs.
+.PHONY: test build dev fuzz ci
+
+test:
+	bash scripts/test.sh
+
+build:
+	bash scripts/build.sh
+
+dev:
+	bash scripts/serve-dev.sh
+
+fuzz:
+	bash scripts/fuzz.sh
+
+ci:
+	bash .ci/run

@@ -1,0 +1,576 @@
+package session
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/ferry-io/ferry/broker"
+	"github.com/ferry-io/ferry/internal/auth"
+	"github.com/ferry-io/ferry/protocol"
+)
+
+// requestTimeout bounds the broker calls one frame may make.
+const requestTimeout = 10 * time.Second
+
+// HandleMessage processes one inbound wire message (a frame or a batch).
+// Bytes that are not a frame close the connection with 4014.
+func (s *Session) HandleMessage(msg []byte) {
+	var arr [4]protocol.ClientFrame
+	frames, err := s.codec.DecodeClient(arr[:0], msg)
+	if err != nil {
+		if s.env.Metrics != nil {
+			s.env.Metrics.FrameIn("invalid")
+		}
+		s.Close(protocol.CloseProtocolError, "malformed message: "+err.Error())
+		return
+	}
+	for i := range frames {
+		if s.isClosing() {
+			return
+		}
+		s.handleFrame(&frames[i])
+	}
+}
+
+func (s *Session) isClosing() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.state == stateClosed || s.closeCode != 0
+}
+
+func (s *Session) handleFrame(f *protocol.ClientFrame) {
+	if perr := f.Validate(); perr != nil {
+		if s.env.Metrics != nil {
+			s.env.Metrics.FrameIn("invalid")
+		}
+		s.replyError(f.ID, perr)
+		return
+	}
+	if s.env.Metrics != nil {
+		s.env.Metrics.FrameIn(f.Type)
+	}
+	s.mu.Lock()
+	state := s.state
+	s.mu.Unlock()
+	if f.Type == protocol.TypeConnect {
+		if state != stateNew {
+			s.replyError(f.ID, protocol.Errorf(protocol.CodeBadRequest, "connect: already connected"))
+			return
+		}
+		s.handleConnect(f)
+		return
+	}
+	if state != stateConnected {
+		s.replyError(f.ID, protocol.Errorf(protocol.CodeUnauthorized, "%s: send connect first", f.Type))
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
+	defer cancel()
+	var err error
+	switch f.Type {
+	case protocol.TypeSubscribe:
+		err = s.handleSubscribe(ctx, f)
+	case protocol.TypeUnsubscribe:
+		err = s.handleUnsubscribe(ctx, f)
+	case protocol.TypePublish:
+		err = s.handlePublish(ctx, f)
+	case protocol.TypeAck:
+		s.handleAck(f.Seq)
+	case protocol.TypePing:
+		s.reply(&protocol.Pong{ID: f.ID})
+	case protocol.TypeRefresh:
+		err = s.handleRefresh(ctx, f)
+	case protocol.TypeHistory:
+		err = s.handleHistory(ctx, f)
+	case protocol.TypePresence:
+		err = s.handlePresence(ctx, f)
+	case protocol.TypeUploadBegin, protocol.TypeUploadChunk, protocol.TypeUploadCommit:
+		err = protocol.Errorf(protocol.CodeNotFound, "%s: uploads are not enabled on this server", f.Type)
+	default:
+		err = protocol.Errorf(protocol.CodeBadRequest, "unknown frame type %q", f.Type)
+	}
+	if err != nil {
+		s.replyError(f.ID, err)
+	}
+}
+
+// tokenError maps a verification error to a close code.
+func tokenError(err error) (int, string) {
+	if errors.Is(err, auth.ErrTokenExpired) {
+		return protocol.CloseTokenExpired, "token expired"
+	}
+	return protocol.CloseUnauthorized, "unauthorized: " + err.Error()
+}
+
+func (s *Session) handleConnect(f *protocol.ClientFrame) {
+	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
+	defer cancel()
+	env := s.env
+	claims := s.hs.Claims
+	if f.Token != "" {
+		c, err := env.Verifier.Verify(ctx, f.Token)
+		if err != nil {
+			s.Close(tokenError(err))
+			return
+		}
+		claims = c
+	}
+	if claims == nil && !env.Limits.Anonymous {
+		s.Close(protocol.CloseUnauthorized, "unauthorized: no token (send it in the Authorization header, a cookie, a ticket, or the connect frame)")
+		return
+	}
+	if claims == nil {
+		claims = &auth.Claims{}
+	}
+	if !claims.ExpiresAt.IsZero() && !claims.ExpiresAt.After(env.now()) {
+		s.Close(protocol.CloseTokenExpired, "token expired")
+		return
+	}
+	window := f.Window
+	if max := env.Limits.MaxWindow; max > 0 && window > max {
+		window = max
+	}
+
+	var snap *snapshot
+	if f.Resume != nil {
+		snap = s.loadSnapshot(ctx, f.Resume, claims.Subject)
+	}
+
+	s.mu.Lock()
+	s.claims = claims
+	s.user = claims.Subject
+	s.expiresAt = claims.ExpiresAt
+	s.client = f.Client
+	s.queue.SetWindow(window)
+	if snap != nil {
+		s.id, s.resumeToken = snap.ID, newID(18)
+	} else {
+		s.id, s.resumeToken = newID(12), newID(18)
+	}
+	if env.Limits.PublishRate > 0 {
+		s.pub = auth.NewTokenBucket(env.Limits.PublishRate, env.Limits.PublishBurst, env.now())
+	}
+	s.state = stateConnected
+	exp := int64(0)
+	if !claims.ExpiresAt.IsZero() {
+		exp = claims.ExpiresAt.Unix()
+	}
+	err := s.replyLocked(&protocol.Connected{
+		ID:          f.ID,
+		Session:     s.id,
+		ResumeToken: s.resumeToken,
+		Node:        env.NodeID,
+		User:        s.user,
+		Heartbeat: protocol.Heartbeat{
+			IntervalMS: env.Limits.HeartbeatInterval.Milliseconds(),
+			TimeoutMS:  env.Limits.HeartbeatTimeout.Milliseconds(),
+		},
+		Limits: protocol.Limits{
+			MaxFrameBytes: env.Limits.MaxFrameBytes,
+			Window:        window,
+			Rate:          env.Limits.PublishRate,
+		},
+		Resumed:   snap != nil,
+		ExpiresAt: exp,
+	})
+	s.mu.Unlock()
+	s.afterPush(err)
+
+	env.Registry.connected(s)
+	s.saveSnapshot(ctx, nil, true)
+	if env.Metrics != nil {
+		env.Metrics.ConnOpened(s.t.Name())
+		if f.Resume != nil {
+			env.Metrics.Resume(snap != nil)
+		}
+	}
+	env.Logger.Info("connection opened",
+		slog.String("conn", s.connID), slog.String("session", s.id),
+		slog.String("user", s.user), slog.String("transport", s.t.Name()),
+		slog.String("remote", s.remote), slog.String("client", f.Client),
+		slog.Bool("resumed", snap != nil))
+
+	s.enforceUserLimit(ctx)
+	if snap != nil {
+		s.restore(ctx, snap)
+	}
+}
+
+// enforceUserLimit registers the connection for its user and evicts the
+// user's oldest connections beyond the limit.
+func (s *Session) enforceUserLimit(ctx context.Context) {
+	env := s.env
+	if env.Users == nil || s.user == "" {
+		return
+	}
+	conns, err := env.Users.AddUserConn(ctx, s.user, broker.ConnRef{Conn: s.connID, Node: env.NodeID, Since: s.opened}, userConnTTL(env))
+	if err != nil {
+		env.Logger.Warn("user connection count", slog.String("user", s.user), slog.Any("err", err))
+		return
+	}
+	limit := env.Limits.PerUser
+	if limit <= 0 || len(conns) <= limit {
+		return
+	}
+	for _, c := range conns[:len(conns)-limit] {
+		reason := fmt.Sprintf("evicted: more than %d connections for this user", limit)
+		if c.Node == env.NodeID {
+			if old := env.Registry.byConn(c.Conn); old != nil {
+				old.Close(protocol.CloseEvicted, reason)
+			} else {
+				_ = env.Users.RemoveUserConn(ctx, s.user, c.Conn)
+			}
+			continue
+		}
+		if env.Control != nil {
+			_ = env.Control(ctx, broker.Control{Node: c.Node, Kind: "evict", User: s.user, Conn: c.Conn, Code: protocol.CloseEvicted, Reason: reason})
+		}
+	}
+}
+
+// userConnTTL is how long a user-connection record lives without refresh.
+func userConnTTL(env *Env) time.Duration {
+	return 3 * (env.Limits.HeartbeatInterval + env.Limits.HeartbeatTimeout)
+}
+
+// permit checks a channel action against the token and the namespace.
+func (s *Session) permit(ch string, publish bool) (Rules, error) {
+	rules, ok := s.env.RulesFor(ch)
+	if !ok {
+		return rules, protocol.Errorf(protocol.CodeNotFound, "channel %q: unknown namespace", ch)
+	}
+	s.mu.Lock()
+	claims := s.claims
+	s.mu.Unlock()
+	action := "subscribe to"
+	allowed, named := claims.CanSubscribe(ch)
+	byRule := rules.Subscribe
+	if publish {
+		action = "publish to"
+		allowed, named = claims.CanPublish(ch)
+		byRule = rules.Publish
+	}
+	if named && !allowed {
+		return rules, protocol.Errorf(protocol.CodeForbidden, "not allowed to %s channel %q (token channels claim)", action, ch)
+	}
+	if !named && !byRule {
+		return rules, protocol.Errorf(protocol.CodeForbidden, "not allowed to %s channel %q (namespace rules)", action, ch)
+	}
+	return rules, nil
+}
+
+func (s *Session) handleSubscribe(ctx context.Context, f *protocol.ClientFrame) error {
+	ch := f.Channel
+	rules, err := s.permit(ch, false)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	if _, ok := s.subs[ch]; ok {
+		s.mu.Unlock()
+		return protocol.Errorf(protocol.CodeConflict, "already subscribed to %q", ch)
+	}
+	if max := s.env.Limits.MaxSubscriptions; max > 0 && len(s.subs) >= max {
+		s.mu.Unlock()
+		return protocol.Errorf(protocol.CodeForbidden, "subscription limit reached (%d per connection)", max)
+	}
+	sub := &subscription{recovering: true, presence: f.Presence && rules.JoinLeave}
+	s.subs[ch] = sub
+	s.mu.Unlock()
+
+	var since *broker.Position
+	if f.Since != nil {
+		since = &broker.Position{Offset: f.Since.Offset, Epoch: f.Since.Epoch}
+	}
+	if _, err := s.startSubscription(ctx, f.ID, ch, sub, since, rules); err != nil {
+		s.mu.Lock()
+		if s.subs[ch] == sub {
+			delete(s.subs, ch)
+		}
+		s.mu.Unlock()
+		return err
+	}
+	return nil
+}
+
+// startSubscription subscribes the session to ch at the hub, replays what
+// the client missed after since (when given), and then switches to live
+// delivery. The seam is closed by buffering live messages while the replay
+// is read and dropping those the replay already covered.
+func (s *Session) startSubscription(ctx context.Context, id uint32, ch string, sub *subscription, since *broker.Position, rules Rules) (*protocol.Subscribed, error) {
+	env := s.env
+	if err := env.Hub.Subscribe(ctx, ch, s); err != nil {
+		return nil, brokerError("subscribe", err)
+	}
+	q := broker.HistoryQuery{Since: since, Limit: -1}
+	if since != nil {
+		q.Limit = 0
+	}
+	res, err := env.Broker.History(ctx, ch, q)
+	if err != nil {
+		env.Hub.Unsubscribe(ch, s)
+		return nil, brokerError("history", err)
+	}
+	reply := &protocol.Subscribed{ID: id, Channel: ch, Offset: res.Offset, Epoch: res.Epoch}
+	var missed uint64
+	if since != nil {
+		reply.Recovered = res.Complete
+		if since.Epoch == res.Epoch || since.Offset == 0 {
+			if res.Offset > since.Offset {
+				missed = res.Offset - since.Offset - uint64(len(res.Messages))
+			}
+		} else {
+			missed = res.Offset - uint64(len(res.Messages))
+		}
+		if reply.Recovered {
+			missed = 0
+		}
+		reply.Missed = missed
+		if env.Metrics != nil {
+			env.Metrics.Recovery(reply.Recovered)
+		}
+	}
+	if rules.Presence && env.Presence != nil {
+		if err := env.Presence.AddPresence(ctx, ch, broker.PresenceInfo{User: s.User(), Conn: s.connID, Node: env.NodeID}, presenceTTL(env)); err == nil {
+			sub.tracked = true
+		}
+	}
+
+	s.mu.Lock()
+	if s.state != stateConnected || s.subs[ch] != sub {
+		s.mu.Unlock()
+		env.Hub.Unsubscribe(ch, s)
+		return nil, protocol.Errorf(protocol.CodeConflict, "subscription to %q ended while it started", ch)
+	}
+	var perr error
+	sub.epoch, sub.offset = res.Epoch, res.Offset
+	if since != nil && len(res.Messages) > 0 {
+		sub.offset = since.Offset
+		if since.Epoch != res.Epoch {
+			sub.offset = 0
+		}
+	}
+	sub.written, sub.acked = sub.offset, sub.offset
+	perr = s.replyLocked(reply)
+	for i := range res.Messages {
+		if perr != nil {
+			break
+		}
+		p := &res.Messages[i]
+		perr = s.queueMessageLocked(sub, outgoingOf(p))
+	}
+	for _, o := range sub.pending {
+		if perr != nil {
+			break
+		}
+		perr = s.queueMessageLocked(sub, o)
+	}
+	sub.pending = nil
+	sub.recovering = false
+	s.mu.Unlock()
+	s.afterPush(perr)
+	if sub.tracked && rules.JoinLeave && env.Control != nil {
+		_ = env.Control(ctx, broker.Control{Kind: "join", Channel: ch, User: s.User(), Conn: s.connID})
+	}
+	return reply, nil
+}
+
+// outgoingOf prepares a history message for delivery.
+func outgoingOf(p *broker.Publication) *Outgoing {
+	o := &Outgoing{Msg: protocol.NewPreparedMessage(p.Channel, p.Offset, p.Epoch, p.Data, protocol.Priority(p.Priority), p.From)}
+	if p.Conflate != "" {
+		o.Conflate = p.Channel + "\x00" + p.Conflate
+	}
+	return o
+}
+
+// presenceTTL is how long a presence entry lives without refresh.
+func presenceTTL(env *Env) time.Duration {
+	return 3 * (env.Limits.HeartbeatInterval + env.Limits.HeartbeatTimeout)
+}
+
+func brokerError(op string, err error) error {
+	if errors.Is(err, broker.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded) {
+		return &protocol.Error{Code: protocol.CodeUnavailable, Reason: op + ": broker unavailable", Retry: true}
+	}
+	var pe *protocol.Error
+	if errors.As(err, &pe) {
+		return pe
+	}
+	return &protocol.Error{Code: protocol.CodeInternal, Reason: op + ": " + err.Error(), Retry: true}
+}
+
+func (s *Session) handleUnsubscribe(ctx context.Context, f *protocol.ClientFrame) error {
+	s.mu.Lock()
+	sub, ok := s.subs[f.Channel]
+	if ok {
+		delete(s.subs, f.Channel)
+	}
+	s.mu.Unlock()
+	if !ok {
+		return protocol.Errorf(protocol.CodeNotFound, "not subscribed to %q", f.Channel)
+	}
+	s.dropSubscription(ctx, f.Channel, sub)
+	s.reply(&protocol.Unsubscribed{ID: f.ID, Channel: f.Channel})
+	return nil
+}
+
+// dropSubscription releases what a subscription holds outside the session.
+func (s *Session) dropSubscription(ctx context.Context, ch string, sub *subscription) {
+	env := s.env
+	env.Hub.Unsubscribe(ch, s)
+	if sub.tracked && env.Presence != nil {
+		_ = env.Presence.RemovePresence(ctx, ch, s.connID)
+		if rules, ok := env.RulesFor(ch); ok && rules.JoinLeave && env.Control != nil {
+			_ = env.Control(ctx, broker.Control{Kind: "leave", Channel: ch, User: s.user, Conn: s.connID})
+		}
+	}
+}
+
+func (s *Session) handlePublish(ctx context.Context, f *protocol.ClientFrame) error {
+	rules, err := s.permit(f.Channel, true)
+	if err != nil {
+		return err
+	}
+	env := s.env
+	if env.Limits.PublishRate > 0 {
+		s.mu.Lock()
+		ok := s.pub.Allow(env.now())
+		if ok {
+			s.strikes = 0
+		} else {
+			s.strikes++
+		}
+		strikes := s.strikes
+		s.mu.Unlock()
+		if !ok {
+			if env.Limits.PublishCloseAfter > 0 && strikes >= env.Limits.PublishCloseAfter {
+				s.Close(protocol.CloseRateLimited, "rate limited: too many publishes")
+				return nil
+			}
+			return &protocol.Error{Code: protocol.CodeRateLimited, Reason: fmt.Sprintf("publish rate limit: %.0f per second", env.Limits.PublishRate), Retry: true}
+		}
+	}
+	prio := rules.Priority
+	if f.Priority != "" {
+		prio, _ = protocol.ParsePriority(f.Priority) // Validate checked it
+	}
+	res, err := env.Broker.Publish(ctx, f.Channel, broker.Publication{
+		Data:     f.Data,
+		Priority: uint8(prio),
+		Conflate: f.Conflate,
+		From:     s.User(),
+	}, broker.PublishOptions{
+		HistorySize:       rules.HistorySize,
+		HistoryTTL:        rules.HistoryTTL,
+		IdempotencyKey:    f.Key,
+		IdempotencyWindow: env.Limits.IdempotencyWindow,
+	})
+	if err != nil {
+		return brokerError("publish", err)
+	}
+	if env.Metrics != nil {
+		env.Metrics.Published("client")
+		if res.Duplicate {
+			env.Metrics.PublishDuplicate()
+		}
+	}
+	s.reply(&protocol.Published{ID: f.ID, Offset: res.Offset, Epoch: res.Epoch, Duplicate: res.Duplicate})
+	return nil
+}
+
+func (s *Session) handleAck(seq uint64) {
+	s.mu.Lock()
+	s.queue.Ack(seq)
+	s.everAcked = true
+	if s.acks == nil {
+		s.acks = &ackRing{}
+	}
+	for _, e := range s.acks.ackUpTo(seq) {
+		if sub := s.subs[e.channel]; sub != nil && e.offset > sub.acked {
+			sub.acked = e.offset
+		}
+	}
+	s.mu.Unlock()
+	s.scheduleNow()
+}
+
+func (s *Session) handleRefresh(ctx context.Context, f *protocol.ClientFrame) error {
+	c, err := s.env.Verifier.Verify(ctx, f.Token)
+	if err != nil {
+		if errors.Is(err, auth.ErrTokenExpired) {
+			return protocol.Errorf(protocol.CodeUnauthorized, "refresh: token expired")
+		}
+		return protocol.Errorf(protocol.CodeUnauthorized, "refresh: %v", err)
+	}
+	s.mu.Lock()
+	if c.Subject != s.user {
+		s.mu.Unlock()
+		return protocol.Errorf(protocol.CodeForbidden, "refresh: token is for another user")
+	}
+	s.claims = c
+	s.expiresAt = c.ExpiresAt
+	s.mu.Unlock()
+	exp := int64(0)
+	if !c.ExpiresAt.IsZero() {
+		exp = c.ExpiresAt.Unix()
+	}
+	s.reply(&protocol.Refreshed{ID: f.ID, ExpiresAt: exp})
+	return nil
+}
+
+func (s *Session) handleHistory(ctx context.Context, f *protocol.ClientFrame) error {
+	rules, err := s.permit(f.Channel, false)
+	if err != nil {
+		return err
+	}
+	if rules.HistorySize <= 0 {
+		return protocol.Errorf(protocol.CodeNotFound, "history is not kept for channel %q", f.Channel)
+	}
+	q := broker.HistoryQuery{Limit: f.Limit}
+	if f.Since != nil {
+		q.Since = &broker.Position{Offset: f.Since.Offset, Epoch: f.Since.Epoch}
+	}
+	res, err := s.env.Broker.History(ctx, f.Channel, q)
+	if err != nil {
+		return brokerError("history", err)
+	}
+	msgs := make([]protocol.HistoryMessage, len(res.Messages))
+	for i, p := range res.Messages {
+		msgs[i] = HistoryMessage(&p)
+	}
+	s.reply(&protocol.History{ID: f.ID, Channel: f.Channel, Messages: msgs, Offset: res.Offset, Epoch: res.Epoch})
+	return nil
+}
+
+// HistoryMessage converts a publication for a history reply.
+func HistoryMessage(p *broker.Publication) protocol.HistoryMessage {
+	m := protocol.HistoryMessage{Offset: p.Offset, Epoch: p.Epoch, Data: p.Data, From: p.From, Time: p.Time}
+	if p.Priority != 0 {
+		m.Priority = protocol.Priority(p.Priority).String()
+	}
+	return m
+}
+
+func (s *Session) handlePresence(ctx context.Context, f *protocol.ClientFrame) error {
+	rules, err := s.permit(f.Channel, false)
+	if err != nil {
+		return err
+	}
+	if !rules.Presence || s.env.Presence == nil {
+		return protocol.Errorf(protocol.CodeNotFound, "presence is not tracked for channel %q", f.Channel)
+	}
+	infos, err := s.env.Presence.Presence(ctx, f.Channel)
+	if err != nil {
+		return brokerError("presence", err)
+	}
+	clients := make([]protocol.ClientInfo, len(infos))
+	for i, in := range infos {
+		clients[i] = protocol.ClientInfo{User: in.User, Conn: in.Conn}
+	}
+	s.reply(&protocol.Presence{ID: f.ID, Channel: f.Channel, Clients: clients, Count: len(clients)})
+	return nil
+}

@@ -1,0 +1,253 @@
+package session
+
+import (
+	"context"
+	"hash/maphash"
+	"sync"
+	"time"
+
+	"github.com/ferry-io/ferry/broker"
+	"github.com/ferry-io/ferry/protocol"
+)
+
+const registryShards = 32
+
+// Registry holds a node's live sessions, by connection id and by session
+// id, and runs the periodic checks (heartbeats, connect timeout, token
+// expiry, presence refresh) in one sweep over all of them instead of a timer
+// per connection.
+type Registry struct {
+	seed   maphash.Seed
+	shards [registryShards]regShard
+}
+
+type regShard struct {
+	mu     sync.RWMutex
+	conns  map[string]*Session
+	byID   map[string]*Session
+	byUser map[string]map[*Session]struct{}
+}
+
+// NewRegistry returns an empty registry.
+func NewRegistry() *Registry {
+	r := &Registry{seed: maphash.MakeSeed()}
+	for i := range r.shards {
+		r.shards[i] = regShard{
+			conns:  make(map[string]*Session),
+			byID:   make(map[string]*Session),
+			byUser: make(map[string]map[*Session]struct{}),
+		}
+	}
+	return r
+}
+
+func (r *Registry) shard(key string) *regShard {
+	return &r.shards[maphash.String(r.seed, key)%registryShards]
+}
+
+func (r *Registry) addPending(s *Session) {
+	sh := r.shard(s.connID)
+	sh.mu.Lock()
+	sh.conns[s.connID] = s
+	sh.mu.Unlock()
+}
+
+// connected indexes s by its session id and user once connect succeeded.
+func (r *Registry) connected(s *Session) {
+	s.mu.Lock()
+	id, user := s.id, s.user
+	s.mu.Unlock()
+	sh := r.shard(id)
+	sh.mu.Lock()
+	sh.byID[id] = s
+	sh.mu.Unlock()
+	sh = r.shard(user)
+	sh.mu.Lock()
+	set := sh.byUser[user]
+	if set == nil {
+		set = make(map[*Session]struct{})
+		sh.byUser[user] = set
+	}
+	set[s] = struct{}{}
+	sh.mu.Unlock()
+}
+
+func (r *Registry) remove(s *Session) {
+	sh := r.shard(s.connID)
+	sh.mu.Lock()
+	if sh.conns[s.connID] == s {
+		delete(sh.conns, s.connID)
+	}
+	sh.mu.Unlock()
+	s.mu.Lock()
+	id, user := s.id, s.user
+	s.mu.Unlock()
+	if id == "" {
+		return
+	}
+	sh = r.shard(id)
+	sh.mu.Lock()
+	if sh.byID[id] == s {
+		delete(sh.byID, id)
+	}
+	sh.mu.Unlock()
+	sh = r.shard(user)
+	sh.mu.Lock()
+	if set := sh.byUser[user]; set != nil {
+		delete(set, s)
+		if len(set) == 0 {
+			delete(sh.byUser, user)
+		}
+	}
+	sh.mu.Unlock()
+}
+
+func (r *Registry) byConn(conn string) *Session {
+	sh := r.shard(conn)
+	sh.mu.RLock()
+	defer sh.mu.RUnlock()
+	return sh.conns[conn]
+}
+
+func (r *Registry) bySession(id string) *Session {
+	sh := r.shard(id)
+	sh.mu.RLock()
+	defer sh.mu.RUnlock()
+	return sh.byID[id]
+}
+
+// ByConn returns the live session of a connection id, or nil.
+func (r *Registry) ByConn(conn string) *Session { return r.byConn(conn) }
+
+// ByUser returns the live sessions of a user on this node.
+func (r *Registry) ByUser(user string) []*Session {
+	sh := r.shard(user)
+	sh.mu.RLock()
+	defer sh.mu.RUnlock()
+	out := make([]*Session, 0, len(sh.byUser[user]))
+	for s := range sh.byUser[user] {
+		out = append(out, s)
+	}
+	return out
+}
+
+// Count returns the number of live connections (connected or not yet).
+func (r *Registry) Count() int {
+	n := 0
+	for i := range r.shards {
+		sh := &r.shards[i]
+		sh.mu.RLock()
+		n += len(sh.conns)
+		sh.mu.RUnlock()
+	}
+	return n
+}
+
+// Each calls fn for every live session (outside the registry's locks).
+func (r *Registry) Each(fn func(*Session)) {
+	var batch []*Session
+	for i := range r.shards {
+		sh := &r.shards[i]
+		sh.mu.RLock()
+		batch = batch[:0]
+		for _, s := range sh.conns {
+			batch = append(batch, s)
+		}
+		sh.mu.RUnlock()
+		for _, s := range batch {
+			fn(s)
+		}
+	}
+}
+
+// QueueDepth returns the total number of frames queued on this node.
+func (r *Registry) QueueDepth() int {
+	n := 0
+	r.Each(func(s *Session) {
+		s.mu.Lock()
+		n += s.queue.Len()
+		s.mu.Unlock()
+	})
+	return n
+}
+
+// Sweep runs the periodic checks on every session. The node calls it about
+// once a second.
+func (r *Registry) Sweep(ctx context.Context, now time.Time) {
+	r.Each(func(s *Session) { s.sweep(ctx, now) })
+}
+
+func (s *Session) sweep(ctx context.Context, now time.Time) {
+	env := s.env
+	s.mu.Lock()
+	state, exp := s.state, s.expiresAt
+	s.mu.Unlock()
+	switch state {
+	case stateClosed:
+		return
+	case stateNew:
+		if d := env.Limits.ConnectTimeout; d > 0 && now.Sub(s.opened) > d {
+			s.Close(protocol.CloseUnauthorized, "no connect frame within "+d.String())
+		}
+		return
+	}
+	if !exp.IsZero() && !exp.After(now) {
+		s.Close(protocol.CloseTokenExpired, "token expired")
+		return
+	}
+	s.mu.Lock()
+	qerr := s.queue.Check(now)
+	if s.queue.Len() == 0 {
+		s.queue.Shrink()
+	}
+	s.mu.Unlock()
+	if qerr != nil {
+		s.afterPush(qerr)
+		return
+	}
+	last := s.t.LastActivity()
+	if pinged := s.pingedAt.Load(); pinged != 0 {
+		if last.UnixNano() >= pinged {
+			s.pingedAt.Store(0)
+		} else if now.UnixNano()-pinged > int64(env.Limits.HeartbeatTimeout) {
+			s.Close(protocol.CloseHeartbeat, "heartbeat timeout: nothing heard for "+now.Sub(last).Round(time.Second).String())
+			return
+		} else {
+			return
+		}
+	}
+	if now.Sub(last) >= env.Limits.HeartbeatInterval {
+		s.pingedAt.Store(now.UnixNano())
+		_ = s.t.Ping()
+	}
+	s.refreshRecords(ctx, now)
+}
+
+// refreshRecords keeps this connection's presence and user records alive in
+// the broker (they expire on their own if the node dies).
+func (s *Session) refreshRecords(ctx context.Context, now time.Time) {
+	env := s.env
+	every := env.Limits.HeartbeatInterval + env.Limits.HeartbeatTimeout
+	s.mu.Lock()
+	if now.Sub(s.refreshedAt) < every {
+		s.mu.Unlock()
+		return
+	}
+	s.refreshedAt = now
+	user := s.user
+	var chans []string
+	for ch, sub := range s.subs {
+		if sub.tracked {
+			chans = append(chans, ch)
+		}
+	}
+	s.mu.Unlock()
+	if env.Users != nil && user != "" {
+		_, _ = env.Users.AddUserConn(ctx, user, broker.ConnRef{Conn: s.connID, Node: env.NodeID, Since: s.opened}, userConnTTL(env))
+	}
+	if env.Presence != nil {
+		for _, ch := range chans {
+			_ = env.Presence.AddPresence(ctx, ch, broker.PresenceInfo{User: user, Conn: s.connID, Node: env.NodeID}, presenceTTL(env))
+		}
+	}
+}

@@ -1,0 +1,188 @@
+package session
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/ferry-io/ferry/broker"
+	"github.com/ferry-io/ferry/protocol"
+)
+
+// snapshot is a session's state as kept in the broker's KV for resumption
+// on any node.
+type snapshot struct {
+	ID        string        `json:"id"`
+	User      string        `json:"user"`
+	TokenHash string        `json:"token_hash"` // sha256 of the resume token: the token itself is never stored
+	Node      string        `json:"node"`
+	Conn      string        `json:"conn"`
+	Live      bool          `json:"live"` // the connection was open when this was written
+	Subs      []snapshotSub `json:"subs,omitempty"`
+}
+
+type snapshotSub struct {
+	Channel  string `json:"ch"`
+	Epoch    string `json:"epoch"`
+	Offset   uint64 `json:"offset"`
+	Presence bool   `json:"presence,omitempty"`
+}
+
+func snapshotKey(id string) string { return "ferry:session:" + id }
+
+func hashToken(tok string) string {
+	h := sha256.Sum256([]byte(tok))
+	return hex.EncodeToString(h[:])
+}
+
+// takeoverWait bounds how long a resume waits for the old connection to
+// hand its state over.
+const takeoverWait = 3 * time.Second
+
+// loadSnapshot returns the state of the session the client asks to resume,
+// or nil when it cannot be resumed (unknown, expired, another user's, wrong
+// token). A session whose connection is still open is taken over: the old
+// connection is closed with 4016 and its final state is used.
+func (s *Session) loadSnapshot(ctx context.Context, r *protocol.Resume, user string) *snapshot {
+	env := s.env
+	if env.KV == nil || r.Session == "" {
+		return nil
+	}
+	snap, err := s.readSnapshot(ctx, r.Session)
+	if err != nil {
+		return nil
+	}
+	if snap.User != user || subtle.ConstantTimeCompare([]byte(snap.TokenHash), []byte(hashToken(r.Token))) != 1 {
+		env.Logger.Warn("resume refused: token or user mismatch", slog.String("session", r.Session), slog.String("user", user))
+		return nil
+	}
+	if !snap.Live {
+		return snap
+	}
+	// Take the session over from its live connection.
+	if snap.Node == env.NodeID {
+		if old := env.Registry.bySession(snap.ID); old != nil {
+			old.Close(protocol.CloseSessionTakenOver, "session taken over by a resumed connection")
+			select {
+			case <-old.Done():
+			case <-time.After(takeoverWait):
+			}
+		}
+	} else if env.Control != nil {
+		_ = env.Control(ctx, broker.Control{Node: snap.Node, Kind: "takeover", User: user, Conn: snap.Conn,
+			Code: protocol.CloseSessionTakenOver, Reason: "session taken over by a resumed connection"})
+	}
+	deadline := env.now().Add(takeoverWait)
+	for {
+		next, err := s.readSnapshot(ctx, r.Session)
+		if err == nil && !next.Live {
+			return next
+		}
+		if env.now().After(deadline) || ctx.Err() != nil {
+			// The old node did not answer: resume from what was saved.
+			if err == nil {
+				return next
+			}
+			return snap
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (s *Session) readSnapshot(ctx context.Context, id string) (*snapshot, error) {
+	b, err := s.env.KV.Get(ctx, snapshotKey(id))
+	if err != nil {
+		return nil, err
+	}
+	var snap snapshot
+	if err := json.Unmarshal(b, &snap); err != nil {
+		return nil, err
+	}
+	return &snap, nil
+}
+
+// saveSnapshot writes the session's state. live says whether the connection
+// is still open.
+func (s *Session) saveSnapshot(ctx context.Context, subs map[string]*subscription, live bool) {
+	env := s.env
+	if env.KV == nil {
+		return
+	}
+	s.mu.Lock()
+	snap := snapshot{ID: s.id, User: s.user, TokenHash: hashToken(s.resumeToken), Node: env.NodeID, Conn: s.connID, Live: live}
+	if snap.ID == "" {
+		s.mu.Unlock()
+		return
+	}
+	for ch, sub := range subs {
+		off := sub.written
+		if s.everAcked {
+			off = sub.acked
+		}
+		if sub.recovering {
+			continue
+		}
+		snap.Subs = append(snap.Subs, snapshotSub{Channel: ch, Epoch: sub.epoch, Offset: off, Presence: sub.presence})
+	}
+	s.mu.Unlock()
+	b, err := json.Marshal(snap)
+	if err != nil {
+		return
+	}
+	if err := env.KV.Set(ctx, snapshotKey(snap.ID), b, env.Limits.SessionTTL); err != nil {
+		env.Logger.Warn("save session", slog.String("session", snap.ID), slog.Any("err", err))
+	}
+}
+
+// restore re-subscribes a resumed session to its channels, replaying what
+// it missed on each.
+func (s *Session) restore(ctx context.Context, snap *snapshot) {
+	for _, ss := range snap.Subs {
+		rules, err := s.permit(ss.Channel, false)
+		if err != nil {
+			s.reply(&protocol.Unsubscribed{Channel: ss.Channel, Reason: protocol.AsError(err).Reason})
+			continue
+		}
+		sub := &subscription{recovering: true, presence: ss.Presence && rules.JoinLeave}
+		s.mu.Lock()
+		if _, dup := s.subs[ss.Channel]; dup || s.state != stateConnected {
+			s.mu.Unlock()
+			continue
+		}
+		s.subs[ss.Channel] = sub
+		s.mu.Unlock()
+		since := &broker.Position{Offset: ss.Offset, Epoch: ss.Epoch}
+		if _, err := s.startSubscription(ctx, 0, ss.Channel, sub, since, rules); err != nil {
+			s.mu.Lock()
+			delete(s.subs, ss.Channel)
+			s.mu.Unlock()
+			s.reply(&protocol.Unsubscribed{Channel: ss.Channel, Reason: protocol.AsError(err).Reason})
+		}
+	}
+}
+
+// release gives back what a closed session held outside itself and keeps
+// its state for resumption.
+func (s *Session) release(subs map[string]*subscription, code int) {
+	env := s.env
+	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
+	defer cancel()
+	for ch, sub := range subs {
+		s.dropSubscription(ctx, ch, sub)
+	}
+	if env.Users != nil && s.user != "" {
+		if err := env.Users.RemoveUserConn(ctx, s.user, s.connID); err != nil && !errors.Is(err, broker.ErrClosed) {
+			env.Logger.Warn("remove user connection", slog.String("user", s.user), slog.Any("err", err))
+		}
+	}
+	switch code {
+	case protocol.CloseUnauthorized, protocol.CloseForbidden:
+		return // nothing to resume for a client that was refused
+	}
+	s.saveSnapshot(ctx, subs, false)
+}

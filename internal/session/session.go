@@ -1,0 +1,474 @@
+package session
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ferry-io/ferry/internal/auth"
+	"github.com/ferry-io/ferry/internal/flow"
+	"github.com/ferry-io/ferry/protocol"
+)
+
+// Transport carries a session's frames over one wire (WebSocket, SSE,
+// long-poll). The session never waits on it: Send must not block on a slow
+// peer.
+type Transport interface {
+	// Name is "ws", "sse" or "poll".
+	Name() string
+	// Send writes one encoded message (a frame, or a batch of frames) and
+	// returns how many bytes the transport still holds unsent.
+	Send(msg []byte) (pending int, err error)
+	// Pending is the number of bytes the transport holds unsent.
+	Pending() int
+	// Ping checks liveness (a WebSocket ping, an SSE comment).
+	Ping() error
+	// Close ends the connection with a close code and a reason. The
+	// transport then calls Session.Closed once.
+	Close(code int, reason string)
+	// LastActivity is when the peer last sent anything.
+	LastActivity() time.Time
+}
+
+// Handshake is what the transport learned before the session began.
+type Handshake struct {
+	// Token came with the handshake (header, cookie or ticket); "" when
+	// the connect frame must carry it.
+	Token string
+	// Claims are the verified claims of Token, when given.
+	Claims *auth.Claims
+	// RemoteAddr is the client address as it may be logged (truncated
+	// unless full IPs are configured).
+	RemoteAddr string
+	Codec      protocol.Codec
+}
+
+const (
+	stateNew = iota
+	stateConnected
+	stateClosed
+)
+
+// maxPendingBytes: above this many unsent bytes in the transport, the
+// writer stops pulling from the queue until the transport drains.
+const maxPendingBytes = 64 << 10
+
+// maxBatchFrames caps the frames written in one message.
+const maxBatchFrames = 128
+
+// Session is one client connection's state machine, independent of the
+// wire. Its methods are safe for concurrent use: frames arrive from the
+// transport's reader, publications from the hub, the writer pool drains the
+// queue.
+type Session struct {
+	env    *Env
+	t      Transport
+	codec  protocol.Codec
+	connID string
+	remote string
+	opened time.Time
+	hs     Handshake
+
+	scheduled atomic.Bool
+	pingedAt  atomic.Int64 // unix nanos of the last unanswered ping; 0 = none
+
+	mu          sync.Mutex // guards everything below
+	state       int
+	id          string
+	resumeToken string
+	user        string
+	claims      *auth.Claims
+	expiresAt   time.Time
+	client      string
+	subs        map[string]*subscription
+	queue       flow.Queue
+	acks        *ackRing
+	everAcked   bool
+	pub         auth.TokenBucket
+	strikes     int
+	closeCode   int
+	closeReason string
+	closed      chan struct{}
+	scratch     []flow.Item
+	batchTimer  *time.Timer
+	rateTimer   *time.Timer
+	refreshedAt time.Time
+}
+
+// subscription is one channel a session is subscribed to.
+type subscription struct {
+	epoch      string
+	offset     uint64 // last offset queued (or skipped as already known)
+	written    uint64 // last offset written to the wire
+	acked      uint64 // last offset the client acknowledged
+	recovering bool   // replay in progress: live messages wait in pending
+	pending    []*Outgoing
+	presence   bool // wants join/leave events
+	tracked    bool // this connection is in the channel's presence set
+}
+
+// New starts a session on transport t. The caller then feeds it with
+// HandleMessage and reports the end of the wire with Closed.
+func New(env *Env, t Transport, hs Handshake) *Session {
+	s := &Session{
+		env:    env,
+		t:      t,
+		codec:  hs.Codec,
+		connID: newID(12),
+		remote: hs.RemoteAddr,
+		opened: env.now(),
+		hs:     hs,
+		subs:   make(map[string]*subscription),
+		closed: make(chan struct{}),
+	}
+	if s.codec == nil {
+		s.codec = protocol.JSON
+	}
+	s.queue.Init(flow.Config{
+		MaxMessages: env.Limits.QueueMessages,
+		MaxBytes:    env.Limits.QueueBytes,
+		Grace:       env.Limits.SlowConsumerGrace,
+	})
+	env.Registry.addPending(s)
+	return s
+}
+
+// ConnID is the connection's id.
+func (s *Session) ConnID() string { return s.connID }
+
+// User is the authenticated user id ("" before connect or when anonymous).
+func (s *Session) User() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.user
+}
+
+// Transport returns the session's transport name.
+func (s *Session) Transport() string { return s.t.Name() }
+
+// Done is closed when the session has ended.
+func (s *Session) Done() <-chan struct{} { return s.closed }
+
+func newID(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// Deliver queues a publication or a presence event for this session (called
+// by the hub; never blocks).
+func (s *Session) Deliver(ch string, v any) {
+	switch o := v.(type) {
+	case *Outgoing:
+		s.deliverMessage(ch, o)
+	case *PresenceOut:
+		s.mu.Lock()
+		sub := s.subs[ch]
+		if sub == nil || !sub.presence || s.state != stateConnected {
+			s.mu.Unlock()
+			return
+		}
+		err := s.replyLocked(&o.Event)
+		s.mu.Unlock()
+		s.afterPush(err)
+	}
+}
+
+func (s *Session) deliverMessage(ch string, o *Outgoing) {
+	s.mu.Lock()
+	sub := s.subs[ch]
+	if sub == nil || s.state != stateConnected {
+		s.mu.Unlock()
+		return
+	}
+	if sub.recovering {
+		sub.pending = append(sub.pending, o)
+		s.mu.Unlock()
+		return
+	}
+	err := s.queueMessageLocked(sub, o)
+	s.mu.Unlock()
+	s.afterPush(err)
+}
+
+// queueMessageLocked queues a message unless the client already has it.
+func (s *Session) queueMessageLocked(sub *subscription, o *Outgoing) error {
+	m := o.Msg
+	if m.Epoch() == sub.epoch && m.Offset() <= sub.offset {
+		return nil // duplicate (replay and live overlap)
+	}
+	sub.epoch = m.Epoch()
+	sub.offset = m.Offset()
+	res, err := s.queue.Push(flow.Item{
+		Msg:      m,
+		Priority: m.Priority(),
+		Conflate: o.Conflate,
+		Size:     m.Size(),
+	}, s.env.now())
+	if s.env.Metrics != nil {
+		for p, n := range res.Dropped {
+			if n > 0 {
+				s.env.Metrics.Dropped(protocol.Priority(p).String(), "queue_full", n)
+			}
+		}
+		if res.Conflated {
+			s.env.Metrics.Conflated(1)
+		}
+	}
+	return err
+}
+
+// replyLocked encodes f for this connection and queues it.
+func (s *Session) replyLocked(f protocol.ServerFrame) error {
+	b, err := s.codec.AppendFrame(nil, f)
+	if err != nil {
+		return err
+	}
+	_, err = s.queue.Push(flow.Item{Frame: b, Size: len(b), Priority: protocol.PriorityCritical}, s.env.now())
+	return err
+}
+
+// reply queues f and schedules a write.
+func (s *Session) reply(f protocol.ServerFrame) {
+	s.mu.Lock()
+	if s.state == stateClosed {
+		s.mu.Unlock()
+		return
+	}
+	err := s.replyLocked(f)
+	s.mu.Unlock()
+	s.afterPush(err)
+}
+
+// replyError answers a request with an error frame.
+func (s *Session) replyError(id uint32, err error) {
+	pe := protocol.AsError(err)
+	if s.env.Metrics != nil {
+		s.env.Metrics.ErrorSent(pe.Code)
+	}
+	s.reply(&protocol.ErrorFrame{ID: id, Code: pe.Code, Reason: pe.Reason, Retry: pe.Retry})
+}
+
+// afterPush schedules a write, or closes a slow consumer.
+func (s *Session) afterPush(err error) {
+	if err != nil {
+		if errors.Is(err, flow.ErrSlowConsumer) {
+			if s.env.Metrics != nil {
+				s.env.Metrics.SlowConsumerClose()
+			}
+			s.Close(protocol.CloseSlowConsumer, "slow consumer: outbound queue full")
+			return
+		}
+		s.env.Logger.Error("queue push", slog.String("conn", s.connID), slog.Any("err", err))
+		return
+	}
+	s.schedule()
+}
+
+// schedule asks the writer pool to flush this session (at most once at a
+// time), after the batch delay when batching is on.
+func (s *Session) schedule() {
+	if d := s.env.Limits.BatchDelay; d > 0 {
+		s.mu.Lock()
+		if s.batchTimer == nil && s.state != stateClosed {
+			s.batchTimer = time.AfterFunc(d, func() {
+				s.mu.Lock()
+				s.batchTimer = nil
+				s.mu.Unlock()
+				s.scheduleNow()
+			})
+		}
+		s.mu.Unlock()
+		return
+	}
+	s.scheduleNow()
+}
+
+func (s *Session) scheduleNow() {
+	if s.scheduled.CompareAndSwap(false, true) {
+		s.env.Writers.enqueue(s)
+	}
+}
+
+// Kick tells the session that its transport can take more (called by the
+// transport after a backlog drained).
+func (s *Session) Kick() { s.scheduleNow() }
+
+// flush writes what the queue allows to the transport. It runs on a writer
+// goroutine; buf is that goroutine's scratch buffer.
+func (s *Session) flush(buf []byte) []byte {
+	s.scheduled.Store(false)
+	for round := 0; round < 8; round++ {
+		s.mu.Lock()
+		if s.state == stateClosed || s.t.Pending() > maxPendingBytes {
+			s.mu.Unlock()
+			return buf
+		}
+		items, wait := s.queue.Pop(s.scratch[:0], maxBatchFrames, s.env.now())
+		s.scratch = items[:0]
+		if len(items) == 0 {
+			s.mu.Unlock()
+			if wait > 0 {
+				s.armRateTimer(wait)
+			}
+			return buf
+		}
+		buf = s.encodeLocked(buf[:0], items)
+		_, err := s.t.Send(buf)
+		n := len(items)
+		clear(items)
+		left := s.queue.Len()
+		s.mu.Unlock()
+		if err != nil {
+			return buf
+		}
+		if s.env.Metrics != nil {
+			s.env.Metrics.FrameOut(n)
+			s.env.Metrics.Batch(n)
+		}
+		if n < maxBatchFrames && (left == 0 || wait > 0) {
+			// Drained, or held back by credit or rate (an ack or the
+			// rate timer schedules the next round).
+			if wait > 0 {
+				s.armRateTimer(wait)
+			}
+			return buf
+		}
+	}
+	// Let other sessions have the writer; come back later.
+	s.scheduleNow()
+	return buf
+}
+
+// armRateTimer schedules a flush when the rate limit lets the next message
+// go.
+func (s *Session) armRateTimer(wait time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.rateTimer != nil || s.state == stateClosed {
+		return
+	}
+	s.rateTimer = time.AfterFunc(wait, func() {
+		s.mu.Lock()
+		s.rateTimer = nil
+		s.mu.Unlock()
+		s.scheduleNow()
+	})
+}
+
+// encodeLocked encodes popped items as one wire message.
+func (s *Session) encodeLocked(dst []byte, items []flow.Item) []byte {
+	c := s.codec
+	if len(items) > 1 {
+		dst = c.BeginBatch(dst, len(items))
+	}
+	delivered := 0
+	for i := range items {
+		if i > 0 && len(items) > 1 {
+			dst = c.BatchSeparator(dst)
+		}
+		it := &items[i]
+		if it.Msg == nil {
+			dst = append(dst, it.Frame...)
+			continue
+		}
+		delivered++
+		dst = c.AppendMessage(dst, it.Msg, it.Seq)
+		if sub := s.subs[it.Msg.Channel()]; sub != nil {
+			sub.written = it.Msg.Offset()
+		}
+		if s.acks != nil {
+			s.acks.add(it.Seq, it.Msg.Channel(), it.Msg.Offset())
+		}
+	}
+	if len(items) > 1 {
+		dst = c.EndBatch(dst)
+	}
+	if delivered > 0 && s.env.Metrics != nil {
+		s.env.Metrics.Delivered(delivered)
+	}
+	return dst
+}
+
+// Close sends a disconnect frame and closes the connection with code. It is
+// safe to call more than once; the first call wins.
+func (s *Session) Close(code int, reason string) {
+	s.mu.Lock()
+	if s.state == stateClosed || s.closeCode != 0 {
+		s.mu.Unlock()
+		return
+	}
+	s.closeCode, s.closeReason = code, reason
+	d := &protocol.Disconnect{Code: code, Reason: reason, Reconnect: protocol.ShouldReconnect(code)}
+	if code == protocol.CloseRateLimited {
+		d.RetryAfterMS = 1000
+	}
+	if code == protocol.CloseDraining {
+		d.RetryAfterMS = 500
+	}
+	if b, err := s.codec.AppendFrame(nil, d); err == nil {
+		_, _ = s.t.Send(b)
+	}
+	s.mu.Unlock()
+	s.t.Close(code, reason)
+}
+
+// Closed is called by the transport exactly once when the wire is gone. It
+// releases everything the session holds and keeps its state for resumption.
+func (s *Session) Closed(code int, reason string) {
+	s.mu.Lock()
+	if s.state == stateClosed {
+		s.mu.Unlock()
+		return
+	}
+	wasConnected := s.state == stateConnected
+	s.state = stateClosed
+	if s.closeCode != 0 {
+		code, reason = s.closeCode, s.closeReason
+	}
+	if s.batchTimer != nil {
+		s.batchTimer.Stop()
+	}
+	if s.rateTimer != nil {
+		s.rateTimer.Stop()
+	}
+	subs := s.subs
+	s.queue.Reset()
+	s.mu.Unlock()
+	close(s.closed)
+
+	s.env.Registry.remove(s)
+	if !wasConnected {
+		return
+	}
+	s.release(subs, code)
+	if s.env.Metrics != nil {
+		s.env.Metrics.ConnClosed(s.t.Name(), code)
+	}
+	s.env.Logger.Info("connection closed",
+		slog.String("conn", s.connID), slog.String("session", s.id),
+		slog.String("user", s.user), slog.String("transport", s.t.Name()),
+		slog.String("remote", s.remote), slog.Duration("duration", s.env.now().Sub(s.opened)),
+		slog.Int("code", code), slog.String("reason", reason))
+}
+
+// ClosedAsync reports the end of the wire like Closed, on a tracked
+// goroutine of its own (for transports that may report it from inside a
+// write the session makes while holding its lock).
+func (s *Session) ClosedAsync(code int, reason string) {
+	if s.env.Go != nil {
+		s.env.Go(func() { s.Closed(code, reason) })
+		return
+	}
+	go s.Closed(code, reason)
+}
+
+// Abort closes the wire at once, without a goodbye (shutdown past its
+// timeout).
+func (s *Session) Abort() {
+	s.t.Close(protocol.CloseDraining, "server shutting down")
+}

@@ -1,0 +1,177 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/ferry-io/ferry/broker"
+	"github.com/ferry-io/ferry/internal/api"
+	"github.com/ferry-io/ferry/protocol"
+)
+
+var _ api.Backend = (*Server)(nil)
+
+// Publish implements api.Backend: a publish from the application back end.
+func (s *Server) Publish(ctx context.Context, req api.PublishRequest) (broker.PublishResult, error) {
+	rules, ok := s.rulesFor(req.Channel)
+	if !ok {
+		return broker.PublishResult{}, protocol.Errorf(protocol.CodeNotFound, "channel %q: unknown namespace", req.Channel)
+	}
+	prio := rules.Priority
+	if req.Priority != "" {
+		p, err := protocol.ParsePriority(req.Priority)
+		if err != nil {
+			return broker.PublishResult{}, err
+		}
+		prio = p
+	}
+	res, err := s.broker.Publish(ctx, req.Channel, broker.Publication{
+		Data:     req.Data,
+		Priority: uint8(prio),
+		Conflate: req.Conflate,
+	}, broker.PublishOptions{
+		HistorySize:       rules.HistorySize,
+		HistoryTTL:        rules.HistoryTTL,
+		IdempotencyKey:    req.Key,
+		IdempotencyWindow: s.cfg.Idempotency.Window,
+	})
+	if err != nil {
+		s.metrics.BrokerError("publish")
+		return res, unavailable("publish", err)
+	}
+	s.metrics.Published("api")
+	if res.Duplicate {
+		s.metrics.PublishDuplicate()
+	}
+	return res, nil
+}
+
+func unavailable(op string, err error) error {
+	if errors.Is(err, broker.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, broker.ErrClosed) {
+		return &protocol.Error{Code: protocol.CodeUnavailable, Reason: op + ": broker unavailable", Retry: true}
+	}
+	return protocol.AsError(err)
+}
+
+// Disconnect implements api.Backend.
+func (s *Server) Disconnect(ctx context.Context, user string, code int, reason string) (int, error) {
+	local := s.reg.ByUser(user)
+	for _, sess := range local {
+		sess.Close(code, reason)
+	}
+	// Other nodes close theirs when they get the control message; the
+	// memory broker has no other nodes.
+	if err := s.broker.PublishControl(ctx, broker.Control{Kind: "disconnect", User: user, Code: code, Reason: reason}); err != nil {
+		return len(local), unavailable("disconnect", err)
+	}
+	return len(local), nil
+}
+
+// Presence implements api.Backend.
+func (s *Server) Presence(ctx context.Context, ch string) ([]protocol.ClientInfo, error) {
+	rules, ok := s.rulesFor(ch)
+	if !ok {
+		return nil, protocol.Errorf(protocol.CodeNotFound, "channel %q: unknown namespace", ch)
+	}
+	p, isP := s.broker.(broker.Presence)
+	if !rules.Presence || !isP {
+		return nil, protocol.Errorf(protocol.CodeNotFound, "presence is not tracked for channel %q", ch)
+	}
+	infos, err := p.Presence(ctx, ch)
+	if err != nil {
+		return nil, unavailable("presence", err)
+	}
+	out := make([]protocol.ClientInfo, len(infos))
+	for i, in := range infos {
+		out[i] = protocol.ClientInfo{User: in.User, Conn: in.Conn}
+	}
+	return out, nil
+}
+
+// History implements api.Backend.
+func (s *Server) History(ctx context.Context, ch string, since *broker.Position, limit int) (broker.HistoryResult, error) {
+	rules, ok := s.rulesFor(ch)
+	if !ok {
+		return broker.HistoryResult{}, protocol.Errorf(protocol.CodeNotFound, "channel %q: unknown namespace", ch)
+	}
+	if rules.HistorySize <= 0 {
+		return broker.HistoryResult{}, protocol.Errorf(protocol.CodeNotFound, "history is not kept for channel %q", ch)
+	}
+	res, err := s.broker.History(ctx, ch, broker.HistoryQuery{Since: since, Limit: limit})
+	if err != nil {
+		return res, unavailable("history", err)
+	}
+	return res, nil
+}
+
+// Stats is the node's report for GET /v1/api/stats (and `ferry bench`).
+type Stats struct {
+	Node        string  `json:"node"`
+	Broker      string  `json:"broker"`
+	Connections int     `json:"connections"`
+	Channels    int     `json:"channels"`
+	QueueDepth  int     `json:"queue_depth"`
+	Goroutines  int     `json:"goroutines"`
+	RSSBytes    int64   `json:"rss_bytes"`
+	HeapBytes   uint64  `json:"heap_bytes"`
+	StackBytes  uint64  `json:"stack_bytes"`
+	CPUSeconds  float64 `json:"cpu_seconds"`
+	UptimeSec   float64 `json:"uptime_seconds"`
+	Draining    bool    `json:"draining"`
+}
+
+// Stats implements api.Backend.
+func (s *Server) Stats(context.Context) (any, error) { return s.stats(), nil }
+
+func (s *Server) stats() Stats {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	brokerName := "memory"
+	if s.cfg.Broker != "" && s.cfg.Broker != "memory" {
+		brokerName = strings.SplitN(s.cfg.Broker, ":", 2)[0]
+	}
+	return Stats{
+		Node:        s.cfg.NodeID,
+		Broker:      brokerName,
+		Connections: s.reg.Count(),
+		Channels:    s.hub.Channels(),
+		QueueDepth:  s.reg.QueueDepth(),
+		Goroutines:  runtime.NumGoroutine(),
+		RSSBytes:    rss(),
+		HeapBytes:   ms.HeapInuse,
+		StackBytes:  ms.StackInuse,
+		CPUSeconds:  cpuSeconds(),
+		UptimeSec:   time.Since(s.started).Seconds(),
+		Draining:    s.draining.Load(),
+	}
+}
+
+// rss reads the resident set size from /proc (0 where there is none).
+func rss() int64 {
+	b, err := os.ReadFile("/proc/self/statm")
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 2 {
+		return 0
+	}
+	pages, _ := strconv.ParseInt(f[1], 10, 64)
+	return pages * int64(os.Getpagesize())
+}
+
+// cpuSeconds is the process's user+system CPU time.
+func cpuSeconds() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	tv := func(t syscall.Timeval) float64 { return float64(t.Sec) + float64(t.Usec)/1e6 }
+	return tv(ru.Utime) + tv(ru.Stime)
+}

@@ -1,0 +1,362 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/ferry-io/ferry/protocol"
+)
+
+// Config configures a node. The zero value of every field means its
+// documented default (applied by New), except where a comment says 0 turns a
+// limit off. Default returns the defaults written out, which is what
+// `ferry serve` starts from before it reads a file, FERRY_* variables and
+// flags (each name is the yaml path in upper case with "_" for "." and a
+// FERRY_ prefix: heartbeat.interval is FERRY_HEARTBEAT_INTERVAL).
+type Config struct {
+	// Addr is the listen address. Default ":8080".
+	Addr string `yaml:"addr"`
+	// Dev turns on the embedded development defaults: memory broker, every
+	// namespace open with history and presence, localhost origins, and a
+	// generated secret and API key when none is given. Default false.
+	Dev bool `yaml:"dev"`
+	// NodeID names this node in a cluster. Default: a random id.
+	NodeID string `yaml:"node_id"`
+	// Broker selects the engine: "memory" (default) or a redis:// URL.
+	Broker string `yaml:"broker"`
+	// APIKey authenticates the server API (/v1/api/...). Default none: the
+	// API answers 401 to every call.
+	APIKey string `yaml:"api_key"`
+
+	// MaxConnections caps this node's connections; excess handshakes get
+	// HTTP 503. Default 0 = no cap.
+	MaxConnections int `yaml:"max_connections"`
+	// MaxConnectionsPerUser caps one user's connections (cluster-wide with
+	// a shared broker); a new one evicts the oldest with 4011. Default 5.
+	MaxConnectionsPerUser int `yaml:"max_connections_per_user"`
+	// MaxSubscriptions caps one connection's subscriptions. Default 1000.
+	MaxSubscriptions int `yaml:"max_subscriptions"`
+	// MaxFrameBytes caps an inbound message (after decompression); larger
+	// ones close the connection with 4009. Default 65536.
+	MaxFrameBytes int `yaml:"max_frame_bytes"`
+	// ConnectTimeout is how long a handshake and the first connect frame
+	// may take. Default 5s.
+	ConnectTimeout time.Duration `yaml:"connect_timeout"`
+	// Compression enables permessage-deflate. Default false.
+	Compression bool `yaml:"compression"`
+
+	Token          TokenConfig          `yaml:"token"`
+	Auth           AuthConfig           `yaml:"auth"`
+	AllowedOrigins []string             `yaml:"allowed_origins"`
+	TrustedProxies []string             `yaml:"trusted_proxies"`
+	Handshake      HandshakeConfig      `yaml:"handshake"`
+	Heartbeat      HeartbeatConfig      `yaml:"heartbeat"`
+	Shutdown       ShutdownConfig       `yaml:"shutdown"`
+	Session        SessionConfig        `yaml:"session"`
+	Idempotency    IdempotencyConfig    `yaml:"idempotency"`
+	Queue          QueueConfig          `yaml:"queue"`
+	SlowConsumer   SlowConsumerConfig   `yaml:"slow_consumer"`
+	Batch          BatchConfig          `yaml:"batch"`
+	ClientPublish  ClientPublishConfig  `yaml:"client_publish"`
+	Namespaces     map[string]Namespace `yaml:"namespaces"`
+	TLS            TLSConfig            `yaml:"tls"`
+	Logs           LogsConfig           `yaml:"logs"`
+}
+
+// TokenConfig says how connection tokens (JWT) are verified.
+type TokenConfig struct {
+	// HMACSecret verifies HS256 tokens (FERRY_TOKEN_HMAC_SECRET).
+	HMACSecret string `yaml:"hmac_secret"`
+	// PublicKeyFile is a PEM file with an RSA, ECDSA or Ed25519 public key.
+	PublicKeyFile string `yaml:"public_key_file"`
+	// JWKSURL is fetched (and cached by key id) for RS256/ES256/EdDSA keys.
+	JWKSURL string `yaml:"jwks_url"`
+	// Audience and Issuer, when set, must match the token's aud and iss.
+	Audience string `yaml:"audience"`
+	Issuer   string `yaml:"issuer"`
+	// Leeway tolerates clock skew on exp/nbf/iat. Default 5s.
+	Leeway time.Duration `yaml:"leeway"`
+}
+
+// AuthConfig holds handshake authentication policy.
+type AuthConfig struct {
+	// AllowQueryToken accepts a raw JWT in ?token= (discouraged: URLs end
+	// up in logs). Default false: such requests get HTTP 400.
+	AllowQueryToken bool `yaml:"allow_query_token"`
+	// CookieName is the cookie a token may come in. Default "ferry_token".
+	CookieName string `yaml:"cookie_name"`
+	// Anonymous lets connections without a token in, with an empty user
+	// id. Default false.
+	Anonymous bool `yaml:"anonymous"`
+}
+
+// HandshakeConfig limits handshakes per client IP.
+type HandshakeConfig struct {
+	// Rate is handshakes per second per IP. 0 disables the limit.
+	// Default() sets 20.
+	Rate float64 `yaml:"rate"`
+	// Burst is the bucket size. Default() sets 50.
+	Burst int `yaml:"burst"`
+}
+
+// HeartbeatConfig sets liveness checks.
+type HeartbeatConfig struct {
+	// Interval between server pings. Default 25s.
+	Interval time.Duration `yaml:"interval"`
+	// Timeout after a ping with nothing heard before the connection is
+	// closed with 4012. Default 10s.
+	Timeout time.Duration `yaml:"timeout"`
+}
+
+// ShutdownConfig sets the graceful drain.
+type ShutdownConfig struct {
+	// Timeout is how long Shutdown waits for connections to close after
+	// sending 4013. Default 10s.
+	Timeout time.Duration `yaml:"timeout"`
+}
+
+// SessionConfig sets session resumption.
+type SessionConfig struct {
+	// TTL is how long a session can be resumed after its connection ends.
+	// Default 2m.
+	TTL time.Duration `yaml:"ttl"`
+}
+
+// IdempotencyConfig sets publish deduplication.
+type IdempotencyConfig struct {
+	// Window is how long a publish key is remembered. Default 5m.
+	Window time.Duration `yaml:"window"`
+}
+
+// QueueConfig bounds each connection's outbound queue.
+type QueueConfig struct {
+	// MaxMessages queued per connection. Default 1024.
+	MaxMessages int `yaml:"max_messages"`
+	// MaxBytes queued per connection. Default 1 MiB.
+	MaxBytes int `yaml:"max_bytes"`
+}
+
+// SlowConsumerConfig sets how long a connection may hold a full queue of
+// critical messages before it is closed with 4010.
+type SlowConsumerConfig struct {
+	// Grace. Default 5s.
+	Grace time.Duration `yaml:"grace"`
+}
+
+// BatchConfig sets outbound batching.
+type BatchConfig struct {
+	// Delay gathers messages for this long into one WebSocket message.
+	// Default 0: off (the writer still coalesces what is queued).
+	Delay time.Duration `yaml:"delay"`
+}
+
+// ClientPublishConfig limits publishes from one connection.
+type ClientPublishConfig struct {
+	// Rate is publishes per second per connection. Default 100; excess gets
+	// error 429.
+	Rate float64 `yaml:"rate"`
+	// Burst is the bucket size. Default 200.
+	Burst int `yaml:"burst"`
+	// CloseAfter rate-limited publishes in a row close the connection with
+	// 4008. Default 50.
+	CloseAfter int `yaml:"close_after"`
+}
+
+// Namespace holds the rules for channels named "NAME:..." (channels without
+// ":" belong to the namespace "default").
+type Namespace struct {
+	// HistorySize is how many messages each channel keeps. Default 0.
+	HistorySize int `yaml:"history_size"`
+	// HistoryTTL is how long they are kept. Default 0 (until pushed out).
+	HistoryTTL time.Duration `yaml:"history_ttl"`
+	// Presence tracks who is subscribed. Default false.
+	Presence bool `yaml:"presence"`
+	// JoinLeave sends join/leave events to subscribers that asked for
+	// presence. Default false.
+	JoinLeave bool `yaml:"join_leave"`
+	// Publish lets clients publish (where their token permits). Default
+	// false: only the server API publishes.
+	Publish bool `yaml:"publish"`
+	// Subscribe lets clients subscribe without a channels claim naming the
+	// channel. Default false.
+	Subscribe bool `yaml:"subscribe"`
+	// Priority is the default class of messages: critical, normal
+	// (default), droppable.
+	Priority string `yaml:"priority"`
+	// Rate limits messages per second to each connection (0: no limit);
+	// with conflation a throttled client still gets the latest value per key.
+	Rate float64 `yaml:"rate"`
+}
+
+// TLSConfig serves https and wss directly.
+type TLSConfig struct {
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+}
+
+// LogsConfig sets logging.
+type LogsConfig struct {
+	// Level: debug, info (default), warn, error.
+	Level string `yaml:"level"`
+	// IP: "truncate" (default: IPv4 /24, IPv6 /48) or "full".
+	IP string `yaml:"ip"`
+	// IPRetention is how long full IPs may stay in log files. Default 24h.
+	IPRetention time.Duration `yaml:"ip_retention"`
+}
+
+// Default returns the production defaults, written out.
+func Default() Config {
+	c := Config{}
+	c.Handshake = HandshakeConfig{Rate: 20, Burst: 50}
+	c.applyDefaults()
+	return c
+}
+
+// DevNamespace is the rule every namespace gets with Dev on.
+var DevNamespace = Namespace{
+	HistorySize: 1000,
+	HistoryTTL:  10 * time.Minute,
+	Presence:    true,
+	JoinLeave:   true,
+	Publish:     true,
+	Subscribe:   true,
+}
+
+func (c *Config) applyDefaults() {
+	setDefault(&c.Addr, ":8080")
+	setDefault(&c.Broker, "memory")
+	setDefault(&c.MaxConnectionsPerUser, 5)
+	setDefault(&c.MaxSubscriptions, 1000)
+	setDefault(&c.MaxFrameBytes, 65536)
+	setDefault(&c.ConnectTimeout, 5*time.Second)
+	setDefault(&c.Token.Leeway, 5*time.Second)
+	setDefault(&c.Auth.CookieName, "ferry_token")
+	setDefault(&c.Heartbeat.Interval, 25*time.Second)
+	setDefault(&c.Heartbeat.Timeout, 10*time.Second)
+	setDefault(&c.Shutdown.Timeout, 10*time.Second)
+	setDefault(&c.Session.TTL, 2*time.Minute)
+	setDefault(&c.Idempotency.Window, 5*time.Minute)
+	setDefault(&c.Queue.MaxMessages, 1024)
+	setDefault(&c.Queue.MaxBytes, 1<<20)
+	setDefault(&c.SlowConsumer.Grace, 5*time.Second)
+	setDefault(&c.ClientPublish.Rate, 100)
+	setDefault(&c.ClientPublish.Burst, 200)
+	setDefault(&c.ClientPublish.CloseAfter, 50)
+	setDefault(&c.Logs.Level, "info")
+	setDefault(&c.Logs.IP, "truncate")
+	setDefault(&c.Logs.IPRetention, 24*time.Hour)
+}
+
+func setDefault[T comparable](p *T, v T) {
+	var zero T
+	if *p == zero {
+		*p = v
+	}
+}
+
+// Validate checks the configuration and names the first bad field by its
+// yaml path.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", field, fmt.Sprintf(format, args...)))
+	}
+	if c.Broker != "" && c.Broker != "memory" && !strings.HasPrefix(c.Broker, "redis://") && !strings.HasPrefix(c.Broker, "rediss://") {
+		bad("broker", "%q: want memory or a redis:// URL", c.Broker)
+	}
+	type intField struct {
+		name string
+		v    int
+	}
+	for _, f := range []intField{
+		{"max_connections", c.MaxConnections}, {"max_connections_per_user", c.MaxConnectionsPerUser},
+		{"max_subscriptions", c.MaxSubscriptions}, {"max_frame_bytes", c.MaxFrameBytes},
+		{"handshake.burst", c.Handshake.Burst}, {"queue.max_messages", c.Queue.MaxMessages},
+		{"queue.max_bytes", c.Queue.MaxBytes}, {"client_publish.burst", c.ClientPublish.Burst},
+		{"client_publish.close_after", c.ClientPublish.CloseAfter},
+	} {
+		if f.v < 0 {
+			bad(f.name, "%d: must not be negative", f.v)
+		}
+	}
+	if c.Handshake.Rate < 0 {
+		bad("handshake.rate", "%v: must not be negative (0 disables)", c.Handshake.Rate)
+	}
+	if c.ClientPublish.Rate < 0 {
+		bad("client_publish.rate", "%v: must not be negative", c.ClientPublish.Rate)
+	}
+	type durField struct {
+		name string
+		v    time.Duration
+	}
+	for _, f := range []durField{
+		{"connect_timeout", c.ConnectTimeout}, {"heartbeat.interval", c.Heartbeat.Interval},
+		{"heartbeat.timeout", c.Heartbeat.Timeout}, {"shutdown.timeout", c.Shutdown.Timeout},
+		{"session.ttl", c.Session.TTL}, {"idempotency.window", c.Idempotency.Window},
+		{"slow_consumer.grace", c.SlowConsumer.Grace}, {"batch.delay", c.Batch.Delay},
+		{"token.leeway", c.Token.Leeway}, {"logs.ip_retention", c.Logs.IPRetention},
+	} {
+		if f.v < 0 {
+			bad(f.name, "%v: must not be negative", f.v)
+		}
+	}
+	for _, p := range c.TrustedProxies {
+		if _, err := netip.ParsePrefix(p); err != nil {
+			if _, err2 := netip.ParseAddr(p); err2 != nil {
+				bad("trusted_proxies", "%q: not a CIDR or IP address", p)
+			}
+		}
+	}
+	names := make([]string, 0, len(c.Namespaces))
+	for name := range c.Namespaces {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		ns := c.Namespaces[name]
+		if strings.Contains(name, ":") {
+			bad("namespaces."+name, "a namespace name cannot contain ':'")
+		}
+		if _, err := protocol.ParsePriority(ns.Priority); err != nil {
+			bad("namespaces."+name+".priority", "%q: want critical, normal or droppable", ns.Priority)
+		}
+		if ns.HistorySize < 0 {
+			bad("namespaces."+name+".history_size", "%d: must not be negative", ns.HistorySize)
+		}
+		if ns.HistoryTTL < 0 {
+			bad("namespaces."+name+".history_ttl", "%v: must not be negative", ns.HistoryTTL)
+		}
+		if ns.Rate < 0 {
+			bad("namespaces."+name+".rate", "%v: must not be negative", ns.Rate)
+		}
+	}
+	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
+		bad("tls", "cert_file and key_file go together")
+	}
+	switch c.Logs.IP {
+	case "", "truncate", "full":
+	default:
+		bad("logs.ip", "%q: want truncate or full", c.Logs.IP)
+	}
+	switch c.Logs.Level {
+	case "", "debug", "info", "warn", "error":
+	default:
+		bad("logs.level", "%q: want debug, info, warn or error", c.Logs.Level)
+	}
+	if !c.Dev && c.Token.HMACSecret == "" && c.Token.PublicKeyFile == "" && c.Token.JWKSURL == "" && !c.Auth.Anonymous {
+		bad("token", "no way to verify tokens: set FERRY_TOKEN_HMAC_SECRET (token.hmac_secret), token.public_key_file or token.jwks_url, or run with --dev")
+	}
+	return errors.Join(errs...)
+}
+
+// namespaceOf returns the namespace name of a channel.
+func namespaceOf(channel string) string {
+	if i := strings.IndexByte(channel, ':'); i >= 0 {
+		return channel[:i]
+	}
+	return "default"
+}
