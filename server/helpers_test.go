@@ -9,8 +9,11 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"runtime/pprof"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -118,6 +121,8 @@ type client struct {
 	done   chan struct{}
 	mu     sync.Mutex
 	err    error // why the read loop ended
+	// wsMessages counts WebSocket messages received (a batch is one).
+	wsMessages atomic.Int64
 }
 
 type dialOpts struct {
@@ -168,6 +173,7 @@ func (cl *client) readLoop() {
 			cl.mu.Unlock()
 			return
 		}
+		cl.wsMessages.Add(1)
 		var frames []map[string]any
 		if typ == websocket.MessageBinary {
 			frames = decodeMsgpackFrames(cl.t, b)
@@ -227,6 +233,24 @@ func (cl *client) sendRaw(b []byte) {
 // (a hang guard, not a timing assertion).
 func (cl *client) next() map[string]any {
 	cl.t.Helper()
+	return cl.nextOr(nil)
+}
+
+// poll returns the next frame if one comes within d.
+func (cl *client) poll(d time.Duration) (map[string]any, bool) {
+	select {
+	case f, ok := <-cl.frames:
+		if !ok {
+			cl.t.Fatalf("connection ended: %v", cl.closeErr())
+		}
+		return f, true
+	case <-time.After(d):
+		return nil, false
+	}
+}
+
+func (cl *client) nextOr(onHang func()) map[string]any {
+	cl.t.Helper()
 	select {
 	case f, ok := <-cl.frames:
 		if !ok {
@@ -234,6 +258,15 @@ func (cl *client) next() map[string]any {
 		}
 		return f
 	case <-time.After(10 * time.Second):
+		if onHang != nil {
+			onHang()
+		}
+		if f := os.Getenv("FERRY_HANG_DUMP"); f != "" {
+			if w, err := os.Create(f); err == nil {
+				_ = pprof.Lookup("goroutine").WriteTo(w, 2)
+				w.Close()
+			}
+		}
 		cl.t.Fatal("no frame from the server within 10s")
 	}
 	return nil

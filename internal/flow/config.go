@@ -85,13 +85,19 @@ func (q *Queue) Init(cfg Config) {
 		q.grace = cfg.Grace
 	}
 
+	q.SetRate(cfg.Rate, cfg.Burst)
+}
+
+// SetRate changes the rate limit (messages per second, 0 = unlimited) and
+// its burst (0 = max(1, ceil(rate))), keeping what is queued.
+func (q *Queue) SetRate(rate float64, burst int) {
 	// The rate limit is kept as a generic cell rate algorithm: one message
 	// per interval, with tau of tolerance allowing a burst. It needs a
 	// single timestamp instead of a token count plus a refill time.
-	if r := cfg.Rate; r > 0 && !math.IsInf(r, 1) && !math.IsNaN(r) {
+	q.interval, q.tau = 0, 0
+	if r := rate; r > 0 && !math.IsInf(r, 1) && !math.IsNaN(r) {
 		interval := time.Duration(float64(time.Second) / r)
 		if interval > 0 { // else faster than 1/ns: no limit in practice
-			burst := cfg.Burst
 			if burst <= 0 {
 				burst = max(1, int(math.Ceil(r)))
 			}

@@ -236,6 +236,23 @@ func userConnTTL(env *Env) time.Duration {
 	return 3 * (env.Limits.HeartbeatInterval + env.Limits.HeartbeatTimeout)
 }
 
+// updateRateLocked sets the connection's outbound rate limit: the lowest
+// rate of the namespaces it subscribes to (0 = unlimited). A connection has
+// one queue, so one rate applies to all it receives; conflation lets a
+// throttled client still get the latest value of every key.
+func (s *Session) updateRateLocked() {
+	rate := 0.0
+	for _, sub := range s.subs {
+		if sub.rate > 0 && (rate == 0 || sub.rate < rate) {
+			rate = sub.rate
+		}
+	}
+	if rate != s.rate {
+		s.rate = rate
+		s.queue.SetRate(rate, 0)
+	}
+}
+
 // permit checks a channel action against the token and the namespace.
 func (s *Session) permit(ch string, publish bool) (Rules, error) {
 	rules, ok := s.env.RulesFor(ch)
@@ -277,8 +294,9 @@ func (s *Session) handleSubscribe(ctx context.Context, f *protocol.ClientFrame) 
 		s.mu.Unlock()
 		return protocol.Errorf(protocol.CodeForbidden, "subscription limit reached (%d per connection)", max)
 	}
-	sub := &subscription{recovering: true, presence: f.Presence && rules.JoinLeave}
+	sub := &subscription{recovering: true, presence: f.Presence && rules.JoinLeave, rate: rules.Rate}
 	s.subs[ch] = sub
+	s.updateRateLocked()
 	s.mu.Unlock()
 
 	var since *broker.Position
@@ -289,6 +307,7 @@ func (s *Session) handleSubscribe(ctx context.Context, f *protocol.ClientFrame) 
 		s.mu.Lock()
 		if s.subs[ch] == sub {
 			delete(s.subs, ch)
+			s.updateRateLocked()
 		}
 		s.mu.Unlock()
 		return err
@@ -408,6 +427,7 @@ func (s *Session) handleUnsubscribe(ctx context.Context, f *protocol.ClientFrame
 	sub, ok := s.subs[f.Channel]
 	if ok {
 		delete(s.subs, f.Channel)
+		s.updateRateLocked()
 	}
 	s.mu.Unlock()
 	if !ok {

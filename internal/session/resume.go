@@ -148,18 +148,20 @@ func (s *Session) restore(ctx context.Context, snap *snapshot) {
 			s.reply(&protocol.Unsubscribed{Channel: ss.Channel, Reason: protocol.AsError(err).Reason})
 			continue
 		}
-		sub := &subscription{recovering: true, presence: ss.Presence && rules.JoinLeave}
+		sub := &subscription{recovering: true, presence: ss.Presence && rules.JoinLeave, rate: rules.Rate}
 		s.mu.Lock()
 		if _, dup := s.subs[ss.Channel]; dup || s.state != stateConnected {
 			s.mu.Unlock()
 			continue
 		}
 		s.subs[ss.Channel] = sub
+		s.updateRateLocked()
 		s.mu.Unlock()
 		since := &broker.Position{Offset: ss.Offset, Epoch: ss.Epoch}
 		if _, err := s.startSubscription(ctx, 0, ss.Channel, sub, since, rules); err != nil {
 			s.mu.Lock()
 			delete(s.subs, ss.Channel)
+			s.updateRateLocked()
 			s.mu.Unlock()
 			s.reply(&protocol.Unsubscribed{Channel: ss.Channel, Reason: protocol.AsError(err).Reason})
 		}

@@ -97,6 +97,7 @@ type Session struct {
 	batchTimer  *time.Timer
 	rateTimer   *time.Timer
 	refreshedAt time.Time
+	rate        float64 // outbound messages per second, 0 = unlimited
 }
 
 // subscription is one channel a session is subscribed to.
@@ -107,8 +108,9 @@ type subscription struct {
 	acked      uint64 // last offset the client acknowledged
 	recovering bool   // replay in progress: live messages wait in pending
 	pending    []*Outgoing
-	presence   bool // wants join/leave events
-	tracked    bool // this connection is in the channel's presence set
+	presence   bool    // wants join/leave events
+	rate       float64 // the namespace's outbound rate limit
+	tracked    bool    // this connection is in the channel's presence set
 }
 
 // New starts a session on transport t. The caller then feeds it with
