@@ -339,7 +339,7 @@ func TestGracefulShutdownSends4013(t *testing.T) {
 	if code, _ := cl.closed(); code != protocol.CloseDraining {
 		t.Fatalf("close %d", code)
 	}
-	resp, err := http.Get(n.ts.URL + "/readyz")
+	resp, err := http.Get(n.base + "/readyz")
 	if err == nil {
 		resp.Body.Close()
 		if resp.StatusCode != 503 {

@@ -164,7 +164,7 @@ func TestSlowConsumerClosedOnCriticalOverflow(t *testing.T) {
 		_ = c.Control(func(fd uintptr) { serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
 		return serr
 	}}
-	raw, err := d.Dial("tcp", strings.TrimPrefix(n.ts.URL, "http://"))
+	raw, err := d.Dial("tcp", strings.TrimPrefix(n.base, "http://"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -208,7 +208,7 @@ func TestSlowConsumerClosedOnCriticalOverflow(t *testing.T) {
 }
 
 func slowClosed(t testing.TB, n *node) bool {
-	resp, err := http.Get(n.ts.URL + "/metrics")
+	resp, err := http.Get(n.base + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,8 +7,8 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"runtime/pprof"
 	"strings"
@@ -35,11 +35,12 @@ const (
 	testAPIKey = "test-api-key"
 )
 
-// node is a Ferry server under test, served by httptest over loopback.
+// node is a Ferry server under test, serving on a loopback port through
+// its own Serve (so the real http.Server settings apply).
 type node struct {
-	srv *server.Server
-	ts  *httptest.Server
-	url string // ws://127.0.0.1:port
+	srv  *server.Server
+	base string // http://127.0.0.1:port
+	url  string // ws://127.0.0.1:port
 }
 
 // testConfig is a production-like config: explicit namespaces, no dev mode.
@@ -61,6 +62,12 @@ func testConfig() server.Config {
 
 func startNode(t testing.TB, mutate func(*server.Config)) *node {
 	t.Helper()
+	return startNodeWith(t, mutate, server.Options{})
+}
+
+// startNodeWith starts a node with options (a logger to inspect, say).
+func startNodeWith(t testing.TB, mutate func(*server.Config), opts server.Options) *node {
+	t.Helper()
 	cfg := testConfig()
 	if mutate != nil {
 		mutate(&cfg)
@@ -69,17 +76,31 @@ func startNode(t testing.TB, mutate func(*server.Config)) *node {
 	if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	srv, err := server.New(cfg, server.Options{Logger: log})
+	if opts.Logger == nil {
+		opts.Logger = log
+	}
+	srv, err := server.New(cfg, opts)
 	if err != nil {
 		t.Fatalf("server.New: %v", err)
 	}
-	ts := httptest.NewServer(srv.Handler())
-	n := &node{srv: srv, ts: ts, url: "ws" + strings.TrimPrefix(ts.URL, "http")}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, ln) }()
+	n := &node{srv: srv, base: "http://" + ln.Addr().String(), url: "ws://" + ln.Addr().String()}
+	if cfg.TLS.CertFile != "" {
+		n.base, n.url = "https://"+ln.Addr().String(), "wss://"+ln.Addr().String()
+	}
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(ctx)
-		ts.Close()
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(20 * time.Second):
+			t.Error("server did not stop within 20s")
+		}
 	})
 	return n
 }
@@ -261,12 +282,7 @@ func (cl *client) nextOr(onHang func()) map[string]any {
 		if onHang != nil {
 			onHang()
 		}
-		if f := os.Getenv("FERRY_HANG_DUMP"); f != "" {
-			if w, err := os.Create(f); err == nil {
-				_ = pprof.Lookup("goroutine").WriteTo(w, 2)
-				w.Close()
-			}
-		}
+		dumpGoroutines()
 		cl.t.Fatal("no frame from the server within 10s")
 	}
 	return nil
@@ -362,7 +378,7 @@ func num(v any) float64 {
 // apiCall calls the server API and decodes the JSON reply.
 func apiCall(t testing.TB, n *node, method, path, key string, body string) (int, map[string]any) {
 	t.Helper()
-	req, err := http.NewRequest(method, n.ts.URL+path, strings.NewReader(body))
+	req, err := http.NewRequest(method, n.base+path, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -397,8 +413,20 @@ func eventually(t testing.TB, what string, cond func() bool) {
 	deadline := time.Now().Add(10 * time.Second)
 	for !cond() {
 		if time.Now().After(deadline) {
+			dumpGoroutines()
 			t.Fatalf("never happened: %s", what)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// dumpGoroutines writes every goroutine's stack to $FERRY_HANG_DUMP, when
+// set, to debug a hang.
+func dumpGoroutines() {
+	if f := os.Getenv("FERRY_HANG_DUMP"); f != "" {
+		if w, err := os.Create(f); err == nil {
+			_ = pprof.Lookup("goroutine").WriteTo(w, 2)
+			w.Close()
+		}
 	}
 }

@@ -28,7 +28,7 @@ type rawConn struct {
 
 func rawDial(t testing.TB, n *node, path string, extra string) (*rawConn, string) {
 	t.Helper()
-	c, err := net.Dial("tcp", strings.TrimPrefix(n.ts.URL, "http://"))
+	c, err := net.Dial("tcp", strings.TrimPrefix(n.base, "http://"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -163,7 +163,7 @@ func TestHandshakeChecks(t *testing.T) {
 	n := startNode(t, func(c *server.Config) { c.Handshake = server.HandshakeConfig{Rate: 1, Burst: 3} })
 	get := func(path string, h http.Header) *http.Response {
 		t.Helper()
-		req, _ := http.NewRequest("GET", n.ts.URL+path, nil)
+		req, _ := http.NewRequest("GET", n.base+path, nil)
 		for k, v := range h {
 			req.Header[k] = v
 		}
@@ -195,7 +195,7 @@ func TestHandshakeChecks(t *testing.T) {
 
 func TestTicketIsSingleUse(t *testing.T) {
 	n := startNode(t, nil)
-	req, _ := http.NewRequest("POST", n.ts.URL+"/v1/tickets", nil)
+	req, _ := http.NewRequest("POST", n.base+"/v1/tickets", nil)
 	req.Header.Set("Authorization", "Bearer "+token(t, "alice", time.Hour, nil))
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

@@ -412,6 +412,23 @@ func (s *Session) Close(code int, reason string) {
 	if code == protocol.CloseDraining {
 		d.RetryAfterMS = 500
 	}
+	if code != protocol.CloseSlowConsumer {
+		// Whatever was already queued (replies to accepted requests
+		// included) goes out before the goodbye; a slow consumer's queue
+		// cannot be sent, that is why it is closed.
+		var buf []byte
+		for round := 0; round < 64 && s.queue.Len() > 0; round++ {
+			items, _ := s.queue.Pop(s.scratch[:0], maxBatchFrames, s.env.now())
+			if len(items) == 0 {
+				break
+			}
+			buf = s.encodeLocked(buf[:0], items)
+			clear(items)
+			if _, err := s.t.Send(buf); err != nil {
+				break
+			}
+		}
+	}
 	if b, err := s.codec.AppendFrame(nil, d); err == nil {
 		_, _ = s.t.Send(b)
 	}
