@@ -1,0 +1,420 @@
+package ws
+
+import (
+	"encoding/binary"
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+	"unicode/utf8"
+)
+
+// Handler receives a connection's events. The methods are called from the
+// connection's goroutines, so they must not block for long: a slow
+// OnMessage delays the connection's own reads, nothing else.
+type Handler interface {
+	// OnMessage is called, on the reader goroutine, for every complete data
+	// message, in order. payload is only valid during the call: retain a
+	// copy, not the slice.
+	OnMessage(c *Conn, binary bool, payload []byte)
+
+	// OnClose is called exactly once, on the reader goroutine, when the
+	// connection is over: after a close handshake (code is the code the
+	// peer sent, or the one this side sent when it closed first), after a
+	// protocol violation (code is the one sent: 1002, 1007 or
+	// Options.TooBigCloseCode), or when the TCP connection ended without a
+	// close frame (CloseAbnormal). Writes fail with ErrClosed from then on.
+	OnClose(c *Conn, code int, reason string)
+
+	// OnWritable is called, on the flusher goroutine, when a write backlog
+	// has been fully handed to the socket (Pending dropped to 0). It may
+	// write again. It can race with OnMessage and OnClose.
+	OnWritable(c *Conn)
+}
+
+// Conn is a server-side WebSocket connection returned by Upgrade.
+//
+// Writes (WriteMessage, WriteMessageParts, Ping, Close, CloseNow) are safe
+// for concurrent use and never wait for the peer. Reading happens on the
+// goroutine started by Serve.
+type Conn struct {
+	nc          net.Conn
+	rc          syscall.RawConn // nil when nc is not a syscall.Conn (TLS): blocking reads, writes via the flusher
+	opts        *Options
+	subprotocol string
+	compress    bool // permessage-deflate negotiated
+
+	served       atomic.Bool
+	closing      atomic.Bool  // a close frame was sent or the TCP connection closed: inbound data is dropped
+	lastActivity atomic.Int64 // unix nanoseconds of the last bytes read
+
+	// Reader goroutine state.
+	h          Handler
+	p          parser
+	early      []byte                // bytes read by net/http past the request, parsed first
+	readFn     func(fd uintptr) bool // c.rawRead, bound once
+	rbuf       *[]byte               // pooled buffer during one raw read
+	rn         int
+	rerr       error
+	peerCode   int
+	peerReason string
+
+	// Write state, guarded by wmu.
+	wmu             sync.Mutex
+	writeFn         func(fd uintptr) bool // c.rawWrite, bound once
+	wbatch          *iovecBatch           // arguments of the raw write in progress
+	wn              int
+	werr            error
+	pending         *[]byte // pooled: bytes the socket has not taken yet, whole frames in order
+	inflight        int     // bytes the flusher is writing now
+	flushing        bool    // the flusher goroutine is running
+	closeSent       bool
+	closeAfterFlush bool  // close the TCP connection once the backlog is written
+	closed          bool  // TCP connection closed
+	localAbort      bool  // closed by CloseNow before any close frame
+	closeBy         int64 // unix nanoseconds: the backlog must be written by then once a close frame is queued
+	sentCode        int
+	sentReason      string
+}
+
+// Subprotocol returns the subprotocol chosen during the handshake, or "".
+func (c *Conn) Subprotocol() string { return c.subprotocol }
+
+// Compressed reports whether permessage-deflate was negotiated.
+func (c *Conn) Compressed() bool { return c.compress }
+
+// RemoteAddr returns the peer's network address.
+func (c *Conn) RemoteAddr() net.Addr { return c.nc.RemoteAddr() }
+
+// LocalAddr returns the local network address.
+func (c *Conn) LocalAddr() net.Addr { return c.nc.LocalAddr() }
+
+// LastActivity returns when bytes were last received from the peer (or the
+// time of the upgrade when none were). Any frame counts, pongs included.
+func (c *Conn) LastActivity() time.Time {
+	return time.Unix(0, c.lastActivity.Load())
+}
+
+// Serve starts the reader goroutine through Options.Go; h (not nil)
+// receives the connection's events. It must be called exactly once, and
+// returns ErrServed when called again; OnClose is only delivered to a served
+// connection, so a caller that gives up on a Conn before serving it calls
+// CloseNow.
+func (c *Conn) Serve(h Handler) error {
+	if h == nil {
+		return errors.New("websocket: Serve with a nil Handler")
+	}
+	if !c.served.CompareAndSwap(false, true) {
+		return ErrServed
+	}
+	c.wmu.Lock()
+	c.h = h
+	c.wmu.Unlock()
+	c.opts.goFunc(c.run)
+	return nil
+}
+
+func (c *Conn) run() {
+	code, reason := c.readLoop()
+	c.p.release()
+	c.h.OnClose(c, code, reason)
+}
+
+// errPeerClose stops the parser when the peer's close frame arrives.
+var errPeerClose = errors.New("websocket: peer sent close")
+
+// readLoop reads and parses until the connection ends, and returns the code
+// and reason for OnClose. While it waits for bytes it holds no buffer.
+func (c *Conn) readLoop() (int, string) {
+	if early := c.early; early != nil {
+		c.early = nil
+		if err := c.p.feed(early, c); err != nil {
+			return c.readFailed(err)
+		}
+	}
+	for {
+		bp, n, err := c.read()
+		if err != nil {
+			return c.readEnded()
+		}
+		c.lastActivity.Store(time.Now().UnixNano())
+		err = c.p.feed((*bp)[:n], c)
+		putBuf(bp)
+		if err != nil {
+			return c.readFailed(err)
+		}
+	}
+}
+
+// fallbackReadSize is the buffer of a blocking read on a connection without
+// raw access (TLS keeps its own record buffers, so a small one is enough).
+const fallbackReadSize = 1 << 10
+
+// read waits until bytes are available and returns them in a pooled buffer.
+func (c *Conn) read() (*[]byte, int, error) {
+	if c.rc == nil {
+		bp := getBuf(fallbackReadSize)
+		n, err := c.nc.Read((*bp)[:cap(*bp)])
+		if n > 0 {
+			return bp, n, nil
+		}
+		putBuf(bp)
+		if err == nil {
+			err = io.ErrNoProgress
+		}
+		return nil, 0, err
+	}
+	c.rn, c.rerr = 0, nil
+	err := c.rc.Read(c.readFn)
+	bp := c.rbuf
+	c.rbuf = nil
+	if err == nil {
+		err = c.rerr
+	}
+	if err == nil && c.rn == 0 {
+		err = io.EOF
+	}
+	if err != nil {
+		putBuf(bp)
+		return nil, 0, err
+	}
+	return bp, c.rn, nil
+}
+
+// rawRead is the syscall.RawConn read callback: it borrows a pooled buffer
+// only once the socket has bytes, and returns false on EAGAIN so that the
+// goroutine parks in the runtime's netpoller (without spinning: the poller
+// wakes it on the next readiness edge).
+func (c *Conn) rawRead(fd uintptr) bool {
+	if c.rbuf == nil {
+		c.rbuf = getBuf(c.opts.readBufferSize())
+	}
+	n, err := readFD(fd, (*c.rbuf)[:cap(*c.rbuf)])
+	if err == syscall.EAGAIN {
+		putBuf(c.rbuf)
+		c.rbuf = nil
+		return false
+	}
+	c.rn, c.rerr = n, err
+	return true
+}
+
+// message implements frameSink.
+func (c *Conn) message(op opcode, compressed bool, payload []byte) error {
+	if c.closing.Load() {
+		return nil // closing: data that crosses our close frame, or comes after CloseNow, is dropped
+	}
+	if !compressed {
+		c.h.OnMessage(c, op == opBinary, payload)
+		return nil
+	}
+	out, err := inflateMessage(payload, c.p.maxMsg)
+	switch {
+	case errors.Is(err, errTooBig):
+		return &protoError{code: c.p.tooBig, reason: "message too big"}
+	case err != nil:
+		return &protoError{code: CloseInvalidPayload, reason: "invalid compressed data"}
+	}
+	if op == opText && !utf8.Valid(*out) {
+		putBuf(out)
+		return &protoError{code: CloseInvalidPayload, reason: "text message is not valid UTF-8"}
+	}
+	c.h.OnMessage(c, op == opBinary, *out)
+	putBuf(out)
+	return nil
+}
+
+// control implements frameSink.
+func (c *Conn) control(op opcode, payload []byte) error {
+	switch op {
+	case opPing:
+		c.pong(payload)
+	case opClose:
+		c.peerCode, c.peerReason = CloseNoStatus, ""
+		if len(payload) >= 2 {
+			c.peerCode = int(binary.BigEndian.Uint16(payload))
+			c.peerReason = string(payload[2:])
+		}
+		return errPeerClose
+	}
+	return nil // pong: the read itself counted as activity
+}
+
+// readFailed ends the connection after the parser stopped with err.
+func (c *Conn) readFailed(err error) (int, string) {
+	if err == errPeerClose {
+		return c.peerClosed()
+	}
+	var pe *protoError
+	if !errors.As(err, &pe) {
+		pe = &protoError{code: CloseInternalError, reason: err.Error()}
+	}
+	c.wmu.Lock()
+	if c.closeSent || c.closed {
+		code, reason := c.finalCodeLocked()
+		c.wmu.Unlock()
+		c.closeTCP()
+		return code, reason
+	}
+	c.sendCloseLocked(pe.code, pe.reason)
+	flushing := c.flushing
+	if flushing {
+		c.closeAfterFlush = true
+	}
+	c.wmu.Unlock()
+	if !flushing {
+		c.linger()
+	}
+	return pe.code, pe.reason
+}
+
+// peerClosed answers the peer's close frame (unless this side closed first)
+// and closes the TCP connection once the answer is written.
+func (c *Conn) peerClosed() (int, string) {
+	c.wmu.Lock()
+	code, reason := c.peerCode, c.peerReason
+	if c.closeSent {
+		code, reason = c.sentCode, c.sentReason
+	} else if !c.closed {
+		echo := c.peerCode
+		if echo == CloseNoStatus {
+			echo = 0 // answer an empty close with an empty close
+		}
+		c.sendCloseLocked(echo, "")
+	}
+	if c.flushing {
+		c.closeAfterFlush = true
+		c.wmu.Unlock()
+	} else {
+		c.wmu.Unlock()
+		c.closeTCP()
+	}
+	return code, reason
+}
+
+// readEnded ends the connection after a read error or EOF.
+func (c *Conn) readEnded() (int, string) {
+	c.closeTCP()
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	return c.finalCodeLocked()
+}
+
+// finalCodeLocked is the OnClose code when no close frame was received.
+func (c *Conn) finalCodeLocked() (int, string) {
+	switch {
+	case c.closeSent:
+		return c.sentCode, c.sentReason
+	case c.localAbort:
+		return CloseAbnormal, "connection closed by the server"
+	}
+	return CloseAbnormal, "connection closed without a close frame"
+}
+
+// linger half-closes the connection after a failing close frame was written
+// and discards what the peer still sends until it closes its side or
+// CloseTimeout passes, so that unread bytes do not turn the close into a
+// reset that could destroy the close frame in flight.
+func (c *Conn) linger() {
+	if cw, ok := c.nc.(interface{ CloseWrite() error }); ok {
+		_ = cw.CloseWrite()
+	}
+	_ = c.nc.SetReadDeadline(time.Now().Add(c.opts.closeTimeout()))
+	for {
+		bp, _, err := c.read()
+		putBuf(bp)
+		if err != nil {
+			break
+		}
+	}
+	c.closeTCP()
+}
+
+// Close starts the closing handshake: it queues a close frame with code and
+// reason (truncated to 123 bytes) behind any pending data, and returns
+// without waiting. The TCP connection is closed when the peer's close frame
+// arrives, or after Options.CloseTimeout. Handler.OnClose then reports code.
+// Close returns ErrClosed when a close frame was already sent.
+func (c *Conn) Close(code int, reason string) error {
+	if !validCloseCode(code) {
+		return ErrInvalidCloseCode
+	}
+	c.wmu.Lock()
+	if c.closeSent || c.closed {
+		c.wmu.Unlock()
+		return ErrClosed
+	}
+	err := c.sendCloseLocked(code, reason)
+	if c.h == nil {
+		// No reader: nobody would see the peer's answer.
+		if c.flushing {
+			c.closeAfterFlush = true
+			c.wmu.Unlock()
+		} else {
+			c.wmu.Unlock()
+			c.closeTCP()
+		}
+		return err
+	}
+	c.wmu.Unlock()
+	_ = c.nc.SetReadDeadline(time.Now().Add(c.opts.closeTimeout()))
+	return err
+}
+
+// CloseNow closes the TCP connection at once, without a close frame.
+// Handler.OnClose reports CloseAbnormal unless a close frame was sent
+// before.
+func (c *Conn) CloseNow() {
+	c.wmu.Lock()
+	if !c.closeSent && !c.closed {
+		c.localAbort = true
+	}
+	c.wmu.Unlock()
+	c.closeTCP()
+}
+
+// closeTCP closes the network connection once.
+func (c *Conn) closeTCP() {
+	c.wmu.Lock()
+	if c.closed {
+		c.wmu.Unlock()
+		return
+	}
+	c.closed = true
+	c.closing.Store(true)
+	c.wmu.Unlock()
+	_ = c.nc.Close()
+}
+
+// sendCloseLocked writes (or queues) a close frame and records it; code 0
+// sends an empty close frame. c.wmu must be held.
+func (c *Conn) sendCloseLocked(code int, reason string) error {
+	c.closeSent = true
+	c.closing.Store(true)
+	c.closeBy = time.Now().Add(c.opts.closeTimeout()).UnixNano()
+	c.sentCode, c.sentReason = code, reason
+	if code == 0 {
+		c.sentCode = CloseNoStatus
+		_, err := c.writeLocked(opClose, false, nil, 0)
+		return err
+	}
+	var buf [maxControlPayload]byte
+	binary.BigEndian.PutUint16(buf[:], uint16(code))
+	n := 2 + copy(buf[2:], truncateUTF8(reason, maxControlPayload-2))
+	_, err := c.writeLocked(opClose, false, [][]byte{buf[:n]}, n)
+	return err
+}
+
+// truncateUTF8 cuts s to at most n bytes without splitting a character.
+func truncateUTF8(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}
