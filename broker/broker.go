@@ -92,7 +92,8 @@ type HistoryResult struct {
 	Offset uint64
 	Epoch  string
 	// Complete is true when every message after Since.Offset up to Offset
-	// was still retained and Since.Epoch matched (Limit aside).
+	// was still retained and Since.Epoch matched (Limit aside). With
+	// Since.Offset 0 it means nothing was trimmed from the stream yet.
 	Complete bool
 }
 

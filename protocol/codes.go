@@ -50,9 +50,9 @@ const (
 
 // Error is a protocol error: it carries the code the peer sees.
 type Error struct {
-	Code   int
-	Reason string
-	Retry  bool
+	Code   int    `json:"code"`
+	Reason string `json:"reason"`
+	Retry  bool   `json:"retry"`
 }
 
 func (e *Error) Error() string { return fmt.Sprintf("%d: %s", e.Code, e.Reason) }

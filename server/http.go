@@ -30,6 +30,7 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("GET /metrics", s.metrics.Handler())
 	mux.HandleFunc("GET /v1/transparency", s.serveTransparency)
 	mux.Handle("/v1/api/", api.New(s, s.cfg.APIKey, s.log))
+	s.fallbackRoutes(mux)
 	if s.cfg.Dev {
 		mux.HandleFunc("GET /v1/debug/echo", s.serveEcho)
 	}
@@ -48,6 +49,12 @@ func httpError(w http.ResponseWriter, status int, reason string) {
 // and the Origin policy. It writes the refusal and returns false when the
 // request must not go on.
 func (s *Server) admit(w http.ResponseWriter, r *http.Request) bool {
+	return s.gate(w, r, true)
+}
+
+// gate is admit; capacity says whether the request would add a connection
+// (the node's cap applies).
+func (s *Server) gate(w http.ResponseWriter, r *http.Request, capacity bool) bool {
 	if s.draining.Load() {
 		w.Header().Set("Retry-After", "1")
 		httpError(w, http.StatusServiceUnavailable, "server is draining: connect to another node")
@@ -62,7 +69,7 @@ func (s *Server) admit(w http.ResponseWriter, r *http.Request) bool {
 		s.metrics.HandshakeRejected("rate_limit")
 		return false
 	}
-	if max := s.cfg.MaxConnections; max > 0 && s.reg.Count() >= max {
+	if max := s.cfg.MaxConnections; capacity && max > 0 && s.reg.Count() >= max {
 		w.Header().Set("Retry-After", "5")
 		httpError(w, http.StatusServiceUnavailable, fmt.Sprintf("node is full (%d connections): connect to another node", max))
 		s.metrics.HandshakeRejected("capacity")
@@ -102,6 +109,9 @@ func (s *Server) requestToken(w http.ResponseWriter, r *http.Request) (tok strin
 	}
 	if t := q.Get("ticket"); t != "" {
 		tok, err := s.tickets.Redeem(r.Context(), t)
+		if err == nil && strings.HasPrefix(tok, sseTicketPrefix) {
+			err = errors.New("an SSE stream ticket")
+		}
 		if err != nil {
 			httpError(w, http.StatusUnauthorized, "ticket is invalid, expired or already used: get a new one from POST /v1/tickets")
 			s.metrics.HandshakeRejected("auth")
@@ -122,11 +132,15 @@ func (s *Server) verifyRequestToken(w http.ResponseWriter, r *http.Request, tok 
 	}
 	claims, err := s.verifier.Verify(r.Context(), tok)
 	if err != nil {
-		reason := "unauthorized: " + err.Error()
-		if errors.Is(err, auth.ErrTokenExpired) {
+		status, reason := http.StatusUnauthorized, "unauthorized: "+err.Error()
+		switch {
+		case errors.Is(err, auth.ErrTokenExpired):
 			reason = "token expired: get a new token"
+		case errors.Is(err, auth.ErrKeysUnavailable):
+			status, reason = http.StatusServiceUnavailable, "token keys unavailable (JWKS): retry later"
+			w.Header().Set("Retry-After", "5")
 		}
-		httpError(w, http.StatusUnauthorized, reason)
+		httpError(w, status, reason)
 		s.metrics.HandshakeRejected("auth")
 		return nil, false
 	}
@@ -134,6 +148,14 @@ func (s *Server) verifyRequestToken(w http.ResponseWriter, r *http.Request, tok 
 }
 
 func (s *Server) serveTickets(w http.ResponseWriter, r *http.Request) {
+	if !s.gate(w, r, false) {
+		return
+	}
+	s.cors(w, r)
+	if r.Header.Get(sessionHeader) != "" {
+		s.issueSessionTicket(w, r)
+		return
+	}
 	tok, ok := s.requestToken(w, r)
 	if !ok {
 		return

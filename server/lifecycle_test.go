@@ -219,3 +219,19 @@ func TestTicketIsSingleUse(t *testing.T) {
 		t.Fatalf("reused ticket: err %v resp %v", err, resp)
 	}
 }
+
+// The http.Server's ReadTimeout must not reach upgraded connections: a
+// WebSocket that outlives it keeps working.
+func TestWebSocketOutlivesHTTPReadTimeout(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits past the 30 s http.Server ReadTimeout")
+	}
+	n := startNode(t, func(c *server.Config) {
+		c.Heartbeat = server.HeartbeatConfig{Interval: 5 * time.Second, Timeout: 5 * time.Second}
+	})
+	cl := connectClient(t, n, "long")
+	time.Sleep(31 * time.Second)
+	if r := cl.request(map[string]any{"type": "ping", "id": 9}); r["type"] != "pong" {
+		t.Fatalf("after 31 s: %v", r)
+	}
+}

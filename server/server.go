@@ -57,12 +57,13 @@ type Server struct {
 	proxies  []netip.Prefix
 	rules    map[string]session.Rules
 
-	handler  http.Handler
-	cert     atomic.Pointer[tls.Certificate]
-	wsOnce   sync.Once
-	wsOpts   *ws.Options
-	started  time.Time
-	draining atomic.Bool
+	handler      http.Handler
+	httpSessions sync.Map // session token -> *fallback.Transport
+	cert         atomic.Pointer[tls.Certificate]
+	wsOnce       sync.Once
+	wsOpts       *ws.Options
+	started      time.Time
+	draining     atomic.Bool
 
 	wg       sync.WaitGroup // every long-lived goroutine, for Shutdown
 	stop     chan struct{}

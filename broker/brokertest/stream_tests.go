@@ -307,6 +307,7 @@ func testHistoryOverflow(t *testing.T, s *suite) {
 		want     []uint64
 		complete bool
 	}{
+		{since: 0, want: span(8, 12), complete: false}, // 1..7 lost: from the beginning is not complete
 		{since: 2, want: span(8, 12), complete: false}, // 3..7 lost
 		{since: 6, want: span(8, 12), complete: false}, // 7 lost
 		{since: 7, want: span(8, 12), complete: true},  // 8 is the oldest retained

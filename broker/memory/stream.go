@@ -222,7 +222,8 @@ func (b *Broker) Publish(ctx context.Context, ch string, p broker.Publication, o
 // under one lock, so they are consistent: the messages are contiguous and
 // the last one has the returned Offset (unless Limit cut the list).
 //
-// Complete is true when Since is nil or has Offset 0, or when Since.Epoch
+// Complete is true when Since is nil, when Since.Offset is 0 and nothing
+// was trimmed from the stream yet, or when Since.Epoch
 // is the stream's epoch and every message after Since.Offset is retained
 // (Since.Offset equal to the latest offset included). It is false when the
 // epochs differ (the messages then start at the oldest retained one) and
@@ -250,8 +251,12 @@ func (b *Broker) History(ctx context.Context, ch string, q broker.HistoryQuery) 
 
 	start := 0
 	switch since := q.Since; {
-	case since == nil || since.Offset == 0:
+	case since == nil:
 		res.Complete = true
+	case since.Offset == 0:
+		// "From the beginning", in any epoch: complete only while
+		// nothing was trimmed yet.
+		res.Complete = first <= 1
 	case since.Epoch != res.Epoch:
 		res.Complete = false
 	case since.Offset > res.Offset:

@@ -15,6 +15,9 @@ import (
 // requestTimeout bounds the broker calls one frame may make.
 const requestTimeout = 10 * time.Second
 
+// maxHistoryReply caps the messages of one history reply.
+const maxHistoryReply = 1000
+
 // HandleMessage processes one inbound wire message (a frame or a batch).
 // Bytes that are not a frame close the connection with 4014.
 func (s *Session) HandleMessage(msg []byte) {
@@ -24,7 +27,7 @@ func (s *Session) HandleMessage(msg []byte) {
 		if s.env.Metrics != nil {
 			s.env.Metrics.FrameIn("invalid")
 		}
-		s.Close(protocol.CloseProtocolError, "malformed message: "+err.Error())
+		s.Close(protocol.CloseProtocolError, err.Error())
 		return
 	}
 	for i := range frames {
@@ -102,6 +105,10 @@ func tokenError(err error) (int, string) {
 	if errors.Is(err, auth.ErrTokenExpired) {
 		return protocol.CloseTokenExpired, "token expired"
 	}
+	if errors.Is(err, auth.ErrKeysUnavailable) {
+		// The server's fault, not the token's: reconnect later.
+		return 1011, "token keys unavailable (JWKS): retry later"
+	}
 	return protocol.CloseUnauthorized, "unauthorized: " + err.Error()
 }
 
@@ -173,14 +180,19 @@ func (s *Session) handleConnect(f *protocol.ClientFrame) {
 			Window:        window,
 			Rate:          env.Limits.PublishRate,
 		},
-		Resumed:   snap != nil,
-		ExpiresAt: exp,
+		Resumed:      snap != nil,
+		ExpiresAt:    exp,
+		SessionToken: s.hs.SessionToken,
+		StreamTicket: s.hs.StreamTicket,
 	})
 	s.mu.Unlock()
 	s.afterPush(err)
 
 	env.Registry.connected(s)
 	s.saveSnapshot(ctx, nil, true)
+	s.mu.Lock()
+	s.savedAt = env.now()
+	s.mu.Unlock()
 	if env.Metrics != nil {
 		env.Metrics.ConnOpened(s.t.Name())
 		if f.Resume != nil {
@@ -317,8 +329,9 @@ func (s *Session) handleSubscribe(ctx context.Context, f *protocol.ClientFrame) 
 
 // startSubscription subscribes the session to ch at the hub, replays what
 // the client missed after since (when given), and then switches to live
-// delivery. The seam is closed by buffering live messages while the replay
-// is read and dropping those the replay already covered.
+// delivery. The seam is closed by buffering live messages while history is
+// read and dropping those the replay already covered; a replay longer than
+// the queue goes in pages (see replay.go).
 func (s *Session) startSubscription(ctx context.Context, id uint32, ch string, sub *subscription, since *broker.Position, rules Rules) (*protocol.Subscribed, error) {
 	env := s.env
 	if err := env.Hub.Subscribe(ctx, ch, s); err != nil {
@@ -326,7 +339,7 @@ func (s *Session) startSubscription(ctx context.Context, id uint32, ch string, s
 	}
 	q := broker.HistoryQuery{Since: since, Limit: -1}
 	if since != nil {
-		q.Limit = 0
+		q.Limit = s.pageSize()
 	}
 	res, err := env.Broker.History(ctx, ch, q)
 	if err != nil {
@@ -334,20 +347,11 @@ func (s *Session) startSubscription(ctx context.Context, id uint32, ch string, s
 		return nil, brokerError("history", err)
 	}
 	reply := &protocol.Subscribed{ID: id, Channel: ch, Offset: res.Offset, Epoch: res.Epoch}
-	var missed uint64
 	if since != nil {
 		reply.Recovered = res.Complete
-		if since.Epoch == res.Epoch || since.Offset == 0 {
-			if res.Offset > since.Offset {
-				missed = res.Offset - since.Offset - uint64(len(res.Messages))
-			}
-		} else {
-			missed = res.Offset - uint64(len(res.Messages))
+		if !res.Complete {
+			reply.Missed = missedCount(since, &res)
 		}
-		if reply.Recovered {
-			missed = 0
-		}
-		reply.Missed = missed
 		if env.Metrics != nil {
 			env.Metrics.Recovery(reply.Recovered)
 		}
@@ -364,7 +368,6 @@ func (s *Session) startSubscription(ctx context.Context, id uint32, ch string, s
 		env.Hub.Unsubscribe(ch, s)
 		return nil, protocol.Errorf(protocol.CodeConflict, "subscription to %q ended while it started", ch)
 	}
-	var perr error
 	sub.epoch, sub.offset = res.Epoch, res.Offset
 	if since != nil && len(res.Messages) > 0 {
 		sub.offset = since.Offset
@@ -373,28 +376,36 @@ func (s *Session) startSubscription(ctx context.Context, id uint32, ch string, s
 		}
 	}
 	sub.written, sub.acked = sub.offset, sub.offset
-	perr = s.replyLocked(reply)
-	for i := range res.Messages {
-		if perr != nil {
-			break
-		}
-		p := &res.Messages[i]
-		perr = s.queueMessageLocked(sub, outgoingOf(p))
+	perr := s.replyLocked(reply)
+	if perr == nil {
+		perr = s.queuePageLocked(sub, &res, q.Limit)
 	}
-	for _, o := range sub.pending {
-		if perr != nil {
-			break
-		}
-		perr = s.queueMessageLocked(sub, o)
-	}
-	sub.pending = nil
-	sub.recovering = false
 	s.mu.Unlock()
 	s.afterPush(perr)
 	if sub.tracked && rules.JoinLeave && env.Control != nil {
 		_ = env.Control(ctx, broker.Control{Kind: "join", Channel: ch, User: s.User(), Conn: s.connID})
 	}
 	return reply, nil
+}
+
+// missedCount is how many messages after since a recovery could not
+// deliver (history did not reach back far enough, or the epoch changed).
+func missedCount(since *broker.Position, res *broker.HistoryResult) uint64 {
+	sameStream := since.Epoch == res.Epoch || since.Offset == 0
+	from := uint64(0) // last offset the client has in this stream
+	if sameStream {
+		from = since.Offset
+	}
+	if len(res.Messages) == 0 {
+		if res.Offset > from {
+			return res.Offset - from
+		}
+		return 0
+	}
+	if first := res.Messages[0].Offset; first > from+1 {
+		return first - from - 1
+	}
+	return 0
 }
 
 // outgoingOf prepares a history message for delivery.
@@ -550,7 +561,13 @@ func (s *Session) handleHistory(ctx context.Context, f *protocol.ClientFrame) er
 	if rules.HistorySize <= 0 {
 		return protocol.Errorf(protocol.CodeNotFound, "history is not kept for channel %q", f.Channel)
 	}
-	q := broker.HistoryQuery{Limit: f.Limit}
+	// One reply carries at most maxHistoryReply messages (and half the
+	// queue's bytes): a client pages with since for more.
+	limit := f.Limit
+	if limit <= 0 || limit > maxHistoryReply {
+		limit = maxHistoryReply
+	}
+	q := broker.HistoryQuery{Limit: limit}
 	if f.Since != nil {
 		q.Since = &broker.Position{Offset: f.Since.Offset, Epoch: f.Since.Epoch}
 	}
@@ -558,9 +575,14 @@ func (s *Session) handleHistory(ctx context.Context, f *protocol.ClientFrame) er
 	if err != nil {
 		return brokerError("history", err)
 	}
-	msgs := make([]protocol.HistoryMessage, len(res.Messages))
-	for i, p := range res.Messages {
-		msgs[i] = HistoryMessage(&p)
+	msgs := make([]protocol.HistoryMessage, 0, len(res.Messages))
+	budget := s.env.Limits.QueueBytes / 2
+	for i := range res.Messages {
+		p := &res.Messages[i]
+		if budget -= len(p.Data) + 64; budget < 0 && len(msgs) > 0 {
+			break
+		}
+		msgs = append(msgs, HistoryMessage(p))
 	}
 	s.reply(&protocol.History{ID: f.ID, Channel: f.Channel, Messages: msgs, Offset: res.Offset, Epoch: res.Epoch})
 	return nil

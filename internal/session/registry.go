@@ -235,6 +235,10 @@ func (s *Session) refreshRecords(ctx context.Context, now time.Time) {
 	}
 	s.refreshedAt = now
 	user := s.user
+	resave := now.Sub(s.savedAt) > env.Limits.SessionTTL/2
+	if resave {
+		s.savedAt = now
+	}
 	var chans []string
 	for ch, sub := range s.subs {
 		if sub.tracked {
@@ -242,6 +246,11 @@ func (s *Session) refreshRecords(ctx context.Context, now time.Time) {
 		}
 	}
 	s.mu.Unlock()
+	if resave {
+		// The live snapshot must outlive the connection for takeover,
+		// and carries the subscriptions in case this node dies.
+		s.saveSnapshot(ctx, s.subs, true)
+	}
 	if env.Users != nil && user != "" {
 		_, _ = env.Users.AddUserConn(ctx, user, broker.ConnRef{Conn: s.connID, Node: env.NodeID, Since: s.opened}, userConnTTL(env))
 	}

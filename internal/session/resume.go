@@ -184,7 +184,11 @@ func (s *Session) release(subs map[string]*subscription, code int) {
 	}
 	switch code {
 	case protocol.CloseUnauthorized, protocol.CloseForbidden:
-		return // nothing to resume for a client that was refused
+		// Nothing to resume for a client that was refused or thrown out.
+		if env.KV != nil && s.id != "" {
+			_ = env.KV.Delete(ctx, snapshotKey(s.id))
+		}
+		return
 	}
 	s.saveSnapshot(ctx, subs, false)
 }

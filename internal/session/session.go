@@ -45,6 +45,11 @@ type Handshake struct {
 	// unless full IPs are configured).
 	RemoteAddr string
 	Codec      protocol.Codec
+	// SessionToken and StreamTicket go into the connected frame of an
+	// HTTP-fallback session (its credential for later requests, and the
+	// single-use ticket for its first SSE stream).
+	SessionToken string
+	StreamTicket string
 }
 
 const (
@@ -73,6 +78,7 @@ type Session struct {
 	opened time.Time
 	hs     Handshake
 
+	puller    Puller // set for pull transports (SSE, long-poll)
 	scheduled atomic.Bool
 	pingedAt  atomic.Int64 // unix nanos of the last unanswered ping; 0 = none
 
@@ -97,7 +103,10 @@ type Session struct {
 	batchTimer  *time.Timer
 	rateTimer   *time.Timer
 	refreshedAt time.Time
-	rate        float64 // outbound messages per second, 0 = unlimited
+	savedAt     time.Time // when the live snapshot was last written
+	rate        float64   // outbound messages per second, 0 = unlimited
+	replays     int       // subscriptions with replay pages still to read
+	replaying   bool      // a goroutine is reading replay pages
 }
 
 // subscription is one channel a session is subscribed to.
@@ -107,6 +116,8 @@ type subscription struct {
 	written    uint64 // last offset written to the wire
 	acked      uint64 // last offset the client acknowledged
 	recovering bool   // replay in progress: live messages wait in pending
+	replayDue  bool   // a paged replay has more to read after replayFrom
+	replayFrom uint64
 	pending    []*Outgoing
 	presence   bool    // wants join/leave events
 	rate       float64 // the namespace's outbound rate limit
@@ -130,6 +141,12 @@ func New(env *Env, t Transport, hs Handshake) *Session {
 	if s.codec == nil {
 		s.codec = protocol.JSON
 	}
+	if p, ok := t.(Puller); ok {
+		s.puller = p
+		// Pull transports may lose a response in flight: keep the
+		// seq->offset map that Rewind needs.
+		s.acks = &ackRing{}
+	}
 	s.queue.Init(flow.Config{
 		MaxMessages: env.Limits.QueueMessages,
 		MaxBytes:    env.Limits.QueueBytes,
@@ -137,6 +154,21 @@ func New(env *Env, t Transport, hs Handshake) *Session {
 	})
 	env.Registry.addPending(s)
 	return s
+}
+
+// CloseCode reports the code and reason the session was (or is being)
+// closed with; ok is false while it is open.
+func (s *Session) CloseCode() (code int, reason string, ok bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closeCode, s.closeReason, s.closeCode != 0 || s.state == stateClosed
+}
+
+// Connected reports whether the connect frame was accepted.
+func (s *Session) Connected() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.state == stateConnected
 }
 
 // ConnID is the connection's id.
@@ -291,6 +323,10 @@ func (s *Session) schedule() {
 }
 
 func (s *Session) scheduleNow() {
+	if s.puller != nil {
+		s.puller.Wake()
+		return
+	}
 	if s.scheduled.CompareAndSwap(false, true) {
 		s.env.Writers.enqueue(s)
 	}
@@ -332,6 +368,7 @@ func (s *Session) flush(buf []byte) []byte {
 			s.env.Metrics.FrameOut(n)
 			s.env.Metrics.Batch(n)
 		}
+		s.maybeContinueReplay()
 		if n < maxBatchFrames && (left == 0 || wait > 0) {
 			// Drained, or held back by credit or rate (an ack or the
 			// rate timer schedules the next round).
@@ -411,6 +448,13 @@ func (s *Session) Close(code int, reason string) {
 	}
 	if code == protocol.CloseDraining {
 		d.RetryAfterMS = 500
+	}
+	if s.puller != nil {
+		// A pull transport takes the goodbye from the queue with the rest.
+		_ = s.replyLocked(d)
+		s.mu.Unlock()
+		s.t.Close(code, reason)
+		return
 	}
 	if code != protocol.CloseSlowConsumer {
 		// Whatever was already queued (replies to accepted requests

@@ -1,0 +1,162 @@
+package session
+
+import (
+	"context"
+
+	"github.com/ferry-io/ferry/broker"
+)
+
+// Replays longer than the queue go in pages: a page fills the queue's free
+// room, and the next page is read when the writer has drained the queue
+// below half. While pages remain the subscription stays "recovering": live
+// messages wait in pending (they are in history too, so pending is trimmed
+// rather than allowed to grow), and the last page switches it to live.
+
+// maxPending caps the live messages held while a paged replay runs; beyond
+// it they are dropped and read from history by a later page instead.
+const maxPending = 4096
+
+// pageSize is how many messages one replay page may queue now.
+func (s *Session) pageSize() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.pageSizeLocked()
+}
+
+func (s *Session) pageSizeLocked() int {
+	limit := s.env.Limits.QueueMessages
+	if limit <= 0 {
+		limit = 1024
+	}
+	return max(1, limit-s.queue.Len()-1) // one place for the reply
+}
+
+// roomForLocked reports whether one more message of size bytes fits in the
+// queue without dropping anything (an empty queue always takes one).
+func (s *Session) roomForLocked(size int) bool {
+	if s.queue.Len() == 0 {
+		return true
+	}
+	l := s.env.Limits
+	return (l.QueueMessages <= 0 || s.queue.Len() < l.QueueMessages) &&
+		(l.QueueBytes <= 0 || s.queue.Bytes()+size <= l.QueueBytes)
+}
+
+// queuePageLocked queues a page of history read with limit and, when the
+// page reached the live stream, switches the subscription to live.
+func (s *Session) queuePageLocked(sub *subscription, res *broker.HistoryResult, limit int) error {
+	var err error
+	more := limit > 0 && len(res.Messages) >= limit
+	for i := range res.Messages {
+		o := outgoingOf(&res.Messages[i])
+		if !s.roomForLocked(o.Msg.Size()) {
+			more = true // the rest waits for the next page
+			break
+		}
+		if err = s.queueMessageLocked(sub, o); err != nil {
+			return err
+		}
+	}
+	if more && sub.offset < res.Offset {
+		// More to read: keep recovering, continue when the queue drains.
+		sub.replayFrom = sub.offset
+		if !sub.replayDue {
+			sub.replayDue = true
+			s.replays++
+		}
+		kept := sub.pending[:0]
+		for _, o := range sub.pending {
+			if o.Msg.Offset() > sub.offset {
+				kept = append(kept, o)
+			}
+		}
+		clear(sub.pending[len(kept):])
+		sub.pending = kept
+		if len(sub.pending) > maxPending {
+			clear(sub.pending)
+			sub.pending = sub.pending[:0]
+		}
+		return nil
+	}
+	for _, o := range sub.pending {
+		if err = s.queueMessageLocked(sub, o); err != nil {
+			break
+		}
+	}
+	sub.pending = nil
+	sub.recovering = false
+	return err
+}
+
+// maybeContinueReplay starts the next replay pages when the queue has room
+// (called by the writer after it sent something).
+func (s *Session) maybeContinueReplay() {
+	s.mu.Lock()
+	if s.replays == 0 || s.replaying || s.state != stateConnected || s.queue.Len() > s.env.Limits.QueueMessages/2 {
+		s.mu.Unlock()
+		return
+	}
+	s.replaying = true
+	s.mu.Unlock()
+	run := func() {
+		defer func() {
+			s.mu.Lock()
+			s.replaying = false
+			s.mu.Unlock()
+		}()
+		ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
+		defer cancel()
+		s.continueReplays(ctx)
+	}
+	if s.env.Go != nil {
+		s.env.Go(run)
+	} else {
+		go run()
+	}
+}
+
+// continueReplays reads the next page of every subscription that has one.
+func (s *Session) continueReplays(ctx context.Context) {
+	type next struct {
+		ch   string
+		sub  *subscription
+		from broker.Position
+	}
+	s.mu.Lock()
+	var todo []next
+	for ch, sub := range s.subs {
+		if sub.replayDue {
+			todo = append(todo, next{ch, sub, broker.Position{Offset: sub.replayFrom, Epoch: sub.epoch}})
+		}
+	}
+	s.mu.Unlock()
+	for _, n := range todo {
+		s.replayFrom(ctx, n.ch, n.sub, n.from)
+	}
+	s.scheduleNow()
+}
+
+// replayFrom reads one page after from for a subscription that is already
+// in the hub, and queues it.
+func (s *Session) replayFrom(ctx context.Context, ch string, sub *subscription, from broker.Position) {
+	limit := s.pageSize()
+	res, err := s.env.Broker.History(ctx, ch, broker.HistoryQuery{Since: &from, Limit: limit})
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.subs[ch] != sub || s.state != stateConnected {
+		return
+	}
+	if sub.replayDue {
+		sub.replayDue = false
+		s.replays--
+	}
+	if err != nil {
+		// Go live; the client learns of the gap from offsets.
+		res = broker.HistoryResult{}
+		limit = 0
+	}
+	if from.Epoch != res.Epoch && from.Offset != 0 && err == nil {
+		sub.offset = 0
+	}
+	_ = s.queuePageLocked(sub, &res, limit)
+}

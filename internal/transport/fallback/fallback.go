@@ -1,0 +1,353 @@
+// Package fallback carries a session over plain HTTP for clients whose
+// network does not pass WebSockets: Server-Sent Events (frames as events on
+// a long GET, client frames by POST) and long-polling (frames both ways in
+// POST bodies, the reply held open until something is ready).
+//
+// Both are pull transports: the session queues frames exactly as for a
+// WebSocket (same bounds, priorities, conflation, credit) and wakes the
+// transport, whose HTTP handler pulls and writes them outside the session's
+// lock. One Transport serves one session; an SSE stream or a poll attaches
+// to it for as long as the request lasts, and a new one replaces the old.
+// Between requests the session lives on; the heartbeat sweep expires it
+// when no request comes for heartbeat.interval + heartbeat.timeout.
+package fallback
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ferry-io/ferry/internal/session"
+)
+
+// ErrPullOnly: the session tried to push bytes to a pull transport.
+var ErrPullOnly = errors.New("fallback: frames are pulled, not pushed")
+
+// Mode is what the client declared when it opened the session.
+type Mode string
+
+const (
+	ModeSSE  Mode = "sse"
+	ModePoll Mode = "poll"
+)
+
+// Transport is a session's HTTP side. It implements session.Transport and
+// session.Puller.
+type Transport struct {
+	mode Mode
+	s    *session.Session
+
+	wake chan struct{} // capacity 1: something to pull, a ping, or the end
+
+	mu       sync.Mutex
+	attached chan struct{} // closed to tell the attached request to leave
+	pinged   bool
+	closing  bool
+	final    []byte // frames left when the session closed with no request attached
+	last     atomic.Int64
+	active   atomic.Int32 // requests attached now
+	done     chan struct{}
+	doneOnce sync.Once
+	onDone   func()
+}
+
+// New returns a transport for a session that the client will read in mode.
+// onDone runs once when the session is over (to forget its token).
+func New(mode Mode, onDone func()) *Transport {
+	t := &Transport{mode: mode, wake: make(chan struct{}, 1), done: make(chan struct{}), onDone: onDone}
+	t.last.Store(time.Now().UnixNano())
+	return t
+}
+
+// Bind attaches the session (once, right after session.New).
+func (t *Transport) Bind(s *session.Session) { t.s = s }
+
+// Session returns the bound session.
+func (t *Transport) Session() *session.Session { return t.s }
+
+// Done is closed when the session has ended.
+func (t *Transport) Done() <-chan struct{} { return t.done }
+
+var (
+	_ session.Transport = (*Transport)(nil)
+	_ session.Puller    = (*Transport)(nil)
+)
+
+// Name is "sse" or "poll".
+func (t *Transport) Name() string { return string(t.mode) }
+
+// Send is never used: the session wakes pull transports instead.
+func (t *Transport) Send([]byte) (int, error) { return 0, ErrPullOnly }
+
+// Pending is always 0: nothing is buffered outside the session's queue.
+func (t *Transport) Pending() int { return 0 }
+
+// Wake tells the attached request (if any) that frames are ready.
+func (t *Transport) Wake() {
+	select {
+	case t.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Ping asks an attached SSE stream to write a heartbeat comment; polls
+// need none (the client's next poll is its heartbeat).
+func (t *Transport) Ping() error {
+	t.mu.Lock()
+	t.pinged = true
+	t.mu.Unlock()
+	t.Wake()
+	return nil
+}
+
+// LastActivity is now while a request is attached, else when the last one
+// ended: a client that stops polling (or whose stream is gone) is expired
+// by the heartbeat sweep.
+func (t *Transport) LastActivity() time.Time {
+	if t.active.Load() > 0 {
+		return time.Now()
+	}
+	return time.Unix(0, t.last.Load())
+}
+
+// Close ends the session: what is still queued (the disconnect frame last)
+// goes to the attached request, or waits for the next one for a short
+// while; then the session is released.
+func (t *Transport) Close(code int, reason string) {
+	t.mu.Lock()
+	if t.closing {
+		t.mu.Unlock()
+		return
+	}
+	t.closing = true
+	t.mu.Unlock()
+	var frames []session.Frame
+	var buf []byte
+	for i := 0; i < 64; i++ {
+		n := len(frames)
+		buf, frames = t.s.Pull(buf, frames, 0)
+		if len(frames) == n {
+			break
+		}
+	}
+	t.mu.Lock()
+	t.final = encodeFinal(t.mode, buf, frames)
+	t.mu.Unlock()
+	t.Wake()
+	t.s.ClosedAsync(code, reason)
+	// Give a client between two polls the chance to fetch the goodbye.
+	time.AfterFunc(finalGrace, t.finish)
+}
+
+// finalGrace is how long the last frames of a closed session wait for a
+// request to fetch them.
+const finalGrace = 5 * time.Second
+
+func (t *Transport) finish() {
+	t.doneOnce.Do(func() {
+		close(t.done)
+		if t.onDone != nil {
+			t.onDone()
+		}
+	})
+}
+
+// encodeFinal renders the last frames in the transport's format.
+func encodeFinal(mode Mode, buf []byte, frames []session.Frame) []byte {
+	var out bytes.Buffer
+	if mode == ModeSSE {
+		for _, f := range frames {
+			writeEvent(&out, buf[f.Start:f.End], f)
+		}
+		return out.Bytes()
+	}
+	return appendArray(nil, buf, frames)
+}
+
+// attach makes the calling request the one that pulls; a request already
+// attached is told to leave.
+func (t *Transport) attach() (leave chan struct{}) {
+	t.mu.Lock()
+	if t.attached != nil {
+		close(t.attached)
+	}
+	leave = make(chan struct{})
+	t.attached = leave
+	t.mu.Unlock()
+	t.active.Add(1)
+	return leave
+}
+
+func (t *Transport) detach(leave chan struct{}) {
+	t.mu.Lock()
+	if t.attached == leave {
+		t.attached = nil
+	}
+	t.mu.Unlock()
+	t.last.Store(time.Now().UnixNano())
+	t.active.Add(-1)
+}
+
+// takeFinal returns the last frames of a closed session, once.
+func (t *Transport) takeFinal() ([]byte, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if !t.closing {
+		return nil, false
+	}
+	b := t.final
+	t.final = nil
+	return b, true
+}
+
+// ServeSSE streams the session's frames as Server-Sent Events until the
+// client goes, another stream replaces this one, or the session ends.
+// lastEventID is the Last-Event-ID the client sent (-1 when none): frames
+// after it that an earlier stream wrote are replayed.
+func (t *Transport) ServeSSE(w http.ResponseWriter, r *http.Request, lastEventID int64, writeTimeout time.Duration) {
+	rc := http.NewResponseController(w)
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Accel-Buffering", "no") // nginx: do not buffer the stream
+	w.WriteHeader(http.StatusOK)
+	leave := t.attach()
+	defer t.detach(leave)
+	if lastEventID >= 0 {
+		_ = t.s.Rewind(r.Context(), uint64(lastEventID))
+	}
+	var out bytes.Buffer
+	out.WriteString(": ferry\n\n") // the browser sees the stream open at once
+	var buf []byte
+	var frames []session.Frame
+	for {
+		if final, closed := t.takeFinal(); closed {
+			out.Write(final)
+			_ = write(rc, w, &out, writeTimeout)
+			return
+		}
+		buf, frames = t.s.Pull(buf[:0], frames[:0], 0)
+		for _, f := range frames {
+			writeEvent(&out, buf[f.Start:f.End], f)
+		}
+		t.mu.Lock()
+		if t.pinged {
+			t.pinged = false
+			out.WriteString(": hb\n\n")
+		}
+		t.mu.Unlock()
+		if out.Len() > 0 {
+			if err := write(rc, w, &out, writeTimeout); err != nil {
+				return
+			}
+		}
+		if len(frames) > 0 {
+			continue // there may be more than one pull's worth
+		}
+		select {
+		case <-t.wake:
+		case <-leave:
+			return
+		case <-r.Context().Done():
+			return
+		case <-t.done:
+			return
+		}
+	}
+}
+
+// writeEvent renders one frame as an SSE event: event = frame type, id =
+// session sequence (for messages), data = the JSON frame.
+func writeEvent(out *bytes.Buffer, frame []byte, f session.Frame) {
+	if f.Type != "" {
+		out.WriteString("event: ")
+		out.WriteString(f.Type)
+		out.WriteByte('\n')
+	}
+	if f.Seq > 0 {
+		out.WriteString("id: ")
+		out.WriteString(strconv.FormatUint(f.Seq, 10))
+		out.WriteByte('\n')
+	}
+	out.WriteString("data: ")
+	out.Write(frame) // JSON frames never contain a raw newline
+	out.WriteString("\n\n")
+}
+
+func write(rc *http.ResponseController, w http.ResponseWriter, out *bytes.Buffer, timeout time.Duration) error {
+	if timeout > 0 {
+		_ = rc.SetWriteDeadline(time.Now().Add(timeout))
+	}
+	_, err := w.Write(out.Bytes())
+	out.Reset()
+	if err == nil {
+		err = rc.Flush()
+	}
+	return err
+}
+
+// Poll answers one long-poll: the frames ready now, or, when there are
+// none, the first ones that come within hold (an empty array after it).
+// lastSeq is the client's Last-Event-ID (-1 when none): frames after it
+// that an earlier poll sent but the client never got are sent again.
+func (t *Transport) Poll(ctx context.Context, w http.ResponseWriter, lastSeq int64, hold time.Duration) {
+	leave := t.attach()
+	defer t.detach(leave)
+	if lastSeq >= 0 {
+		_ = t.s.Rewind(ctx, uint64(lastSeq))
+	}
+	timer := time.NewTimer(hold)
+	defer timer.Stop()
+	var buf []byte
+	var frames []session.Frame
+	for {
+		if final, closed := t.takeFinal(); closed {
+			if final == nil {
+				final = []byte("[]")
+			}
+			writeJSON(w, final)
+			return
+		}
+		buf, frames = t.s.Pull(buf[:0], frames[:0], 0)
+		if len(frames) > 0 {
+			writeJSON(w, appendArray(nil, buf, frames))
+			return
+		}
+		select {
+		case <-t.wake:
+		case <-timer.C:
+			writeJSON(w, []byte("[]"))
+			return
+		case <-leave:
+			writeJSON(w, []byte("[]"))
+			return
+		case <-ctx.Done():
+			return
+		case <-t.done:
+			writeJSON(w, []byte("[]"))
+			return
+		}
+	}
+}
+
+func appendArray(dst, buf []byte, frames []session.Frame) []byte {
+	dst = append(dst, '[')
+	for i, f := range frames {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = append(dst, buf[f.Start:f.End]...)
+	}
+	return append(dst, ']')
+}
+
+func writeJSON(w http.ResponseWriter, b []byte) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	_, _ = w.Write(b)
+}

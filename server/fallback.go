@@ -1,0 +1,327 @@
+package server
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ferry-io/ferry/internal/session"
+	"github.com/ferry-io/ferry/internal/transport/fallback"
+	"github.com/ferry-io/ferry/protocol"
+)
+
+// The HTTP fallbacks (SSE and long-poll) for networks that block
+// WebSockets. A session opened with POST /v1/sessions lives on this node;
+// its session_token (header Ferry-Session) reaches it on later requests.
+
+const (
+	// pollHold is how long a long-poll is held while nothing is ready.
+	pollHold = 25 * time.Second
+	// sessionHeader carries an HTTP session's token.
+	sessionHeader = "Ferry-Session"
+	// sseTicketPrefix marks a ticket that opens a session's SSE stream.
+	sseTicketPrefix = "sess:"
+)
+
+func (s *Server) fallbackRoutes(mux *http.ServeMux) {
+	mux.HandleFunc("POST /v1/sessions", s.serveOpenSession)
+	mux.HandleFunc("GET /v1/sse", s.serveSSE)
+	mux.HandleFunc("POST /v1/send", s.serveSend)
+	mux.HandleFunc("POST /v1/poll", s.servePoll)
+	for _, p := range []string{"/v1/sessions", "/v1/sse", "/v1/send", "/v1/poll", "/v1/tickets"} {
+		mux.HandleFunc("OPTIONS "+p, s.servePreflight)
+	}
+}
+
+// cors adds the CORS headers for an allowed browser origin (the Origin
+// policy already ran).
+func (s *Server) cors(w http.ResponseWriter, r *http.Request) {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return
+	}
+	h := w.Header()
+	h.Set("Access-Control-Allow-Origin", origin)
+	h.Set("Access-Control-Allow-Credentials", "true")
+	h.Add("Vary", "Origin")
+}
+
+func (s *Server) servePreflight(w http.ResponseWriter, r *http.Request) {
+	if err := s.origins.Check(r); err != nil {
+		httpError(w, http.StatusForbidden, err.Error())
+		return
+	}
+	s.cors(w, r)
+	h := w.Header()
+	h.Set("Access-Control-Allow-Methods", "GET, POST")
+	h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, Ferry-Session, Last-Event-ID")
+	h.Set("Access-Control-Max-Age", "600")
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// readBody reads a request body of at most max_frame_bytes.
+func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
+	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(s.cfg.MaxFrameBytes)))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			httpError(w, http.StatusRequestEntityTooLarge, "body larger than max_frame_bytes ("+strconv.Itoa(s.cfg.MaxFrameBytes)+")")
+		} else {
+			httpError(w, http.StatusBadRequest, "reading body: "+err.Error())
+		}
+		return nil, false
+	}
+	return b, true
+}
+
+// closeStatus maps the close code of a refused connect to an HTTP status.
+func closeStatus(code int) int {
+	switch code {
+	case protocol.CloseUnauthorized, protocol.CloseTokenExpired:
+		return http.StatusUnauthorized
+	case protocol.CloseForbidden:
+		return http.StatusForbidden
+	case protocol.CloseRateLimited:
+		return http.StatusTooManyRequests
+	case protocol.CloseTooBig:
+		return http.StatusRequestEntityTooLarge
+	case protocol.CloseDraining:
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusBadRequest
+}
+
+// serveOpenSession is POST /v1/sessions[?transport=sse|poll]: the body is a
+// connect frame or an array that starts with one. The reply is the
+// connected frame with the session's token and a stream ticket.
+func (s *Server) serveOpenSession(w http.ResponseWriter, r *http.Request) {
+	if !s.admit(w, r) {
+		return
+	}
+	s.cors(w, r)
+	mode := fallback.ModePoll
+	switch r.URL.Query().Get("transport") {
+	case "", "poll":
+	case "sse":
+		mode = fallback.ModeSSE
+	default:
+		httpError(w, http.StatusBadRequest, "transport: want sse or poll")
+		return
+	}
+	tok, ok := s.requestToken(w, r)
+	if !ok {
+		return
+	}
+	claims, ok := s.verifyRequestToken(w, r, tok)
+	if !ok {
+		return
+	}
+	body, ok := s.readBody(w, r)
+	if !ok {
+		return
+	}
+	var probe []protocol.ClientFrame
+	probe, err := protocol.JSON.DecodeClient(probe, body)
+	if err != nil || len(probe) == 0 || probe[0].Type != protocol.TypeConnect {
+		httpError(w, http.StatusBadRequest, "body: want a connect frame, or a JSON array that starts with one")
+		return
+	}
+	sessTok := randomToken()
+	ticket, err := s.tickets.Issue(r.Context(), sseTicketPrefix+sessTok)
+	if err != nil {
+		httpError(w, http.StatusServiceUnavailable, "cannot issue a stream ticket now: "+err.Error())
+		return
+	}
+	t := fallback.New(mode, func() { s.httpSessions.Delete(sessTok) })
+	sess := session.New(s.env, t, session.Handshake{
+		Token:        tok,
+		Claims:       claims,
+		RemoteAddr:   s.logIP(r),
+		Codec:        protocol.JSON,
+		SessionToken: sessTok,
+		StreamTicket: ticket,
+	})
+	t.Bind(sess)
+	s.httpSessions.Store(sessTok, t)
+	if err := sess.HandleRequest(body); err != nil {
+		sess.Close(protocol.CloseProtocolError, "malformed body")
+		httpError(w, http.StatusBadRequest, "body: "+err.Error())
+		return
+	}
+	if !sess.Connected() {
+		code, reason, _ := sess.CloseCode()
+		if code == 0 {
+			code, reason = protocol.CloseUnauthorized, "connect refused"
+			sess.Close(code, reason)
+		}
+		httpError(w, closeStatus(code), reason)
+		return
+	}
+	// The first queued frame is the connected reply; the rest (replies to
+	// later frames, replayed messages) wait for the stream or the poll.
+	buf, frames := sess.Pull(nil, nil, 1)
+	if len(frames) != 1 || frames[0].Type != protocol.TypeConnected {
+		httpError(w, http.StatusInternalServerError, "session opened without a connected frame")
+		sess.Close(protocol.CloseProtocolError, "internal error")
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	_, _ = w.Write(buf[frames[0].Start:frames[0].End])
+}
+
+// httpSession finds the session named by the Ferry-Session header.
+func (s *Server) httpSession(w http.ResponseWriter, r *http.Request) (*fallback.Transport, bool) {
+	tok := r.Header.Get(sessionHeader)
+	if tok == "" {
+		httpError(w, http.StatusUnauthorized, "missing "+sessionHeader+" header: open a session with POST /v1/sessions")
+		return nil, false
+	}
+	v, ok := s.httpSessions.Load(tok)
+	if !ok {
+		httpError(w, http.StatusNotFound, "session not found or expired: open a new one with POST /v1/sessions (with resume to keep its subscriptions)")
+		return nil, false
+	}
+	return v.(*fallback.Transport), true
+}
+
+// lastEventID reads the Last-Event-ID header (-1 when absent).
+func lastEventID(r *http.Request) (int64, error) {
+	v := r.Header.Get("Last-Event-ID")
+	if v == "" {
+		return -1, nil
+	}
+	n, err := strconv.ParseUint(strings.TrimSpace(v), 10, 63)
+	if err != nil {
+		return -1, errors.New("Last-Event-ID: want the seq of the last message received")
+	}
+	return int64(n), nil
+}
+
+// serveSSE is GET /v1/sse?ticket=T: the session's frames as events.
+func (s *Server) serveSSE(w http.ResponseWriter, r *http.Request) {
+	if !s.admit(w, r) {
+		return
+	}
+	s.cors(w, r)
+	if r.URL.Query().Has("token") {
+		httpError(w, http.StatusBadRequest, "a token in the URL is refused: open the session with POST /v1/sessions and use its stream_ticket")
+		return
+	}
+	ticket := r.URL.Query().Get("ticket")
+	if ticket == "" {
+		httpError(w, http.StatusUnauthorized, "missing ticket: use the stream_ticket of POST /v1/sessions, or get a new one from POST /v1/tickets with the Ferry-Session header")
+		return
+	}
+	val, err := s.tickets.Redeem(r.Context(), ticket)
+	if err != nil || !strings.HasPrefix(val, sseTicketPrefix) {
+		httpError(w, http.StatusUnauthorized, "ticket is invalid, expired or already used: get a new one from POST /v1/tickets with the Ferry-Session header")
+		return
+	}
+	v, ok := s.httpSessions.Load(strings.TrimPrefix(val, sseTicketPrefix))
+	if !ok {
+		httpError(w, http.StatusNotFound, "session not found or expired: open a new one with POST /v1/sessions")
+		return
+	}
+	last, err := lastEventID(r)
+	if err != nil {
+		httpError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	v.(*fallback.Transport).ServeSSE(w, r, last, 10*time.Second)
+}
+
+// serveSend is POST /v1/send: client frames for an SSE session; their
+// replies go to the stream.
+func (s *Server) serveSend(w http.ResponseWriter, r *http.Request) {
+	if !s.gate(w, r, false) {
+		return
+	}
+	s.cors(w, r)
+	t, ok := s.httpSession(w, r)
+	if !ok {
+		return
+	}
+	body, ok := s.readBody(w, r)
+	if !ok {
+		return
+	}
+	if err := t.Session().HandleRequest(body); err != nil {
+		httpError(w, http.StatusBadRequest, "body: "+err.Error())
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusAccepted)
+	_, _ = w.Write([]byte(`{"accepted":true}` + "\n"))
+}
+
+// servePoll is POST /v1/poll[?wait=ms]: client frames in, server frames
+// out, held up to 25 s (or wait) while nothing is ready.
+func (s *Server) servePoll(w http.ResponseWriter, r *http.Request) {
+	if !s.gate(w, r, false) {
+		return
+	}
+	s.cors(w, r)
+	t, ok := s.httpSession(w, r)
+	if !ok {
+		return
+	}
+	body, ok := s.readBody(w, r)
+	if !ok {
+		return
+	}
+	last, err := lastEventID(r)
+	if err != nil {
+		httpError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if len(strings.TrimSpace(string(body))) > 0 {
+		if err := t.Session().HandleRequest(body); err != nil {
+			httpError(w, http.StatusBadRequest, "body: "+err.Error())
+			return
+		}
+	}
+	hold := pollHold
+	if v := r.URL.Query().Get("wait"); v != "" {
+		ms, err := strconv.Atoi(v)
+		if err != nil || ms < 0 {
+			httpError(w, http.StatusBadRequest, "wait: want milliseconds, 0 to 25000")
+			return
+		}
+		hold = min(hold, time.Duration(ms)*time.Millisecond)
+	}
+	if s.draining.Load() {
+		hold = 0
+	}
+	t.Poll(r.Context(), w, last, hold)
+}
+
+// issueSessionTicket answers POST /v1/tickets with a Ferry-Session header:
+// a ticket for a new SSE stream of that session.
+func (s *Server) issueSessionTicket(w http.ResponseWriter, r *http.Request) {
+	t, ok := s.httpSession(w, r)
+	if !ok {
+		return
+	}
+	_ = t
+	ticket, err := s.tickets.Issue(r.Context(), sseTicketPrefix+r.Header.Get(sessionHeader))
+	if err != nil {
+		httpError(w, http.StatusServiceUnavailable, "cannot issue a ticket now: "+err.Error())
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	_ = json.NewEncoder(w).Encode(map[string]any{"ticket": ticket, "expires_in": 30})
+}
+
+func randomToken() string {
+	b := make([]byte, 24)
+	_, _ = rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
