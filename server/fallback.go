@@ -47,9 +47,15 @@ func (s *Server) cors(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h := w.Header()
+	h.Add("Vary", "Origin")
+	if s.anyOrigin || origin == "null" {
+		// With every origin allowed (or an opaque one), never with
+		// credentials: any site could otherwise act with the user's cookie.
+		h.Set("Access-Control-Allow-Origin", "*")
+		return
+	}
 	h.Set("Access-Control-Allow-Origin", origin)
 	h.Set("Access-Control-Allow-Credentials", "true")
-	h.Add("Vary", "Origin")
 }
 
 func (s *Server) servePreflight(w http.ResponseWriter, r *http.Request) {
@@ -91,7 +97,7 @@ func closeStatus(code int) int {
 		return http.StatusTooManyRequests
 	case protocol.CloseTooBig:
 		return http.StatusRequestEntityTooLarge
-	case protocol.CloseDraining:
+	case protocol.CloseDraining, 1011:
 		return http.StatusServiceUnavailable
 	}
 	return http.StatusBadRequest
@@ -206,7 +212,7 @@ func lastEventID(r *http.Request) (int64, error) {
 
 // serveSSE is GET /v1/sse?ticket=T: the session's frames as events.
 func (s *Server) serveSSE(w http.ResponseWriter, r *http.Request) {
-	if !s.admit(w, r) {
+	if !s.gate(w, r, false) { // the session is already counted
 		return
 	}
 	s.cors(w, r)

@@ -23,6 +23,7 @@ import (
 	"net/netip"
 	"os"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -59,6 +60,7 @@ type Server struct {
 
 	handler      http.Handler
 	httpSessions sync.Map // session token -> *fallback.Transport
+	anyOrigin    bool     // allowed_origins has "*": CORS without credentials
 	cert         atomic.Pointer[tls.Certificate]
 	wsOnce       sync.Once
 	wsOpts       *ws.Options
@@ -113,6 +115,7 @@ func New(cfg Config, opts ...Options) (*Server, error) {
 	if s.origins, err = auth.NewOriginPolicy(cfg.AllowedOrigins, cfg.Dev); err != nil {
 		return nil, fmt.Errorf("config: allowed_origins: %w", err)
 	}
+	s.anyOrigin = slices.Contains(cfg.AllowedOrigins, "*")
 	if s.verifier, err = newVerifier(cfg); err != nil {
 		return nil, fmt.Errorf("config: token: %w", err)
 	}

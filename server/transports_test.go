@@ -527,3 +527,40 @@ func TestHTTPFallbackBadInput(t *testing.T) {
 		t.Fatalf("stream ticket on /v1/ws: %v", resp)
 	}
 }
+
+// An open SSE stream is kept alive by heartbeat comments (and a stream that
+// takes them is never expired).
+func TestSSEStreamGetsHeartbeats(t *testing.T) {
+	n := startNode(t, func(c *server.Config) {
+		c.Heartbeat = server.HeartbeatConfig{Interval: 300 * time.Millisecond, Timeout: 300 * time.Millisecond}
+	})
+	body := fmt.Sprintf(`{"type":"connect","id":1,"token":%q}`, token(t, "hb", time.Hour, nil))
+	open, err := http.Post(n.base+"/v1/sessions?transport=sse", "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reply map[string]any
+	_ = json.NewDecoder(open.Body).Decode(&reply)
+	open.Body.Close()
+	if open.StatusCode != 200 {
+		t.Fatalf("open: %d %v", open.StatusCode, reply)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", n.base+"/v1/sse?ticket="+reply["stream_ticket"].(string), nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	beats := 0
+	for beats < 3 && sc.Scan() {
+		if sc.Text() == ": hb" {
+			beats++
+		}
+	}
+	if beats < 3 {
+		t.Fatalf("stream ended after %d heartbeats: %v", beats, sc.Err())
+	}
+}

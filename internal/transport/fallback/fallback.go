@@ -108,8 +108,12 @@ func (t *Transport) Ping() error {
 // LastActivity is now while a request is attached, else when the last one
 // ended: a client that stops polling (or whose stream is gone) is expired
 // by the heartbeat sweep.
+//
+// An SSE stream is only known to be alive by writes that succeed: the
+// heartbeat sweep pings it (a ": hb" comment), and each successful write
+// counts, so a stream whose peer vanished stops counting.
 func (t *Transport) LastActivity() time.Time {
-	if t.active.Load() > 0 {
+	if t.mode == ModePoll && t.active.Load() > 0 {
 		return time.Now()
 	}
 	return time.Unix(0, t.last.Load())
@@ -245,6 +249,7 @@ func (t *Transport) ServeSSE(w http.ResponseWriter, r *http.Request, lastEventID
 			if err := write(rc, w, &out, writeTimeout); err != nil {
 				return
 			}
+			t.last.Store(time.Now().UnixNano())
 		}
 		if len(frames) > 0 {
 			continue // there may be more than one pull's worth
