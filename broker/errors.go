@@ -6,7 +6,8 @@ var (
 	// ErrNotFound: no such key or session.
 	ErrNotFound = errors.New("broker: not found")
 	// ErrUnavailable: the broker's backend cannot be reached; the call
-	// failed fast and nothing was written.
+	// failed fast. A write that timed out may still have happened (a
+	// publish retried with its idempotency key is safe).
 	ErrUnavailable = errors.New("broker: unavailable")
 	// ErrClosed: the broker was closed.
 	ErrClosed = errors.New("broker: closed")

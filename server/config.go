@@ -26,7 +26,10 @@ type Config struct {
 	Dev bool `yaml:"dev"`
 	// NodeID names this node in a cluster. Default: a random id.
 	NodeID string `yaml:"node_id"`
-	// Broker selects the engine: "memory" (default) or a redis:// URL.
+	// Broker selects the engine: "memory" (default), or Redis:
+	// redis://[user:pass@]host:port/db, rediss:// (TLS), several URLs
+	// separated by commas (shards, by channel), or
+	// redis+sentinel://host:port,host:port/master/db.
 	Broker string `yaml:"broker"`
 	// APIKey authenticates the server API (/v1/api/...). Default none: the
 	// API answers 401 to every call.
@@ -265,8 +268,8 @@ func (c *Config) Validate() error {
 	bad := func(field, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%s: %s", field, fmt.Sprintf(format, args...)))
 	}
-	if c.Broker != "" && c.Broker != "memory" && !strings.HasPrefix(c.Broker, "redis://") && !strings.HasPrefix(c.Broker, "rediss://") {
-		bad("broker", "%q: want memory or a redis:// URL", c.Broker)
+	if c.Broker != "" && c.Broker != "memory" && !hasAnyPrefix(c.Broker, "redis://", "rediss://", "redis+sentinel://", "rediss+sentinel://") {
+		bad("broker", "%q: want memory, a redis:// or rediss:// URL (comma-separated for shards), or redis+sentinel://", c.Broker)
 	}
 	type intField struct {
 		name string
@@ -359,4 +362,13 @@ func namespaceOf(channel string) string {
 		return channel[:i]
 	}
 	return "default"
+}
+
+func hasAnyPrefix(s string, prefixes ...string) bool {
+	for _, p := range prefixes {
+		if strings.HasPrefix(s, p) {
+			return true
+		}
+	}
+	return false
 }

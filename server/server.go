@@ -32,6 +32,7 @@ import (
 
 	"github.com/ferry-io/ferry/broker"
 	"github.com/ferry-io/ferry/broker/memory"
+	"github.com/ferry-io/ferry/broker/redis"
 	"github.com/ferry-io/ferry/internal/auth"
 	"github.com/ferry-io/ferry/internal/hub"
 	"github.com/ferry-io/ferry/internal/metrics"
@@ -214,11 +215,16 @@ func newVerifier(cfg Config) (*auth.Verifier, error) {
 }
 
 func openBroker(cfg Config, log *slog.Logger) (broker.Broker, error) {
-	switch {
-	case cfg.Broker == "" || cfg.Broker == "memory":
+	if cfg.Broker == "" || cfg.Broker == "memory" {
 		return memory.New(memory.Config{NodeID: cfg.NodeID, Logger: log}), nil
 	}
-	return nil, fmt.Errorf("broker %q: this build has only the memory broker (the Redis broker is not built yet)", redactURL(cfg.Broker))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	b, err := redis.New(ctx, redis.Config{URL: cfg.Broker, NodeID: cfg.NodeID, Logger: log})
+	if err != nil {
+		return nil, fmt.Errorf("broker %s: %w", redactURL(cfg.Broker), err)
+	}
+	return b, nil
 }
 
 // rulesOf converts a namespace's config into session rules.
