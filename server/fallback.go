@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ferry-io/ferry/internal/auth"
 	"github.com/ferry-io/ferry/internal/session"
 	"github.com/ferry-io/ferry/internal/transport/fallback"
 	"github.com/ferry-io/ferry/protocol"
@@ -155,6 +156,11 @@ func (s *Server) serveOpenSession(w http.ResponseWriter, r *http.Request) {
 	})
 	t.Bind(sess)
 	s.httpSessions.Store(sessTok, t)
+	defer func() {
+		if sess.Connected() {
+			s.saveHTTPSession(r.Context(), sessTok, mode, sess, sessClaims(sess, claims))
+		}
+	}()
 	if err := sess.HandleRequest(body); err != nil {
 		sess.Close(protocol.CloseProtocolError, "malformed body")
 		httpError(w, http.StatusBadRequest, "body: "+err.Error())
@@ -189,12 +195,12 @@ func (s *Server) httpSession(w http.ResponseWriter, r *http.Request) (*fallback.
 		httpError(w, http.StatusUnauthorized, "missing "+sessionHeader+" header: open a session with POST /v1/sessions")
 		return nil, false
 	}
-	v, ok := s.httpSessions.Load(tok)
-	if !ok {
-		httpError(w, http.StatusNotFound, "session not found or expired: open a new one with POST /v1/sessions (with resume to keep its subscriptions)")
+	t, err := s.findHTTPSession(r.Context(), tok)
+	if err != nil {
+		httpSessionError(w, err)
 		return nil, false
 	}
-	return v.(*fallback.Transport), true
+	return t, true
 }
 
 // lastEventID reads the Last-Event-ID header (-1 when absent).
@@ -230,9 +236,9 @@ func (s *Server) serveSSE(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusUnauthorized, "ticket is invalid, expired or already used: get a new one from POST /v1/tickets with the Ferry-Session header")
 		return
 	}
-	v, ok := s.httpSessions.Load(strings.TrimPrefix(val, sseTicketPrefix))
-	if !ok {
-		httpError(w, http.StatusNotFound, "session not found or expired: open a new one with POST /v1/sessions")
+	t, err := s.findHTTPSession(r.Context(), strings.TrimPrefix(val, sseTicketPrefix))
+	if err != nil {
+		httpSessionError(w, err)
 		return
 	}
 	last, err := lastEventID(r)
@@ -240,7 +246,7 @@ func (s *Server) serveSSE(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	v.(*fallback.Transport).ServeSSE(w, r, last, 10*time.Second)
+	t.ServeSSE(w, r, last, 10*time.Second)
 }
 
 // serveSend is POST /v1/send: client frames for an SSE session; their
@@ -330,4 +336,13 @@ func randomToken() string {
 	b := make([]byte, 24)
 	_, _ = rand.Read(b)
 	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// sessClaims returns the claims a session connected with (the handshake's,
+// or those of the connect frame's token).
+func sessClaims(sess *session.Session, hs *auth.Claims) *auth.Claims {
+	if c := sess.Claims(); c != nil {
+		return c
+	}
+	return hs
 }

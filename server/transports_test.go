@@ -394,23 +394,32 @@ func TestScenariosOverEveryTransport(t *testing.T) {
 				if kind == "ws" {
 					t.Skip("covered by TestSilentClientClosedByHeartbeat (a WebSocket client answers pings by itself)")
 				}
+				n := startNode(t, func(c *server.Config) { // a node of its own: nothing else connected
+					c.Heartbeat = server.HeartbeatConfig{Interval: 300 * time.Millisecond, Timeout: 300 * time.Millisecond}
+				})
 				c, code, reply := openHTTP(t, n, kind, map[string]any{"type": "connect", "id": 1, "token": token(t, "eve", time.Hour, nil)})
 				if code != 200 {
 					t.Fatalf("open: %d %v", code, reply)
 				}
 				c.close() // stop polling / drop the stream
+				// The session is expired and its resources freed (the node
+				// holds no connection for eve any more)...
 				eventually(t, "session expired", func() bool {
-					// /v1/send does not count as activity (a poll would).
-					req, _ := http.NewRequest("POST", n.base+"/v1/send", strings.NewReader("[]"))
-					req.Header.Set("Ferry-Session", c.token)
-					resp, err := http.DefaultClient.Do(req)
-					if err != nil {
-						return false
-					}
-					io.Copy(io.Discard, resp.Body)
-					resp.Body.Close()
-					return resp.StatusCode == 404
+					_, st := apiCall(t, n, "GET", "/v1/api/stats", testAPIKey, "")
+					return num(st["connections"]) == 0
 				})
+				// ...and, like a WebSocket session, it can be resumed within
+				// session.ttl: the next request with its token brings it back.
+				req, _ := http.NewRequest("POST", n.base+"/v1/poll?wait=0", strings.NewReader("[]"))
+				req.Header.Set("Ferry-Session", c.token)
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				resp.Body.Close()
+				if resp.StatusCode != 200 {
+					t.Fatalf("poll after expiry within session.ttl: HTTP %d", resp.StatusCode)
+				}
 			})
 		})
 	}

@@ -171,6 +171,21 @@ func (s *Session) Connected() bool {
 	return s.state == stateConnected
 }
 
+// ResumeInfo returns the session id and the current resume token (they
+// change on every connect, resumed or not).
+func (s *Session) ResumeInfo() (id, token string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.id, s.resumeToken
+}
+
+// Claims returns the claims the session connected with (nil before).
+func (s *Session) Claims() *auth.Claims {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.claims
+}
+
 // ConnID is the connection's id.
 func (s *Session) ConnID() string { return s.connID }
 

@@ -50,6 +50,7 @@ type Transport struct {
 	closing  bool
 	final    []byte // frames left when the session closed with no request attached
 	last     atomic.Int64
+	saved    atomic.Int64 // when the cluster record was last written (unix nanos)
 	active   atomic.Int32 // requests attached now
 	done     chan struct{}
 	doneOnce sync.Once
@@ -66,6 +67,21 @@ func New(mode Mode, onDone func()) *Transport {
 
 // Bind attaches the session (once, right after session.New).
 func (t *Transport) Bind(s *session.Session) { t.s = s }
+
+// Due reports whether the session's cluster record, last written at the
+// previous Due that returned true, should be written again (every period).
+func (t *Transport) Due(period time.Duration) bool {
+	now := time.Now().UnixNano()
+	last := t.saved.Load()
+	return now-last >= int64(period) && t.saved.CompareAndSwap(last, now)
+}
+
+// Closing reports whether the session behind the transport has ended.
+func (t *Transport) Closing() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.closing
+}
 
 // Session returns the bound session.
 func (t *Transport) Session() *session.Session { return t.s }
