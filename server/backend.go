@@ -126,8 +126,11 @@ type Stats struct {
 	Draining    bool    `json:"draining"`
 }
 
-// Stats implements api.Backend.
-func (s *Server) Stats(context.Context) (any, error) { return s.stats(), nil }
+// APIStats implements api.Backend.
+func (s *Server) APIStats(context.Context) (any, error) { return s.stats(), nil }
+
+// Stats reports the node's counters (also served at GET /v1/api/stats).
+func (s *Server) Stats() Stats { return s.stats() }
 
 func (s *Server) stats() Stats {
 	var ms runtime.MemStats

@@ -417,3 +417,49 @@ func TestResumeSession(t *testing.T) {
 		}
 	}
 }
+
+// Acks decide where a resume replays from, also when the client acked on an
+// earlier connection of the same session and not on the last one.
+func TestResumeUsesAcksAcrossConnections(t *testing.T) {
+	n := startNode(t, nil)
+	conn := func(resume map[string]any) (*client, map[string]any) {
+		cl, _, err := dial(t, n, dialOpts{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := map[string]any{"type": "connect", "id": 1, "token": token(t, "acker", time.Hour, nil)}
+		if resume != nil {
+			f["resume"] = resume
+		}
+		cl.send(f)
+		return cl, cl.expect("connected")
+	}
+	c1, info := conn(nil)
+	c1.request(map[string]any{"type": "subscribe", "id": 2, "channel": "chat:ack"})
+	publishAPI(t, n, "chat:ack", "m1")
+	m := c1.expect("message")
+	c1.send(map[string]any{"type": "ack", "seq": m["seq"]})
+	c1.request(map[string]any{"type": "ping", "id": 3}) // the ack is processed
+	c1.close()
+	eventually(t, "c1 gone", func() bool { return n.srv.Stats().Connections == 0 })
+
+	c2, info2 := conn(map[string]any{"session": info["session"], "token": info["resume_token"]})
+	if info2["resumed"] != true {
+		t.Fatalf("not resumed: %v", info2)
+	}
+	c2.expect("subscribed")
+	publishAPI(t, n, "chat:ack", "m2")
+	if m := c2.expect("message"); m["data"] != "m2" { // m1 was acked: not replayed
+		t.Fatalf("after resume 1: %v", m)
+	}
+	c2.close() // m2 written but never acked
+	eventually(t, "c2 gone", func() bool { return n.srv.Stats().Connections == 0 })
+
+	c3, info3 := conn(map[string]any{"session": info2["session"], "token": info2["resume_token"]})
+	if info3["resumed"] != true {
+		t.Fatalf("not resumed: %v", info3)
+	}
+	if m := c3.expect("message"); m["data"] != "m2" {
+		t.Fatalf("after resume 2 the unacked m2 must come again: %v", m)
+	}
+}

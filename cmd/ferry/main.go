@@ -2,6 +2,8 @@
 //
 //	ferry serve [--dev] [--config FILE] [--addr :8080]   run a node
 //	ferry token --sub alice [--ttl 1h] [--channels 'room:*']
+//	ferry sub [--url URL] [--token T] CHANNEL...          print messages as JSON lines
+//	ferry pub [--url URL] [--token T | --api-key K] CHANNEL DATA
 //	ferry config check FILE
 //	ferry version
 package main
@@ -46,6 +48,9 @@ const usage = `ferry: a self-hosted real-time messaging gateway
 usage:
   ferry serve [--dev] [--config FILE] [--addr ADDR] [--broker URL]
   ferry token --sub USER [--ttl 1h] [--channels PATTERNS] [--subscribe PATTERNS] [--publish PATTERNS]
+  ferry sub [--url URL] [--token TOKEN] [--codec json|msgpack] [--window N] CHANNEL...
+  ferry pub [--url URL] [--token TOKEN | --api-key KEY] [--key KEY] [--priority P] CHANNEL DATA
+  ferry bench --mode idle|connect|fanout|cluster [--url URL[,URL...]] [--conns N] [--rate R] [--duration D] [--json]
   ferry config check FILE
   ferry version
 
@@ -62,6 +67,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runServe(ctx, args[1:], stdout, stderr)
 	case "token":
 		return runToken(args[1:], stdout, stderr)
+	case "sub":
+		return runSub(ctx, args[1:], stdout, stderr)
+	case "pub":
+		return runPub(ctx, args[1:], stdout, stderr)
+	case "bench":
+		return runBench(ctx, args[1:], stdout, stderr)
 	case "config":
 		return runConfig(args[1:], stdout, stderr)
 	case "version", "--version":

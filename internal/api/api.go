@@ -73,7 +73,7 @@ type Backend interface {
 	Disconnect(ctx context.Context, user string, code int, reason string) (int, error)
 	Presence(ctx context.Context, ch string) ([]protocol.ClientInfo, error)
 	History(ctx context.Context, ch string, since *broker.Position, limit int) (broker.HistoryResult, error)
-	Stats(ctx context.Context) (any, error)
+	APIStats(ctx context.Context) (any, error)
 }
 
 type handler struct {
@@ -312,7 +312,7 @@ func (h *handler) history(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *handler) stats(w http.ResponseWriter, r *http.Request) {
-	st, err := h.b.Stats(r.Context())
+	st, err := h.b.APIStats(r.Context())
 	if err != nil {
 		writeError(w, fmt.Errorf("stats: %w", err))
 		return

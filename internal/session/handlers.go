@@ -160,7 +160,18 @@ func (s *Session) handleConnect(f *protocol.ClientFrame) {
 	if env.Limits.PublishRate > 0 {
 		s.pub = auth.NewTokenBucket(env.Limits.PublishRate, env.Limits.PublishBurst, env.now())
 	}
+	if snap != nil && snap.Acked {
+		// The client acknowledges (it did on its earlier connection):
+		// positions for the next resume come from its acks.
+		s.everAcked = true
+		s.acks = &ackRing{}
+	}
 	s.state = stateConnected
+	s.mu.Unlock()
+	// Index the session (by user, by session id) before the client can see
+	// it connected: an API disconnect or a takeover right after must find it.
+	env.Registry.connected(s)
+	s.mu.Lock()
 	exp := int64(0)
 	if !claims.ExpiresAt.IsZero() {
 		exp = claims.ExpiresAt.Unix()
@@ -188,7 +199,6 @@ func (s *Session) handleConnect(f *protocol.ClientFrame) {
 	s.mu.Unlock()
 	s.afterPush(err)
 
-	env.Registry.connected(s)
 	s.saveSnapshot(ctx, nil, true)
 	s.mu.Lock()
 	s.savedAt = env.now()
@@ -515,11 +525,20 @@ func (s *Session) handlePublish(ctx context.Context, f *protocol.ClientFrame) er
 
 func (s *Session) handleAck(seq uint64) {
 	s.mu.Lock()
-	s.queue.Ack(seq)
-	s.everAcked = true
 	if s.acks == nil {
+		// First ack: nothing was recorded per seq before it. An ack of
+		// everything written so far confirms every subscription's written
+		// position; a partial one confirms nothing yet (a resume then
+		// replays a little more, deduplicated by offset).
+		if seq >= s.queue.LastSeq() {
+			for _, sub := range s.subs {
+				sub.acked = max(sub.acked, sub.written)
+			}
+		}
 		s.acks = &ackRing{}
 	}
+	s.queue.Ack(seq)
+	s.everAcked = true
 	for _, e := range s.acks.ackUpTo(seq) {
 		if sub := s.subs[e.channel]; sub != nil && e.offset > sub.acked {
 			sub.acked = e.offset

@@ -22,7 +22,8 @@ type snapshot struct {
 	TokenHash string        `json:"token_hash"` // sha256 of the resume token: the token itself is never stored
 	Node      string        `json:"node"`
 	Conn      string        `json:"conn"`
-	Live      bool          `json:"live"` // the connection was open when this was written
+	Live      bool          `json:"live"`            // the connection was open when this was written
+	Acked     bool          `json:"acked,omitempty"` // the client acknowledges: offsets are what it acked
 	Subs      []snapshotSub `json:"subs,omitempty"`
 }
 
@@ -114,7 +115,7 @@ func (s *Session) saveSnapshot(ctx context.Context, subs map[string]*subscriptio
 		return
 	}
 	s.mu.Lock()
-	snap := snapshot{ID: s.id, User: s.user, TokenHash: hashToken(s.resumeToken), Node: env.NodeID, Conn: s.connID, Live: live}
+	snap := snapshot{ID: s.id, User: s.user, TokenHash: hashToken(s.resumeToken), Node: env.NodeID, Conn: s.connID, Live: live, Acked: s.everAcked}
 	if snap.ID == "" {
 		s.mu.Unlock()
 		return

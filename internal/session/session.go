@@ -357,7 +357,7 @@ func (s *Session) flush(buf []byte) []byte {
 	s.scheduled.Store(false)
 	for round := 0; round < 8; round++ {
 		s.mu.Lock()
-		if s.state == stateClosed || s.t.Pending() > maxPendingBytes {
+		if s.state == stateClosed || s.closeCode != 0 || s.t.Pending() > maxPendingBytes {
 			s.mu.Unlock()
 			return buf
 		}
@@ -372,6 +372,9 @@ func (s *Session) flush(buf []byte) []byte {
 		}
 		buf = s.encodeLocked(buf[:0], items)
 		_, err := s.t.Send(buf)
+		if err == nil {
+			s.markWrittenLocked(items)
+		}
 		n := len(items)
 		clear(items)
 		left := s.queue.Len()
@@ -414,6 +417,23 @@ func (s *Session) armRateTimer(wait time.Duration) {
 	})
 }
 
+// markWrittenLocked records that the messages among items reached the
+// transport (positions for resumption, seq->offset for acks).
+func (s *Session) markWrittenLocked(items []flow.Item) {
+	for i := range items {
+		it := &items[i]
+		if it.Msg == nil {
+			continue
+		}
+		if sub := s.subs[it.Msg.Channel()]; sub != nil {
+			sub.written = it.Msg.Offset()
+		}
+		if s.acks != nil {
+			s.acks.add(it.Seq, it.Msg.Channel(), it.Msg.Offset())
+		}
+	}
+}
+
 // encodeLocked encodes popped items as one wire message.
 func (s *Session) encodeLocked(dst []byte, items []flow.Item) []byte {
 	c := s.codec
@@ -432,12 +452,6 @@ func (s *Session) encodeLocked(dst []byte, items []flow.Item) []byte {
 		}
 		delivered++
 		dst = c.AppendMessage(dst, it.Msg, it.Seq)
-		if sub := s.subs[it.Msg.Channel()]; sub != nil {
-			sub.written = it.Msg.Offset()
-		}
-		if s.acks != nil {
-			s.acks.add(it.Seq, it.Msg.Channel(), it.Msg.Offset())
-		}
 	}
 	if len(items) > 1 {
 		dst = c.EndBatch(dst)
@@ -482,8 +496,12 @@ func (s *Session) Close(code int, reason string) {
 				break
 			}
 			buf = s.encodeLocked(buf[:0], items)
+			_, err := s.t.Send(buf)
+			if err == nil {
+				s.markWrittenLocked(items)
+			}
 			clear(items)
-			if _, err := s.t.Send(buf); err != nil {
+			if err != nil {
 				break
 			}
 		}
