@@ -123,10 +123,8 @@ Ferry is running in development mode on http://%[1]s (not for production).
 A token for user "alice" (24h):
   %[4]s
 
-Subscribe (any WebSocket client; the first frame authenticates):
-  websocat ws://%[1]s/v1/ws
-  {"type":"connect","id":1,"token":"%[4]s"}
-  {"type":"subscribe","id":2,"channel":"chat:lobby"}
+Subscribe (or use any WebSocket client on ws://%[1]s/v1/ws, see docs/protocol.md):
+  ferry sub --url http://%[1]s --token %[4]s chat:lobby
 
 Publish from a back end:
   curl -s -H 'Authorization: Bearer %[3]s' -d '{"channel":"chat:lobby","data":{"text":"hello"}}' http://%[1]s/v1/api/publish
