@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
@@ -249,23 +250,35 @@ func (s *Server) serveSSE(w http.ResponseWriter, r *http.Request) {
 	t.ServeSSE(w, r, last, 10*time.Second)
 }
 
-// serveSend is POST /v1/send: client frames for an SSE session; their
-// replies go to the stream.
-func (s *Server) serveSend(w http.ResponseWriter, r *http.Request) {
+// sessionRequest runs what /v1/send and /v1/poll share: the gate, CORS,
+// the session named by Ferry-Session, and the frames of the body (an empty
+// body is no frames).
+func (s *Server) sessionRequest(w http.ResponseWriter, r *http.Request) (*fallback.Transport, bool) {
 	if !s.gate(w, r, false) {
-		return
+		return nil, false
 	}
 	s.cors(w, r)
 	t, ok := s.httpSession(w, r)
 	if !ok {
-		return
+		return nil, false
 	}
 	body, ok := s.readBody(w, r)
 	if !ok {
-		return
+		return nil, false
 	}
-	if err := t.Session().HandleRequest(body); err != nil {
-		httpError(w, http.StatusBadRequest, "body: "+err.Error())
+	if len(bytes.TrimSpace(body)) > 0 {
+		if err := t.Session().HandleRequest(body); err != nil {
+			httpError(w, http.StatusBadRequest, "body: "+err.Error())
+			return nil, false
+		}
+	}
+	return t, true
+}
+
+// serveSend is POST /v1/send: client frames for an SSE session; their
+// replies go to the stream.
+func (s *Server) serveSend(w http.ResponseWriter, r *http.Request) {
+	if _, ok := s.sessionRequest(w, r); !ok {
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
@@ -276,28 +289,14 @@ func (s *Server) serveSend(w http.ResponseWriter, r *http.Request) {
 // servePoll is POST /v1/poll[?wait=ms]: client frames in, server frames
 // out, held up to 25 s (or wait) while nothing is ready.
 func (s *Server) servePoll(w http.ResponseWriter, r *http.Request) {
-	if !s.gate(w, r, false) {
-		return
-	}
-	s.cors(w, r)
-	t, ok := s.httpSession(w, r)
-	if !ok {
-		return
-	}
-	body, ok := s.readBody(w, r)
-	if !ok {
-		return
-	}
 	last, err := lastEventID(r)
 	if err != nil {
 		httpError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	if len(strings.TrimSpace(string(body))) > 0 {
-		if err := t.Session().HandleRequest(body); err != nil {
-			httpError(w, http.StatusBadRequest, "body: "+err.Error())
-			return
-		}
+	t, ok := s.sessionRequest(w, r)
+	if !ok {
+		return
 	}
 	hold := pollHold
 	if v := r.URL.Query().Get("wait"); v != "" {
