@@ -79,7 +79,18 @@ func (t *wsTransport) Close(code int, reason string) { t.c.Close(code, reason) }
 
 func (t *wsTransport) LastActivity() time.Time { return t.c.LastActivity() }
 
-func (t *wsTransport) OnMessage(_ *ws.Conn, _ bool, payload []byte) { t.s.HandleMessage(payload) }
+// OnMessage handles a message on a goroutine of its own and waits for it:
+// frame handling (token checks, decoding, broker calls) runs deep, and
+// doing it on the connection's reader would leave that long-lived
+// goroutine with a grown stack for the rest of the connection's life.
+func (t *wsTransport) OnMessage(_ *ws.Conn, _ bool, payload []byte) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t.s.HandleMessage(payload)
+	}()
+	<-done
+}
 
 // OnClose hands the end of the wire to the session on its own goroutine:
 // the transport may report it from inside a write the session makes while

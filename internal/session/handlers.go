@@ -131,6 +131,12 @@ func (s *Session) handleConnect(f *protocol.ClientFrame) {
 	}
 	if claims == nil {
 		claims = &auth.Claims{}
+	} else {
+		// Keep what the session uses, not every raw claim, for the
+		// connection's lifetime.
+		c := *claims
+		c.Raw = nil
+		claims = &c
 	}
 	if !claims.ExpiresAt.IsZero() && !claims.ExpiresAt.After(env.now()) {
 		s.Close(protocol.CloseTokenExpired, "token expired")
@@ -196,6 +202,8 @@ func (s *Session) handleConnect(f *protocol.ClientFrame) {
 		SessionToken: s.hs.SessionToken,
 		StreamTicket: s.hs.StreamTicket,
 	})
+	// The handshake's token and claims are not needed any more.
+	s.hs.Token, s.hs.Claims, s.hs.StreamTicket = "", nil, ""
 	s.mu.Unlock()
 	s.afterPush(err)
 
