@@ -154,6 +154,7 @@ func (s *Server) serveOpenSession(w http.ResponseWriter, r *http.Request) {
 		Codec:        protocol.JSON,
 		SessionToken: sessTok,
 		StreamTicket: ticket,
+		ResumeSeq:    -1,
 	})
 	t.Bind(sess)
 	s.httpSessions.Store(sessTok, t)
@@ -196,7 +197,8 @@ func (s *Server) httpSession(w http.ResponseWriter, r *http.Request) (*fallback.
 		httpError(w, http.StatusUnauthorized, "missing "+sessionHeader+" header: open a session with POST /v1/sessions")
 		return nil, false
 	}
-	t, err := s.findHTTPSession(r.Context(), tok)
+	last, _ := lastEventID(r) // checked by the callers that use it
+	t, err := s.findHTTPSession(r.Context(), tok, last)
 	if err != nil {
 		httpSessionError(w, err)
 		return nil, false
@@ -237,14 +239,14 @@ func (s *Server) serveSSE(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusUnauthorized, "ticket is invalid, expired or already used: get a new one from POST /v1/tickets with the Ferry-Session header")
 		return
 	}
-	t, err := s.findHTTPSession(r.Context(), strings.TrimPrefix(val, sseTicketPrefix))
-	if err != nil {
-		httpSessionError(w, err)
-		return
-	}
 	last, err := lastEventID(r)
 	if err != nil {
 		httpError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	t, err := s.findHTTPSession(r.Context(), strings.TrimPrefix(val, sseTicketPrefix), last)
+	if err != nil {
+		httpSessionError(w, err)
 		return
 	}
 	t.ServeSSE(w, r, last, 10*time.Second)

@@ -83,12 +83,12 @@ func (r *httpSessionRecord) claims() *auth.Claims {
 // errNoSession: the token names no session anywhere.
 var errNoSession = errors.New("session not found or expired")
 
-// adoptLocks serializes adoptions of one token on this node.
-var adoptLocks sync.Map // token -> *sync.Mutex
-
 // findHTTPSession returns the transport of a session token: the local one,
 // or the session adopted from another node.
-func (s *Server) findHTTPSession(ctx context.Context, tok string) (*fallback.Transport, error) {
+//
+// lastSeq is the client's Last-Event-ID (-1 when none): an adopted session
+// resumes after it, and its seq numbers go on from the old node's.
+func (s *Server) findHTTPSession(ctx context.Context, tok string, lastSeq int64) (*fallback.Transport, error) {
 	if v, ok := s.httpSessions.Load(tok); ok {
 		t := v.(*fallback.Transport)
 		code, _, closed := t.Session().CloseCode()
@@ -102,10 +102,10 @@ func (s *Server) findHTTPSession(ctx context.Context, tok string) (*fallback.Tra
 		// Another node took it over; take it back.
 		s.httpSessions.CompareAndDelete(tok, t)
 	}
-	mu, _ := adoptLocks.LoadOrStore(tok, &sync.Mutex{})
+	mu, _ := s.adoptLocks.LoadOrStore(tok, &sync.Mutex{})
 	mu.(*sync.Mutex).Lock()
 	defer mu.(*sync.Mutex).Unlock()
-	defer adoptLocks.Delete(tok)
+	defer s.adoptLocks.Delete(tok)
 	if v, ok := s.httpSessions.Load(tok); ok { // adopted meanwhile
 		return v.(*fallback.Transport), nil
 	}
@@ -134,6 +134,7 @@ func (s *Server) findHTTPSession(ctx context.Context, tok string) (*fallback.Tra
 		Claims:       claims,
 		Codec:        protocol.JSON,
 		SessionToken: tok,
+		ResumeSeq:    lastSeq,
 	})
 	t.Bind(sess)
 	connect, _ := json.Marshal(map[string]any{"type": "connect", "resume": map[string]string{"session": rec.Session, "token": rec.Resume}})

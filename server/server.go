@@ -62,6 +62,7 @@ type Server struct {
 	handler      http.Handler
 	httpSessions sync.Map // session token -> *fallback.Transport
 	anyOrigin    bool     // allowed_origins has "*": CORS without credentials
+	adoptLocks   sync.Map // session token -> *sync.Mutex: one adoption at a time
 	cert         atomic.Pointer[tls.Certificate]
 	wsOnce       sync.Once
 	wsOpts       *ws.Options

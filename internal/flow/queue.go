@@ -383,6 +383,14 @@ func (q *Queue) InFlight() int { return int(q.lastSeq - q.acked) }
 // (0 before the first).
 func (q *Queue) LastSeq() uint64 { return q.lastSeq }
 
+// SetLastSeq continues the numbering after seq, everything up to it
+// acknowledged (a session resumed on another node keeps its numbers).
+func (q *Queue) SetLastSeq(seq uint64) {
+	if seq > q.lastSeq {
+		q.lastSeq, q.acked = seq, seq
+	}
+}
+
 // Reset drops every queued item and gives the queue's memory back, leaving
 // an idle queue. It is for a connection that is gone. The configuration,
 // the window, LastSeq and the acknowledged position are kept (Init starts

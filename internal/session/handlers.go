@@ -166,6 +166,12 @@ func (s *Session) handleConnect(f *protocol.ClientFrame) {
 	if env.Limits.PublishRate > 0 {
 		s.pub = auth.NewTokenBucket(env.Limits.PublishRate, env.Limits.PublishBurst, env.now())
 	}
+	if snap != nil && s.hs.ResumeSeq >= 0 && s.puller != nil {
+		snap.applyResumeSeq(uint64(s.hs.ResumeSeq))
+	}
+	if snap != nil && snap.Seq > 0 {
+		s.queue.SetLastSeq(snap.Seq) // the client's seq numbers go on
+	}
 	if snap != nil && snap.Acked {
 		// The client acknowledges (it did on its earlier connection):
 		// positions for the next resume come from its acks.

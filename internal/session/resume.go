@@ -17,14 +17,42 @@ import (
 // snapshot is a session's state as kept in the broker's KV for resumption
 // on any node.
 type snapshot struct {
-	ID        string        `json:"id"`
-	User      string        `json:"user"`
-	TokenHash string        `json:"token_hash"` // sha256 of the resume token: the token itself is never stored
-	Node      string        `json:"node"`
-	Conn      string        `json:"conn"`
-	Live      bool          `json:"live"`            // the connection was open when this was written
-	Acked     bool          `json:"acked,omitempty"` // the client acknowledges: offsets are what it acked
-	Subs      []snapshotSub `json:"subs,omitempty"`
+	ID        string `json:"id"`
+	User      string `json:"user"`
+	TokenHash string `json:"token_hash"` // sha256 of the resume token: the token itself is never stored
+	Node      string `json:"node"`
+	Conn      string `json:"conn"`
+	Live      bool   `json:"live"`            // the connection was open when this was written
+	Acked     bool   `json:"acked,omitempty"` // the client acknowledges: offsets are what it acked
+	// Seq is the last seq handed out; Unacked maps the seqs after the
+	// last ack to channel offsets (HTTP sessions, so that another node
+	// can read the client's Last-Event-ID and go on numbering).
+	Seq     uint64        `json:"seq,omitempty"`
+	Unacked []snapshotAck `json:"unacked,omitempty"`
+	Subs    []snapshotSub `json:"subs,omitempty"`
+}
+
+type snapshotAck struct {
+	Seq     uint64 `json:"s"`
+	Channel string `json:"c"`
+	Offset  uint64 `json:"o"`
+}
+
+// applyResumeSeq moves the snapshot's positions to what the client says it
+// received (seq), using the unacked seq->offset map.
+func (snap *snapshot) applyResumeSeq(seq uint64) {
+	for _, a := range snap.Unacked {
+		if a.Seq > seq {
+			continue
+		}
+		for i := range snap.Subs {
+			if snap.Subs[i].Channel == a.Channel && a.Offset > snap.Subs[i].Offset {
+				snap.Subs[i].Offset = a.Offset
+			}
+		}
+	}
+	snap.Unacked = nil
+	snap.Seq = max(snap.Seq, seq)
 }
 
 type snapshotSub struct {
@@ -119,6 +147,15 @@ func (s *Session) saveSnapshot(ctx context.Context, subs map[string]*subscriptio
 	if snap.ID == "" {
 		s.mu.Unlock()
 		return
+	}
+	if s.puller != nil {
+		snap.Seq = s.queue.LastSeq()
+		if s.acks != nil {
+			for i := 0; i < s.acks.n; i++ {
+				e := s.acks.buf[(s.acks.head+i)%len(s.acks.buf)]
+				snap.Unacked = append(snap.Unacked, snapshotAck{Seq: e.seq, Channel: e.channel, Offset: e.offset})
+			}
+		}
 	}
 	for ch, sub := range subs {
 		off := sub.written

@@ -50,6 +50,10 @@ type Handshake struct {
 	// single-use ticket for its first SSE stream).
 	SessionToken string
 	StreamTicket string
+	// ResumeSeq, when >= 0, is the seq of the last message the client
+	// received (Last-Event-ID) when an HTTP session is adopted by another
+	// node: the resume starts after it.
+	ResumeSeq int64
 }
 
 const (
@@ -143,9 +147,11 @@ func New(env *Env, t Transport, hs Handshake) *Session {
 	}
 	if p, ok := t.(Puller); ok {
 		s.puller = p
-		// Pull transports may lose a response in flight: keep the
-		// seq->offset map that Rewind needs.
+		// A frame pulled into an HTTP response is not known to have
+		// arrived: positions for resumption come from what the client
+		// confirms (Last-Event-ID), with the seq->offset map to read it.
 		s.acks = &ackRing{}
+		s.everAcked = true
 	}
 	s.queue.Init(flow.Config{
 		MaxMessages: env.Limits.QueueMessages,
@@ -239,9 +245,41 @@ func (s *Session) deliverMessage(ch string, o *Outgoing) {
 		s.mu.Unlock()
 		return
 	}
+	if s.gapLocked(sub, o.Msg) {
+		// Live delivery skipped messages (the broker lost them between
+		// nodes, or its stream restarted): read them from history first.
+		sub.pending = append(sub.pending, o)
+		s.mu.Unlock()
+		s.maybeContinueReplay()
+		return
+	}
 	err := s.queueMessageLocked(sub, o)
 	s.mu.Unlock()
 	s.afterPush(err)
+}
+
+// gapLocked reports whether m, arriving live, skips messages the client
+// has not had; if so the subscription switches to recovering and a replay
+// from its position is due.
+func (s *Session) gapLocked(sub *subscription, m *protocol.PreparedMessage) bool {
+	from := sub.offset
+	switch {
+	case sub.epoch == "" || sub.replayDue:
+		return false
+	case m.Epoch() == sub.epoch:
+		if m.Offset() <= sub.offset+1 {
+			return false
+		}
+	default: // a new stream: its first messages may be missing
+		if m.Offset() <= 1 {
+			return false
+		}
+		sub.epoch, sub.offset, from = m.Epoch(), 0, 0
+	}
+	sub.recovering = true
+	sub.replayDue, sub.replayFrom = true, from
+	s.replays++
+	return true
 }
 
 // queueMessageLocked queues a message unless the client already has it.

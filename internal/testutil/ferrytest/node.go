@@ -41,9 +41,6 @@ const (
 	stopTimeout = 30 * time.Second
 )
 
-// errExited says that a started node exited before it was ready.
-var errExited = errors.New("ferry exited before it was ready")
-
 // Options shape the nodes of a cluster (or one node).
 type Options struct {
 	// Binary is the ferry executable (Binary.Path). Required.
@@ -114,6 +111,11 @@ func Start(tb testing.TB, id string, o Options) *Node {
 	// Registered after TempDir, so it runs before the directory is removed.
 	tb.Cleanup(func() {
 		n.Kill()
+		// A node built with -race (Binary.Race) reports data races in its
+		// log as they happen; they fail the test that ran it.
+		if strings.Contains(n.Log(), "WARNING: DATA RACE") {
+			tb.Errorf("ferrytest: node %s reported a data race; its log is below", n.ID)
+		}
 		if tb.Failed() {
 			tb.Logf("ferrytest: log of node %s (%s):\n%s", n.ID, n.Addr, n.LogTail(6000))
 		}

@@ -38,9 +38,6 @@ const (
 	adminTimeout = 5 * time.Second
 )
 
-// errExited says that the proxy exited before it served.
-var errExited = errors.New("proxy exited at start")
-
 // Options shape a proxy started by Start.
 type Options struct {
 	// Kind is Nginx or HAProxy. Required.

@@ -1,7 +1,6 @@
 package proxytest
 
 import (
-	"errors"
 	"fmt"
 	"path/filepath"
 	"regexp"
@@ -17,22 +16,14 @@ type Backend struct {
 	Addr string
 }
 
-// Errors of the renderers: the template lacks what a test must replace.
-var (
-	ErrNoUpstream = errors.New("template has no upstream server lines")
-	ErrNoListen   = errors.New("template has no listen (nginx) or bind (HAProxy) line")
-	ErrNoBackends = errors.New("no backends given")
-)
-
 var (
 	nginxServer   = regexp.MustCompile(`^(\s*)server\s+\S+?((?:\s+[^;#]*?)?)\s*;\s*(?:#.*)?$`)
 	nginxListen   = regexp.MustCompile(`^(\s*)listen\s+[^;]+;`)
 	nginxUpstream = regexp.MustCompile(`^\s*upstream\s+\S+\s*\{`)
 	nginxHTTP     = regexp.MustCompile(`^\s*http\s*\{`)
 	nginxLogLine  = regexp.MustCompile(`^(\s*)(error_log|access_log)\s+(\S+?)((?:\s+[^;]*)?);`)
-	directive     = func(name string) *regexp.Regexp { return regexp.MustCompile(`^\s*` + name + `\s`) }
-	nginxUser     = directive("user")
-	nginxPid      = directive("pid")
+	nginxUser     = regexp.MustCompile(`^\s*user\s`)
+	nginxPid      = regexp.MustCompile(`^\s*pid\s`)
 )
 
 // RenderNginx rewrites an nginx.conf for a test run: the server lines of

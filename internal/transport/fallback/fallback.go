@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/ferry-io/ferry/internal/session"
+	"github.com/ferry-io/ferry/protocol"
 )
 
 // ErrPullOnly: the session tried to push bytes to a pull transport.
@@ -148,7 +149,10 @@ func (t *Transport) Close(code int, reason string) {
 	t.mu.Unlock()
 	var frames []session.Frame
 	var buf []byte
-	for i := 0; i < 64; i++ {
+	for i := 0; i < 64 && code != protocol.CloseSessionTakenOver; i++ {
+		// (A session taken over by another node keeps its frames: the
+		// client will get them from there, replayed from what it
+		// confirmed.)
 		n := len(frames)
 		buf, frames = t.s.Pull(buf, frames, 0)
 		if len(frames) == n {
