@@ -36,7 +36,8 @@ type Config struct {
 	APIKey string `yaml:"api_key"`
 
 	// MaxConnections caps this node's connections; excess handshakes get
-	// HTTP 503. Default 0 = no cap.
+	// HTTP 503. Default 0 = no cap but the process's open-file limit (less
+	// 256 descriptors kept for everything else), which always applies.
 	MaxConnections int `yaml:"max_connections"`
 	// MaxConnectionsPerUser caps one user's connections (cluster-wide with
 	// a shared broker); a new one evicts the oldest with 4011. Default 5.

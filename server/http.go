@@ -69,7 +69,7 @@ func (s *Server) gate(w http.ResponseWriter, r *http.Request, capacity bool) boo
 		s.metrics.HandshakeRejected("rate_limit")
 		return false
 	}
-	if max := s.cfg.MaxConnections; capacity && max > 0 && s.reg.Count() >= max {
+	if max := s.maxConns; capacity && max > 0 && s.reg.Count() >= max {
 		w.Header().Set("Retry-After", "5")
 		httpError(w, http.StatusServiceUnavailable, fmt.Sprintf("node is full (%d connections): connect to another node", max))
 		s.metrics.HandshakeRejected("capacity")

@@ -26,6 +26,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -62,6 +63,7 @@ type Server struct {
 	handler      http.Handler
 	httpSessions sync.Map // session token -> *fallback.Transport
 	anyOrigin    bool     // allowed_origins has "*": CORS without credentials
+	maxConns     int      // the node's connection cap in force (0 = none)
 	adoptLocks   sync.Map // session token -> *sync.Mutex: one adoption at a time
 	cert         atomic.Pointer[tls.Certificate]
 	wsOnce       sync.Once
@@ -122,6 +124,7 @@ func New(cfg Config, opts ...Options) (*Server, error) {
 		return nil, fmt.Errorf("config: token: %w", err)
 	}
 	s.limiter = auth.NewHandshakeLimiter(cfg.Handshake.Rate, cfg.Handshake.Burst, nil)
+	s.maxConns = connectionCap(cfg.MaxConnections, log)
 	s.rules = make(map[string]session.Rules, len(cfg.Namespaces))
 	for name, ns := range cfg.Namespaces {
 		s.rules[name] = rulesOf(ns)
@@ -436,3 +439,26 @@ var _ broker.Handler = (*Server)(nil)
 
 // discardLogger is used where a caller passes no logger and wants silence.
 func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// fdReserve is how many file descriptors the node keeps for everything that
+// is not a client connection (listener, broker, files, HTTP requests).
+const fdReserve = 256
+
+// connectionCap returns the connection cap in force: max_connections, but
+// never more than the process's open-file limit allows, so that a full
+// node answers 503 instead of failing to accept.
+func connectionCap(configured int, log *slog.Logger) int {
+	var rl syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil || rl.Cur > 1<<31 {
+		return configured
+	}
+	byFiles := int(rl.Cur) - fdReserve
+	if byFiles < 1 {
+		byFiles = 1
+	}
+	if configured == 0 || configured > byFiles {
+		log.Info("connection cap set by the open-file limit", slog.Int("max_connections", byFiles), slog.Uint64("nofile", rl.Cur))
+		return byFiles
+	}
+	return configured
+}
