@@ -23,12 +23,12 @@ import (
 // stream that lands on a node that does not hold the session adopts it:
 // the node resumes it (the old node closes its copy with 4016 and saves its
 // state) and replays from history what the client has not confirmed. No
-// sticky sessions are needed behind a round-robin balancer.
+// sticky sessions are needed behind a round-robin balancer. The record
+// holds no secret: neither the session token nor the resume token.
 
 // httpSessionRecord is what the KV keeps for a session token.
 type httpSessionRecord struct {
 	Session      string   `json:"session"`
-	Resume       string   `json:"resume"`
 	Mode         string   `json:"mode"`
 	User         string   `json:"user"`
 	Exp          int64    `json:"exp,omitempty"`
@@ -49,8 +49,8 @@ func (s *Server) saveHTTPSession(ctx context.Context, tok string, mode fallback.
 	if !ok || claims == nil {
 		return
 	}
-	id, resume := sess.ResumeInfo()
-	rec := httpSessionRecord{Session: id, Resume: resume, Mode: string(mode), User: claims.Subject}
+	id, _ := sess.ResumeInfo()
+	rec := httpSessionRecord{Session: id, Mode: string(mode), User: claims.Subject}
 	if !claims.ExpiresAt.IsZero() {
 		rec.Exp = claims.ExpiresAt.Unix()
 	}
@@ -135,9 +135,10 @@ func (s *Server) findHTTPSession(ctx context.Context, tok string, lastSeq int64)
 		Codec:        protocol.JSON,
 		SessionToken: tok,
 		ResumeSeq:    lastSeq,
+		Adopt:        true,
 	})
 	t.Bind(sess)
-	connect, _ := json.Marshal(map[string]any{"type": "connect", "resume": map[string]string{"session": rec.Session, "token": rec.Resume}})
+	connect, _ := json.Marshal(map[string]any{"type": "connect", "resume": map[string]string{"session": rec.Session, "token": "adopted"}})
 	if err := sess.HandleRequest(connect); err != nil || !sess.Connected() {
 		sess.Close(protocol.CloseUnauthorized, "session could not be adopted")
 		return nil, errNoSession

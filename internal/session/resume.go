@@ -86,7 +86,8 @@ func (s *Session) loadSnapshot(ctx context.Context, r *protocol.Resume, user str
 	if err != nil {
 		return nil
 	}
-	if snap.User != user || subtle.ConstantTimeCompare([]byte(snap.TokenHash), []byte(hashToken(r.Token))) != 1 {
+	tokenOK := s.hs.Adopt || subtle.ConstantTimeCompare([]byte(snap.TokenHash), []byte(hashToken(r.Token))) == 1
+	if snap.User != user || !tokenOK {
 		env.Logger.Warn("resume refused: token or user mismatch", slog.String("session", r.Session), slog.String("user", user))
 		return nil
 	}

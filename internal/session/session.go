@@ -54,6 +54,10 @@ type Handshake struct {
 	// received (Last-Event-ID) when an HTTP session is adopted by another
 	// node: the resume starts after it.
 	ResumeSeq int64
+	// Adopt marks a node taking over an HTTP session it found by the
+	// session token's record: the resume token is not needed (the record
+	// does not keep it).
+	Adopt bool
 }
 
 const (
