@@ -99,14 +99,21 @@ func (s *Session) maybeContinueReplay() {
 	s.replaying = true
 	s.mu.Unlock()
 	run := func() {
-		defer func() {
+		for {
+			ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
+			s.continueReplays(ctx)
+			cancel()
+			// The writer may have drained the page while this goroutine
+			// still counted as replaying (its own call then returned
+			// early): decide under the lock whether to go on or hand over.
 			s.mu.Lock()
-			s.replaying = false
+			if s.replays == 0 || s.state != stateConnected || s.queue.Len() > s.env.Limits.QueueMessages/2 {
+				s.replaying = false
+				s.mu.Unlock()
+				return
+			}
 			s.mu.Unlock()
-		}()
-		ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
-		defer cancel()
-		s.continueReplays(ctx)
+		}
 	}
 	if s.env.Go != nil {
 		s.env.Go(run)
