@@ -8,14 +8,14 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ferry-io/ferry/internal/testutil/proc"
 )
 
 // Defaults of Options.
@@ -93,11 +93,9 @@ type Node struct {
 	dir  string
 	port int
 
-	mu    sync.Mutex
-	cmd   *exec.Cmd
-	done  chan struct{} // closed when cmd has exited
-	state *os.ProcessState
-	runs  int // how many processes were started, for the log names
+	mu   sync.Mutex
+	proc *proc.Process // nil before the first start
+	runs int           // how many processes were started, for the log names
 }
 
 // Start runs one node with id and waits until it is ready. It is stopped
@@ -122,7 +120,7 @@ func Start(tb testing.TB, id string, o Options) *Node {
 	})
 	var err error
 	for range 5 {
-		n.port, err = freePort()
+		n.port, err = proc.FreePort()
 		if err != nil {
 			continue
 		}
@@ -146,16 +144,6 @@ func (n *Node) WebSocketURL() string { return "ws://" + n.Addr + "/v1/ws" }
 // Dir is the node's working directory, where its logs are kept
 // (ferry.N.log for the N-th start).
 func (n *Node) Dir() string { return n.dir }
-
-// freePort asks the kernel for a free TCP port on 127.0.0.1.
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
-}
 
 // environ is the node's environment: the test's own minus its FERRY_*
 // variables, then the helper's settings, then Options.Env.
@@ -187,51 +175,31 @@ func (n *Node) startProcess() error {
 	n.runs++
 	logName := filepath.Join(n.dir, fmt.Sprintf("ferry.%d.log", n.runs))
 	n.mu.Unlock()
-	logFile, err := os.Create(logName)
+	p, err := proc.Start(proc.Config{
+		Path:    n.opts.Binary,
+		Args:    []string{"serve"},
+		Dir:     n.dir,
+		Env:     n.environ(),
+		LogFile: logName,
+	})
 	if err != nil {
 		return err
 	}
-	cmd := exec.Command(n.opts.Binary, "serve")
-	cmd.Dir = n.dir
-	cmd.Env = n.environ()
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	configureProcess(cmd)
-	if err := cmd.Start(); err != nil {
-		logFile.Close()
-		return err
-	}
-	done := make(chan struct{})
 	n.mu.Lock()
-	n.cmd, n.done, n.state = cmd, done, nil
+	n.proc = p
 	n.mu.Unlock()
-	go func() {
-		_ = cmd.Wait()
-		logFile.Close()
-		n.mu.Lock()
-		n.state = cmd.ProcessState
-		n.mu.Unlock()
-		close(done)
-	}()
 
 	client := &http.Client{Timeout: 2 * time.Second}
 	defer client.CloseIdleConnections()
-	deadline := time.Now().Add(readyTimeout)
-	var last error
-	for {
-		last = n.ready(client)
-		if last == nil {
-			return nil
-		}
-		select {
-		case <-done:
-			return fmt.Errorf("%w (port %d): %s", errExited, n.port, n.LogTail(2000))
-		default:
-		}
-		if time.Now().After(deadline) {
-			n.Kill()
-			return fmt.Errorf("node %s on port %d not ready after %v: %v; log: %s", n.ID, n.port, readyTimeout, last, n.LogTail(2000))
-		}
-		time.Sleep(20 * time.Millisecond)
+	err = p.WaitReady(func() error { return n.ready(client) }, readyTimeout)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, proc.ErrExited):
+		return fmt.Errorf("%w (port %d): %s", errExited, n.port, n.LogTail(2000))
+	default:
+		p.Kill()
+		return fmt.Errorf("node %s on port %d: %v; log: %s", n.ID, n.port, err, n.LogTail(2000))
 	}
 }
 
@@ -256,31 +224,23 @@ func (n *Node) Ready() bool {
 
 // Running reports whether the node's process is alive.
 func (n *Node) Running() bool {
+	p := n.process()
+	return p != nil && p.Running()
+}
+
+// process is the current process, or nil before the first start.
+func (n *Node) process() *proc.Process {
 	n.mu.Lock()
-	done := n.done
-	n.mu.Unlock()
-	if done == nil {
-		return false
-	}
-	select {
-	case <-done:
-		return false
-	default:
-		return true
-	}
+	defer n.mu.Unlock()
+	return n.proc
 }
 
 // Kill ends the node at once with SIGKILL, as a crash would, and waits for
 // it. Killing a stopped node does nothing.
 func (n *Node) Kill() {
-	n.mu.Lock()
-	cmd, done := n.cmd, n.done
-	n.mu.Unlock()
-	if cmd == nil {
-		return
+	if p := n.process(); p != nil {
+		p.Kill()
 	}
-	_ = cmd.Process.Signal(syscall.SIGKILL)
-	<-done
 }
 
 // Stop shuts the node down gracefully with SIGTERM (it drains: every client
@@ -288,30 +248,12 @@ func (n *Node) Kill() {
 // the node exited with a non-zero status or had to be killed after
 // stopTimeout. Stopping a stopped node returns nil.
 func (n *Node) Stop() error {
-	n.mu.Lock()
-	cmd, done := n.cmd, n.done
-	n.mu.Unlock()
-	if cmd == nil {
+	p := n.process()
+	if p == nil {
 		return nil
 	}
-	select {
-	case <-done:
-		return nil
-	default:
-	}
-	_ = cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-done:
-	case <-time.After(stopTimeout):
-		_ = cmd.Process.Signal(syscall.SIGKILL)
-		<-done
-		return fmt.Errorf("node %s did not exit within %v of SIGTERM; killed", n.ID, stopTimeout)
-	}
-	n.mu.Lock()
-	st := n.state
-	n.mu.Unlock()
-	if st != nil && !st.Success() {
-		return fmt.Errorf("node %s exited after SIGTERM with %v", n.ID, st)
+	if err := p.Stop(stopTimeout); err != nil {
+		return fmt.Errorf("node %s: %w", n.ID, err)
 	}
 	return nil
 }

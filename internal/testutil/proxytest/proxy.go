@@ -9,16 +9,15 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/ferry-io/ferry/internal/testutil/ferrytest"
+	"github.com/ferry-io/ferry/internal/testutil/proc"
 )
 
 // Kind names a proxy.
@@ -61,8 +60,7 @@ type Proxy struct {
 	tb   testing.TB
 	dir  string
 	mu   sync.Mutex
-	cmd  *exec.Cmd
-	done chan struct{}
+	proc *proc.Process // nil before the start
 }
 
 // StartNginx runs deploy/nginx.conf in front of backends.
@@ -109,7 +107,7 @@ func Start(tb testing.TB, o Options) *Proxy {
 	})
 	for range 5 {
 		var port int
-		if port, err = freePort(); err != nil {
+		if port, err = proc.FreePort(); err != nil {
 			continue
 		}
 		p.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
@@ -136,42 +134,14 @@ func Start(tb testing.TB, o Options) *Proxy {
 // is none.
 func binary(tb testing.TB, k Kind) string {
 	tb.Helper()
-	env, pkg := "NGINX", "nginx"
+	env := "NGINX"
 	if k == HAProxy {
-		env, pkg = "HAPROXY", "haproxy"
+		env = "HAPROXY"
 	} else if k != Nginx {
 		tb.Fatalf("proxytest: unknown kind %q", k)
 	}
-	if p := os.Getenv(env); p != "" {
-		return p
-	}
-	if p, err := exec.LookPath(string(k)); err == nil {
-		return p
-	}
 	// Debian installs both in /usr/sbin, which is not in every PATH.
-	if p := filepath.Join("/usr/sbin", string(k)); isExecutable(p) {
-		return p
-	}
-	msg := fmt.Sprintf("%s not found in PATH or /usr/sbin (install the Debian package %s, or set %s)", k, pkg, env)
-	if os.Getenv("CI") != "" {
-		tb.Fatal("proxytest: " + msg + "; CI is set, so this is a failure")
-	}
-	tb.Skip("proxytest: " + msg + "; skipping")
-	return ""
-}
-
-func isExecutable(p string) bool {
-	st, err := os.Stat(p)
-	return err == nil && !st.IsDir() && st.Mode()&0o111 != 0
-}
-
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
+	return proc.RequireBinary(tb, string(k), env, "/usr/sbin")
 }
 
 // URL is the proxy's HTTP base URL.
@@ -202,49 +172,41 @@ func (p *Proxy) startProcess(bin string) error {
 	if err := os.WriteFile(conf, []byte(p.Config), 0o600); err != nil {
 		return err
 	}
-	out, err := os.Create(filepath.Join(p.dir, "proxy.out"))
+	// The proxy and its workers get a process group of their own, so that
+	// Stop can signal them all.
+	pr, err := proc.Start(proc.Config{
+		Path:    bin,
+		Args:    args,
+		Dir:     p.dir,
+		LogFile: filepath.Join(p.dir, "proxy.out"),
+		Group:   true,
+	})
 	if err != nil {
 		return err
 	}
-	cmd := exec.Command(bin, args...)
-	cmd.Dir = p.dir
-	cmd.Stdout, cmd.Stderr = out, out
-	configureProcess(cmd)
-	if err := cmd.Start(); err != nil {
-		out.Close()
-		return err
-	}
-	done := make(chan struct{})
-	go func() {
-		_ = cmd.Wait()
-		out.Close()
-		close(done)
-	}()
 	p.mu.Lock()
-	p.cmd, p.done = cmd, done
+	p.proc = pr
 	p.mu.Unlock()
 
 	client := &http.Client{Timeout: 2 * time.Second}
 	defer client.CloseIdleConnections()
-	deadline := time.Now().Add(startTimeout)
-	for {
+	err = pr.WaitReady(func() error {
 		// Any HTTP answer (even 502 with every node down) means it serves.
 		resp, err := client.Get(p.URL() + "/healthz")
-		if err == nil {
-			_, _ = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			return nil
+		if err != nil {
+			return err
 		}
-		select {
-		case <-done:
-			return fmt.Errorf("%w (%s): %s", errExited, p.Addr, p.LogTail(2000))
-		default:
-		}
-		if time.Now().After(deadline) {
-			p.Stop()
-			return fmt.Errorf("%s on %s not serving after %v: %v; log: %s", p.Kind, p.Addr, startTimeout, err, p.LogTail(2000))
-		}
-		time.Sleep(20 * time.Millisecond)
+		_, _ = io.Copy(io.Discard, resp.Body)
+		return resp.Body.Close()
+	}, startTimeout)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, proc.ErrExited):
+		return fmt.Errorf("%w (%s): %s", errExited, p.Addr, p.LogTail(2000))
+	default:
+		p.Stop()
+		return fmt.Errorf("%s on %s not serving: %v; log: %s", p.Kind, p.Addr, err, p.LogTail(2000))
 	}
 }
 
@@ -253,25 +215,12 @@ func (p *Proxy) startProcess(bin string) error {
 // a stopped proxy does nothing.
 func (p *Proxy) Stop() {
 	p.mu.Lock()
-	cmd, done := p.cmd, p.done
+	pr := p.proc
 	p.mu.Unlock()
-	if cmd == nil {
-		return
+	if pr != nil {
+		// Stop also ends workers left in the group after their master.
+		_ = pr.Stop(stopTimeout)
 	}
-	select {
-	case <-done:
-		return
-	default:
-	}
-	signalGroup(cmd, syscall.SIGTERM)
-	select {
-	case <-done:
-	case <-time.After(stopTimeout):
-		signalGroup(cmd, syscall.SIGKILL)
-		<-done
-	}
-	// nginx workers exit after their master; make sure none is left.
-	signalGroup(cmd, syscall.SIGKILL)
 }
 
 // LogTail returns the end of what the proxy logged (its output and, for
@@ -279,12 +228,9 @@ func (p *Proxy) Stop() {
 func (p *Proxy) LogTail(max int) string {
 	var b strings.Builder
 	for _, name := range []string{"proxy.out", "error.log"} {
-		data, err := os.ReadFile(filepath.Join(p.dir, name))
+		data, err := proc.ReadTail(filepath.Join(p.dir, name), max)
 		if err != nil || len(data) == 0 {
 			continue
-		}
-		if len(data) > max {
-			data = data[len(data)-max:]
 		}
 		fmt.Fprintf(&b, "--- %s ---\n%s\n", name, data)
 	}

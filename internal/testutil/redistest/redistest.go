@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -15,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ferry-io/ferry/internal/testutil/proc"
 )
 
 // Timeouts of the helper itself. They bound how long a broken environment
@@ -64,8 +65,7 @@ type Server struct {
 	ready func() error
 
 	mu   sync.Mutex
-	cmd  *exec.Cmd
-	done chan struct{} // closed when cmd has exited
+	proc *proc.Process // nil before the first start
 }
 
 // Start runs a plain redis-server on a random free port of 127.0.0.1 and
@@ -162,29 +162,10 @@ func StartSentinel(tb testing.TB, master *Server, masterName string) *Server {
 // directory, and the cleanup that stops the process.
 func newServer(tb testing.TB) *Server {
 	tb.Helper()
-	s := &Server{tb: tb, bin: binary(tb), dir: tb.TempDir()}
+	s := &Server{tb: tb, bin: proc.RequireBinary(tb, "redis-server", "REDIS_SERVER"), dir: tb.TempDir()}
 	// Registered after TempDir, so it runs before the directory is removed.
 	tb.Cleanup(s.Stop)
 	return s
-}
-
-// binary returns the redis-server to run, skipping or failing tb when there
-// is none.
-func binary(tb testing.TB) string {
-	tb.Helper()
-	if p := os.Getenv("REDIS_SERVER"); p != "" {
-		return p
-	}
-	p, err := exec.LookPath("redis-server")
-	if err == nil {
-		return p
-	}
-	const msg = "redis-server not found in PATH (install the Debian package redis-server, or set REDIS_SERVER)"
-	if os.Getenv("CI") != "" {
-		tb.Fatal("redistest: " + msg + "; CI is set, so this is a failure")
-	}
-	tb.Skip("redistest: " + msg + "; skipping")
-	return ""
 }
 
 // launch starts the process on a free port, trying a few ports in case
@@ -193,7 +174,7 @@ func (s *Server) launch() {
 	s.tb.Helper()
 	var err error
 	for range 5 {
-		s.port, err = freePort()
+		s.port, err = proc.FreePort()
 		if err != nil {
 			continue
 		}
@@ -207,53 +188,30 @@ func (s *Server) launch() {
 	}
 }
 
-// freePort asks the kernel for a free TCP port on 127.0.0.1.
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
-}
-
 // startProcess runs the server on s.port and waits until it is ready.
 func (s *Server) startProcess() error {
-	cmd := exec.Command(s.bin, s.build(s.port)...)
-	cmd.Dir = s.dir
-	configureProcess(cmd)
-	if err := cmd.Start(); err != nil {
+	// redis-server writes its own log (--logfile); its output is dropped.
+	p, err := proc.Start(proc.Config{Path: s.bin, Args: s.build(s.port), Dir: s.dir})
+	if err != nil {
 		return err
 	}
-	done := make(chan struct{})
-	go func() {
-		_ = cmd.Wait()
-		close(done)
-	}()
 	s.mu.Lock()
-	s.cmd, s.done = cmd, done
+	s.proc = p
 	s.mu.Unlock()
 
 	ready := s.ready
 	if ready == nil {
 		ready = s.pinged
 	}
-	deadline := time.Now().Add(startTimeout)
-	for {
-		err := ready()
-		if err == nil {
-			return nil
-		}
-		select {
-		case <-done:
-			return fmt.Errorf("%w (port %d): %s", errExited, s.port, s.logTail())
-		default:
-		}
-		if time.Now().After(deadline) {
-			s.Kill()
-			return fmt.Errorf("redis-server on port %d not ready: %v; log: %s", s.port, err, s.logTail())
-		}
-		time.Sleep(10 * time.Millisecond)
+	err = p.WaitReady(ready, startTimeout)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, proc.ErrExited):
+		return fmt.Errorf("%w (port %d): %s", errExited, s.port, s.logTail())
+	default:
+		p.Kill()
+		return fmt.Errorf("redis-server on port %d: %v; log: %s", s.port, err, s.logTail())
 	}
 }
 
@@ -270,13 +228,9 @@ func (s *Server) pinged() error {
 
 // logTail returns the end of the server's log, for error messages.
 func (s *Server) logTail() string {
-	b, err := os.ReadFile(filepath.Join(s.dir, "redis.log"))
+	b, err := proc.ReadTail(filepath.Join(s.dir, "redis.log"), 2000)
 	if err != nil {
 		return "(no log: " + err.Error() + ")"
-	}
-	const keep = 2000
-	if len(b) > keep {
-		b = b[len(b)-keep:]
 	}
 	return strings.TrimSpace(string(b))
 }
@@ -306,52 +260,32 @@ func (s *Server) Dir() string { return s.dir }
 
 // Running reports whether the process is alive (a paused process counts).
 func (s *Server) Running() bool {
+	p := s.process()
+	return p != nil && p.Running()
+}
+
+// process is the current process, or nil before the first start.
+func (s *Server) process() *proc.Process {
 	s.mu.Lock()
-	done := s.done
-	s.mu.Unlock()
-	if done == nil {
-		return false
-	}
-	select {
-	case <-done:
-		return false
-	default:
-		return true
-	}
+	defer s.mu.Unlock()
+	return s.proc
 }
 
 // Stop shuts the server down gracefully (SIGTERM; SIGKILL if it does not
 // exit in time) and waits for it. Stopping a stopped server does nothing.
 // The data set is not saved.
 func (s *Server) Stop() {
-	s.signalAndWait(syscall.SIGTERM)
+	if p := s.process(); p != nil {
+		_ = p.Signal(syscall.SIGCONT) // a paused process cannot act on SIGTERM
+		_ = p.Stop(stopTimeout)
+	}
 }
 
 // Kill ends the server at once with SIGKILL, as a crash would, and waits
 // for it to exit.
 func (s *Server) Kill() {
-	s.signalAndWait(syscall.SIGKILL)
-}
-
-func (s *Server) signalAndWait(sig syscall.Signal) {
-	s.mu.Lock()
-	cmd, done := s.cmd, s.done
-	s.mu.Unlock()
-	if cmd == nil {
-		return
-	}
-	select {
-	case <-done:
-		return
-	default:
-	}
-	_ = cmd.Process.Signal(syscall.SIGCONT) // a paused process cannot act on SIGTERM
-	_ = cmd.Process.Signal(sig)
-	select {
-	case <-done:
-	case <-time.After(stopTimeout):
-		_ = cmd.Process.Kill()
-		<-done
+	if p := s.process(); p != nil {
+		p.Kill()
 	}
 }
 
@@ -365,13 +299,11 @@ func (s *Server) Resume() { s.signal(syscall.SIGCONT) }
 
 func (s *Server) signal(sig syscall.Signal) {
 	s.tb.Helper()
-	s.mu.Lock()
-	cmd := s.cmd
-	s.mu.Unlock()
-	if cmd == nil || !s.Running() {
+	p := s.process()
+	if p == nil || !p.Running() {
 		s.tb.Fatalf("redistest: signal %v: server is not running", sig)
 	}
-	if err := cmd.Process.Signal(sig); err != nil {
+	if err := p.Signal(sig); err != nil {
 		s.tb.Fatalf("redistest: signal %v: %v", sig, err)
 	}
 }
