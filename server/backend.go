@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"errors"
 	"os"
 	"runtime"
 	"strconv"
@@ -12,51 +11,31 @@ import (
 
 	"github.com/ferry-io/ferry/broker"
 	"github.com/ferry-io/ferry/internal/api"
+	"github.com/ferry-io/ferry/internal/session"
 	"github.com/ferry-io/ferry/protocol"
 )
 
 var _ api.Backend = (*Server)(nil)
 
-// Publish implements api.Backend: a publish from the application back end.
-func (s *Server) Publish(ctx context.Context, req api.PublishRequest) (broker.PublishResult, error) {
-	rules, ok := s.rulesFor(req.Channel)
+// rulesOrNotFound returns a channel's namespace rules, or a 404.
+func (s *Server) rulesOrNotFound(ch string) (session.Rules, error) {
+	rules, ok := s.rulesFor(ch)
 	if !ok {
-		return broker.PublishResult{}, protocol.Errorf(protocol.CodeNotFound, "channel %q: unknown namespace", req.Channel)
+		return rules, protocol.Errorf(protocol.CodeNotFound, "channel %q: unknown namespace", ch)
 	}
-	prio := rules.Priority
-	if req.Priority != "" {
-		p, err := protocol.ParsePriority(req.Priority)
-		if err != nil {
-			return broker.PublishResult{}, err
-		}
-		prio = p
-	}
-	res, err := s.broker.Publish(ctx, req.Channel, broker.Publication{
-		Data:     req.Data,
-		Priority: uint8(prio),
-		Conflate: req.Conflate,
-	}, broker.PublishOptions{
-		HistorySize:       rules.HistorySize,
-		HistoryTTL:        rules.HistoryTTL,
-		IdempotencyKey:    req.Key,
-		IdempotencyWindow: s.cfg.Idempotency.Window,
-	})
-	if err != nil {
-		s.metrics.BrokerError("publish")
-		return res, unavailable("publish", err)
-	}
-	s.metrics.Published("api")
-	if res.Duplicate {
-		s.metrics.PublishDuplicate()
-	}
-	return res, nil
+	return rules, nil
 }
 
-func unavailable(op string, err error) error {
-	if errors.Is(err, broker.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, broker.ErrClosed) {
-		return &protocol.Error{Code: protocol.CodeUnavailable, Reason: op + ": broker unavailable", Retry: true}
+// Publish implements api.Backend: a publish from the application back end.
+func (s *Server) Publish(ctx context.Context, req api.PublishRequest) (broker.PublishResult, error) {
+	rules, err := s.rulesOrNotFound(req.Channel)
+	if err != nil {
+		return broker.PublishResult{}, err
 	}
-	return protocol.AsError(err)
+	return s.env.Publish(ctx, rules, session.PublishArgs{
+		Channel: req.Channel, Data: req.Data, Priority: req.Priority, Conflate: req.Conflate,
+		Key: req.Key, Source: "api",
+	})
 }
 
 // Disconnect implements api.Backend.
@@ -68,46 +47,27 @@ func (s *Server) Disconnect(ctx context.Context, user string, code int, reason s
 	// Other nodes close theirs when they get the control message; the
 	// memory broker has no other nodes.
 	if err := s.broker.PublishControl(ctx, broker.Control{Kind: "disconnect", User: user, Code: code, Reason: reason}); err != nil {
-		return len(local), unavailable("disconnect", err)
+		return len(local), session.BrokerError("disconnect", err)
 	}
 	return len(local), nil
 }
 
 // Presence implements api.Backend.
 func (s *Server) Presence(ctx context.Context, ch string) ([]protocol.ClientInfo, error) {
-	rules, ok := s.rulesFor(ch)
-	if !ok {
-		return nil, protocol.Errorf(protocol.CodeNotFound, "channel %q: unknown namespace", ch)
-	}
-	p, isP := s.broker.(broker.Presence)
-	if !rules.Presence || !isP {
-		return nil, protocol.Errorf(protocol.CodeNotFound, "presence is not tracked for channel %q", ch)
-	}
-	infos, err := p.Presence(ctx, ch)
+	rules, err := s.rulesOrNotFound(ch)
 	if err != nil {
-		return nil, unavailable("presence", err)
+		return nil, err
 	}
-	out := make([]protocol.ClientInfo, len(infos))
-	for i, in := range infos {
-		out[i] = protocol.ClientInfo{User: in.User, Conn: in.Conn}
-	}
-	return out, nil
+	return s.env.PresenceOf(ctx, ch, rules)
 }
 
 // History implements api.Backend.
 func (s *Server) History(ctx context.Context, ch string, since *broker.Position, limit int) (broker.HistoryResult, error) {
-	rules, ok := s.rulesFor(ch)
-	if !ok {
-		return broker.HistoryResult{}, protocol.Errorf(protocol.CodeNotFound, "channel %q: unknown namespace", ch)
-	}
-	if rules.HistorySize <= 0 {
-		return broker.HistoryResult{}, protocol.Errorf(protocol.CodeNotFound, "history is not kept for channel %q", ch)
-	}
-	res, err := s.broker.History(ctx, ch, broker.HistoryQuery{Since: since, Limit: limit})
+	rules, err := s.rulesOrNotFound(ch)
 	if err != nil {
-		return res, unavailable("history", err)
+		return broker.HistoryResult{}, err
 	}
-	return res, nil
+	return s.env.History(ctx, ch, rules, broker.HistoryQuery{Since: since, Limit: limit})
 }
 
 // Stats is the node's report for GET /v1/api/stats (and `ferry bench`).

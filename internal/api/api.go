@@ -18,6 +18,7 @@ import (
 	"strings"
 
 	"github.com/ferry-io/ferry/broker"
+	"github.com/ferry-io/ferry/internal/session"
 	"github.com/ferry-io/ferry/protocol"
 )
 
@@ -302,11 +303,7 @@ func (h *handler) history(w http.ResponseWriter, r *http.Request) {
 	}
 	msgs := make([]protocol.HistoryMessage, len(res.Messages))
 	for i := range res.Messages {
-		p := &res.Messages[i]
-		msgs[i] = protocol.HistoryMessage{Offset: p.Offset, Epoch: p.Epoch, Data: p.Data, From: p.From, Time: p.Time}
-		if p.Priority != 0 {
-			msgs[i].Priority = protocol.Priority(p.Priority).String()
-		}
+		msgs[i] = session.HistoryMessage(&res.Messages[i])
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"messages": msgs, "offset": res.Offset, "epoch": res.Epoch, "complete": res.Complete})
 }

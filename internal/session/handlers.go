@@ -359,7 +359,7 @@ func (s *Session) handleSubscribe(ctx context.Context, f *protocol.ClientFrame) 
 func (s *Session) startSubscription(ctx context.Context, id uint32, ch string, sub *subscription, since *broker.Position, rules Rules) (*protocol.Subscribed, error) {
 	env := s.env
 	if err := env.Hub.Subscribe(ctx, ch, s); err != nil {
-		return nil, brokerError("subscribe", err)
+		return nil, BrokerError("subscribe", err)
 	}
 	q := broker.HistoryQuery{Since: since, Limit: -1}
 	if since != nil {
@@ -368,7 +368,7 @@ func (s *Session) startSubscription(ctx context.Context, id uint32, ch string, s
 	res, err := env.Broker.History(ctx, ch, q)
 	if err != nil {
 		env.Hub.Unsubscribe(ch, s)
-		return nil, brokerError("history", err)
+		return nil, BrokerError("history", err)
 	}
 	reply := &protocol.Subscribed{ID: id, Channel: ch, Offset: res.Offset, Epoch: res.Epoch}
 	if since != nil {
@@ -446,17 +446,6 @@ func presenceTTL(env *Env) time.Duration {
 	return 3 * (env.Limits.HeartbeatInterval + env.Limits.HeartbeatTimeout)
 }
 
-func brokerError(op string, err error) error {
-	if errors.Is(err, broker.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded) {
-		return &protocol.Error{Code: protocol.CodeUnavailable, Reason: op + ": broker unavailable", Retry: true}
-	}
-	var pe *protocol.Error
-	if errors.As(err, &pe) {
-		return pe
-	}
-	return &protocol.Error{Code: protocol.CodeInternal, Reason: op + ": " + err.Error(), Retry: true}
-}
-
 func (s *Session) handleUnsubscribe(ctx context.Context, f *protocol.ClientFrame) error {
 	s.mu.Lock()
 	sub, ok := s.subs[f.Channel]
@@ -509,29 +498,12 @@ func (s *Session) handlePublish(ctx context.Context, f *protocol.ClientFrame) er
 			return &protocol.Error{Code: protocol.CodeRateLimited, Reason: fmt.Sprintf("publish rate limit: %.0f per second", env.Limits.PublishRate), Retry: true}
 		}
 	}
-	prio := rules.Priority
-	if f.Priority != "" {
-		prio, _ = protocol.ParsePriority(f.Priority) // Validate checked it
-	}
-	res, err := env.Broker.Publish(ctx, f.Channel, broker.Publication{
-		Data:     f.Data,
-		Priority: uint8(prio),
-		Conflate: f.Conflate,
-		From:     s.User(),
-	}, broker.PublishOptions{
-		HistorySize:       rules.HistorySize,
-		HistoryTTL:        rules.HistoryTTL,
-		IdempotencyKey:    f.Key,
-		IdempotencyWindow: env.Limits.IdempotencyWindow,
+	res, err := env.Publish(ctx, rules, PublishArgs{
+		Channel: f.Channel, Data: f.Data, Priority: f.Priority, Conflate: f.Conflate,
+		Key: f.Key, From: s.User(), Source: "client",
 	})
 	if err != nil {
-		return brokerError("publish", err)
-	}
-	if env.Metrics != nil {
-		env.Metrics.Published("client")
-		if res.Duplicate {
-			env.Metrics.PublishDuplicate()
-		}
+		return err
 	}
 	s.reply(&protocol.Published{ID: f.ID, Offset: res.Offset, Epoch: res.Epoch, Duplicate: res.Duplicate})
 	return nil
@@ -591,9 +563,6 @@ func (s *Session) handleHistory(ctx context.Context, f *protocol.ClientFrame) er
 	if err != nil {
 		return err
 	}
-	if rules.HistorySize <= 0 {
-		return protocol.Errorf(protocol.CodeNotFound, "history is not kept for channel %q", f.Channel)
-	}
 	// One reply carries at most maxHistoryReply messages (and half the
 	// queue's bytes): a client pages with since for more.
 	limit := f.Limit
@@ -604,9 +573,9 @@ func (s *Session) handleHistory(ctx context.Context, f *protocol.ClientFrame) er
 	if f.Since != nil {
 		q.Since = &broker.Position{Offset: f.Since.Offset, Epoch: f.Since.Epoch}
 	}
-	res, err := s.env.Broker.History(ctx, f.Channel, q)
+	res, err := s.env.History(ctx, f.Channel, rules, q)
 	if err != nil {
-		return brokerError("history", err)
+		return err
 	}
 	msgs := make([]protocol.HistoryMessage, 0, len(res.Messages))
 	budget := s.env.Limits.QueueBytes / 2
@@ -621,30 +590,14 @@ func (s *Session) handleHistory(ctx context.Context, f *protocol.ClientFrame) er
 	return nil
 }
 
-// HistoryMessage converts a publication for a history reply.
-func HistoryMessage(p *broker.Publication) protocol.HistoryMessage {
-	m := protocol.HistoryMessage{Offset: p.Offset, Epoch: p.Epoch, Data: p.Data, From: p.From, Time: p.Time}
-	if p.Priority != 0 {
-		m.Priority = protocol.Priority(p.Priority).String()
-	}
-	return m
-}
-
 func (s *Session) handlePresence(ctx context.Context, f *protocol.ClientFrame) error {
 	rules, err := s.permit(f.Channel, false)
 	if err != nil {
 		return err
 	}
-	if !rules.Presence || s.env.Presence == nil {
-		return protocol.Errorf(protocol.CodeNotFound, "presence is not tracked for channel %q", f.Channel)
-	}
-	infos, err := s.env.Presence.Presence(ctx, f.Channel)
+	clients, err := s.env.PresenceOf(ctx, f.Channel, rules)
 	if err != nil {
-		return brokerError("presence", err)
-	}
-	clients := make([]protocol.ClientInfo, len(infos))
-	for i, in := range infos {
-		clients[i] = protocol.ClientInfo{User: in.User, Conn: in.Conn}
+		return err
 	}
 	s.reply(&protocol.Presence{ID: f.ID, Channel: f.Channel, Clients: clients, Count: len(clients)})
 	return nil
