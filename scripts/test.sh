@@ -22,3 +22,6 @@ fi
 
 echo "== go test -race"
 go test -race -count=1 -timeout 15m "$@" ./...
+
+echo "== go test -race ./internal/transport/ws with a reader goroutine per connection (the TLS path)"
+FERRY_WS_GOROUTINE_READER=1 go test -race -count=1 -timeout 5m "$@" ./internal/transport/ws

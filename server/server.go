@@ -68,6 +68,7 @@ type Server struct {
 	cert         atomic.Pointer[tls.Certificate]
 	wsOnce       sync.Once
 	wsOpts       *ws.Options
+	reactor      *ws.Reactor // nil where epoll is missing: a reader goroutine per WebSocket
 	started      time.Time
 	draining     atomic.Bool
 
@@ -140,6 +141,11 @@ func New(cfg Config, opts ...Options) (*Server, error) {
 	s.hub = hub.New(s.broker)
 	s.reg = session.NewRegistry()
 	s.writers = session.NewWriters(max(2, runtime.GOMAXPROCS(0)))
+	if r, err := ws.NewReactor(0); err == nil {
+		s.reactor = r
+	} else {
+		log.Info("websocket reactor unavailable: one reader goroutine per connection", slog.Any("err", err))
+	}
 	kv, _ := s.broker.(broker.KV)
 	s.tickets = auth.NewTicketStore(kv, auth.TicketConfig{TTL: 30 * time.Second, NotFound: broker.ErrNotFound})
 	s.env = s.newEnv(kv)
@@ -147,11 +153,13 @@ func New(cfg Config, opts ...Options) (*Server, error) {
 
 	if err := s.broker.Start(context.Background(), s); err != nil {
 		s.writers.Close()
+		s.closeReactor()
 		_ = s.broker.Close()
 		return nil, fmt.Errorf("broker: %w", err)
 	}
 	if err := s.ReloadTLS(); err != nil {
 		s.writers.Close()
+		s.closeReactor()
 		_ = s.broker.Close()
 		return nil, fmt.Errorf("config: %w", err)
 	}
@@ -417,6 +425,7 @@ wait:
 	if hs != nil {
 		_ = hs.Close()
 	}
+	s.closeReactor()
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }()
 	select {
@@ -427,6 +436,14 @@ wait:
 	err := s.broker.Close()
 	s.log.Info("stopped")
 	return err
+}
+
+// closeReactor stops the WebSocket reactor's loops; connections still
+// registered are closed.
+func (s *Server) closeReactor() {
+	if s.reactor != nil {
+		_ = s.reactor.Close()
+	}
 }
 
 func randomID(n int) string {

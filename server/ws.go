@@ -3,6 +3,7 @@ package server
 import (
 	"log/slog"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/ferry-io/ferry/internal/session"
@@ -20,6 +21,7 @@ func (s *Server) wsOptions() *ws.Options {
 			TooBigCloseCode:    protocol.CloseTooBig,
 			Compression:        s.cfg.Compression,
 			Go:                 s.goTracked,
+			Reactor:            s.reactor,
 		}
 	})
 	return s.wsOpts
@@ -45,7 +47,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	codec := protocol.CodecFor(conn.Subprotocol())
-	t := &wsTransport{c: conn, binary: codec.Binary()}
+	t := &wsTransport{c: conn, binary: codec.Binary(), goFn: s.goTracked}
 	t.s = session.New(s.env, t, session.Handshake{
 		Token:      tok,
 		Claims:     claims,
@@ -60,11 +62,27 @@ type wsTransport struct {
 	c      *ws.Conn
 	s      *session.Session
 	binary bool
+	goFn   func(func()) // starts the inbox goroutine (tracked by the server)
+
+	// Inbound messages wait here for the session's own goroutine: the
+	// connection's reader (a reactor loop shared with other connections)
+	// never runs frame handling itself.
+	mu      sync.Mutex
+	inbox   [][]byte // copies of messages not yet handled, in order
+	inBytes int
+	working bool // a goroutine is draining the inbox
+	paused  bool // reading is paused until the inbox drains
+	ended   bool // OnClose came: handle the rest, then end the session
+	code    int
+	reason  string
 }
 
-var (
-	_ session.Transport = (*wsTransport)(nil)
-	_ ws.Handler        = (*wsTransport)(nil)
+// The inbox is bounded: past these, reading from the socket pauses until
+// the session has handled what came, so a client that sends faster than
+// its frames are handled is held back by TCP flow control.
+const (
+	inboxMaxMessages = 64
+	inboxMaxBytes    = 1 << 20
 )
 
 func (t *wsTransport) Name() string { return "ws" }
@@ -79,24 +97,71 @@ func (t *wsTransport) Close(code int, reason string) { t.c.Close(code, reason) }
 
 func (t *wsTransport) LastActivity() time.Time { return t.c.LastActivity() }
 
-// OnMessage handles a message on a goroutine of its own and waits for it:
-// frame handling (token checks, decoding, broker calls) runs deep, and
-// doing it on the connection's reader would leave that long-lived
-// goroutine with a grown stack for the rest of the connection's life.
+// OnMessage queues a copy of the message for the session's goroutine,
+// which handles messages one at a time, in order. Frame handling (token
+// checks, decoding, broker calls) may wait on the broker; it never runs on
+// the reader, and the goroutine exists only while there is work.
 func (t *wsTransport) OnMessage(_ *ws.Conn, _ bool, payload []byte) {
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		t.s.HandleMessage(payload)
-	}()
-	<-done
+	msg := append([]byte(nil), payload...)
+	t.mu.Lock()
+	t.inbox = append(t.inbox, msg)
+	t.inBytes += len(msg)
+	start := !t.working
+	t.working = true
+	if !t.paused && (len(t.inbox) >= inboxMaxMessages || t.inBytes >= inboxMaxBytes) {
+		t.paused = true
+		t.c.PauseReading()
+	}
+	t.mu.Unlock()
+	if start {
+		t.goFn(t.work)
+	}
 }
 
-// OnClose hands the end of the wire to the session on its own goroutine:
-// the transport may report it from inside a write the session makes while
-// holding its lock.
+// OnClose hands the end of the wire to the session after the messages that
+// came before it.
 func (t *wsTransport) OnClose(_ *ws.Conn, code int, reason string) {
-	t.s.ClosedAsync(code, reason)
+	t.mu.Lock()
+	t.ended, t.code, t.reason = true, code, reason
+	start := !t.working
+	t.working = true
+	t.mu.Unlock()
+	if start {
+		t.goFn(t.work)
+	}
+}
+
+// work drains the inbox, then reports the end of the wire if it came.
+func (t *wsTransport) work() {
+	for {
+		t.mu.Lock()
+		if len(t.inbox) == 0 {
+			if t.ended {
+				t.ended = false
+				t.mu.Unlock()
+				t.s.Closed(t.code, t.reason)
+				t.mu.Lock()
+			}
+			if len(t.inbox) == 0 && !t.ended {
+				t.working = false
+				t.inbox = nil // an idle connection keeps no slice
+				t.mu.Unlock()
+				return
+			}
+			t.mu.Unlock()
+			continue
+		}
+		msg := t.inbox[0]
+		t.inbox[0] = nil
+		t.inbox = t.inbox[1:]
+		t.inBytes -= len(msg)
+		if t.paused && len(t.inbox) <= inboxMaxMessages/2 && t.inBytes <= inboxMaxBytes/2 {
+			t.paused = false
+			t.c.ResumeReading()
+		}
+		t.mu.Unlock()
+		t.s.HandleMessage(msg)
+	}
 }
 
 func (t *wsTransport) OnWritable(*ws.Conn) { t.s.Kick() }

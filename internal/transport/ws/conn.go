@@ -12,21 +12,27 @@ import (
 	"unicode/utf8"
 )
 
-// Handler receives a connection's events. The methods are called from the
-// connection's goroutines, so they must not block for long: a slow
-// OnMessage delays the connection's own reads, nothing else.
+// Handler receives a connection's events. The methods must not block for
+// long: with Options.Reactor they run on an epoll loop shared with other
+// connections; with a reader goroutine, a slow OnMessage delays the
+// connection's own reads.
 type Handler interface {
-	// OnMessage is called, on the reader goroutine, for every complete data
-	// message, in order. payload is only valid during the call: retain a
-	// copy, not the slice.
+	// OnMessage is called for every complete data message, in order, on
+	// the reactor loop (or the connection's reader goroutine). payload is
+	// only valid during the call: retain a copy, not the slice. To push
+	// back on a peer that sends faster than its messages are handled, call
+	// Conn.PauseReading, and ResumeReading later.
 	OnMessage(c *Conn, binary bool, payload []byte)
 
-	// OnClose is called exactly once, on the reader goroutine, when the
+	// OnClose is called exactly once, after the last OnMessage, when the
 	// connection is over: after a close handshake (code is the code the
 	// peer sent, or the one this side sent when it closed first), after a
 	// protocol violation (code is the one sent: 1002, 1007 or
 	// Options.TooBigCloseCode), or when the TCP connection ended without a
-	// close frame (CloseAbnormal). Writes fail with ErrClosed from then on.
+	// close frame (CloseAbnormal). It runs on the reader (loop or
+	// goroutine) or, when the connection was closed from this side
+	// (CloseNow, a failed write), on a goroutine started through
+	// Options.Go. Writes fail with ErrClosed from then on.
 	OnClose(c *Conn, code int, reason string)
 
 	// OnWritable is called, on the flusher goroutine, when a write backlog
@@ -39,7 +45,8 @@ type Handler interface {
 //
 // Writes (WriteMessage, WriteMessageParts, Ping, Close, CloseNow) are safe
 // for concurrent use and never wait for the peer. Reading happens on the
-// goroutine started by Serve.
+// Options.Reactor loop the connection is registered with by Serve, or on a
+// goroutine Serve starts.
 type Conn struct {
 	nc          net.Conn
 	rc          syscall.RawConn // nil when nc is not a syscall.Conn (TLS): blocking reads, writes via the flusher
@@ -78,6 +85,17 @@ type Conn struct {
 	closeBy         int64 // unix nanoseconds: the backlog must be written by then once a close frame is queued
 	sentCode        int
 	sentReason      string
+	paused          bool          // PauseReading: no reads until ResumeReading
+	pauseCh         chan struct{} // goroutine reader: closed by ResumeReading
+
+	// Reactor state (Options.Reactor on Linux); loop and loopID are set
+	// under wmu when Serve registers the connection.
+	loop      *loop
+	loopID    uint64
+	rmu       sync.Mutex  // held while the loop reads and parses, and by finish
+	finished  atomic.Bool // OnClose was delivered
+	lingering bool        // guarded by rmu: a failing close frame was sent; bytes are discarded until EOF
+	rloop     []byte      // the loop's buffer during a reactor read
 }
 
 // Subprotocol returns the subprotocol chosen during the handshake, or "".
@@ -98,7 +116,8 @@ func (c *Conn) LastActivity() time.Time {
 	return time.Unix(0, c.lastActivity.Load())
 }
 
-// Serve starts the reader goroutine through Options.Go; h (not nil)
+// Serve registers the connection with Options.Reactor, or starts its
+// reader goroutine through Options.Go; h (not nil)
 // receives the connection's events. It must be called exactly once, and
 // returns ErrServed when called again; OnClose is only delivered to a served
 // connection, so a caller that gives up on a Conn before serving it calls
@@ -113,8 +132,185 @@ func (c *Conn) Serve(h Handler) error {
 	c.wmu.Lock()
 	c.h = h
 	c.wmu.Unlock()
+	if r := c.opts.Reactor; r != nil && c.rc != nil && reactorSupported {
+		c.serveReactor(r)
+		return nil
+	}
 	c.opts.goFunc(c.run)
 	return nil
+}
+
+// serveReactor hands the connection to a reactor loop. Bytes net/http read
+// past the request are parsed first, on the caller, with rmu held so that
+// the loop's first read waits for them.
+func (c *Conn) serveReactor(r *Reactor) {
+	c.rmu.Lock()
+	defer c.rmu.Unlock()
+	if err := r.add(c); err != nil {
+		if err == errConnClosed {
+			c.finishLocked(c.finalCode())
+			return
+		}
+		c.wmu.Lock()
+		closed := c.closed
+		c.loop = nil
+		c.wmu.Unlock()
+		if !closed {
+			c.opts.goFunc(c.run) // the reactor is closing: read on a goroutine
+		}
+		// else closeTCP saw the loop and started finishClosed.
+		return
+	}
+	if early := c.early; early != nil {
+		c.early = nil
+		if err := c.p.feed(early, c); err != nil {
+			c.feedFailedLocked(err)
+		}
+	}
+}
+
+// onReadable is called by the reactor loop when the socket has bytes (or
+// ended): one read into the loop's buffer, parsed at once.
+func (c *Conn) onReadable(buf []byte) {
+	c.rmu.Lock()
+	defer c.rmu.Unlock()
+	if c.finished.Load() {
+		return
+	}
+	c.rn, c.rerr = 0, nil
+	c.rloop = buf
+	err := c.rc.Read(c.readFn)
+	c.rloop = nil
+	if err == nil {
+		err = c.rerr
+	}
+	if err == syscall.EAGAIN {
+		return // another reader took the bytes, or a spurious wake-up
+	}
+	if err == nil && c.rn <= 0 {
+		err = io.EOF
+	}
+	if err != nil {
+		if c.lingering {
+			c.closeTCP()
+			c.finishLocked(c.finalCode())
+			return
+		}
+		code, reason := c.readEnded()
+		c.finishLocked(code, reason)
+		return
+	}
+	c.lastActivity.Store(time.Now().UnixNano())
+	if c.lingering {
+		return
+	}
+	if err := c.p.feed(buf[:c.rn], c); err != nil {
+		c.feedFailedLocked(err)
+	}
+}
+
+// feedFailedLocked ends a reactor connection after the parser stopped with
+// err; c.rmu is held. A protocol error lingers without blocking the loop:
+// inbound bytes are discarded until the peer closes or CloseTimeout passes.
+func (c *Conn) feedFailedLocked(err error) {
+	if err == errPeerClose {
+		code, reason := c.peerClosed()
+		c.finishLocked(code, reason)
+		return
+	}
+	code, reason, linger := c.fail(err)
+	if !linger {
+		c.finishLocked(code, reason)
+		return
+	}
+	c.lingering = true
+	if cw, ok := c.nc.(interface{ CloseWrite() error }); ok {
+		_ = cw.CloseWrite()
+	}
+	time.AfterFunc(c.opts.closeTimeout(), c.closeTCP)
+}
+
+// finishLocked delivers OnClose once and stops watching the socket; c.rmu
+// is held.
+func (c *Conn) finishLocked(code int, reason string) {
+	if !c.finished.CompareAndSwap(false, true) {
+		return
+	}
+	c.wmu.Lock()
+	l := c.loop
+	c.wmu.Unlock()
+	if l != nil {
+		l.remove(c)
+	}
+	c.p.release()
+	c.h.OnClose(c, code, reason)
+}
+
+// finishClosed reports OnClose for a reactor connection closed from outside
+// the loop (CloseNow, a failed write, the close timeout).
+func (c *Conn) finishClosed() {
+	c.rmu.Lock()
+	defer c.rmu.Unlock()
+	if c.finished.Load() {
+		return
+	}
+	c.finishLocked(c.finalCode())
+}
+
+// finalCode is finalCodeLocked for a caller without c.wmu.
+func (c *Conn) finalCode() (int, string) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	return c.finalCodeLocked()
+}
+
+// PauseReading stops reading from the peer until ResumeReading: further
+// bytes wait in the socket, and TCP flow control holds the peer back.
+// Messages already read (parsed from the same read) may still be delivered
+// to OnMessage after the call. It is safe to call from any goroutine,
+// OnMessage included.
+func (c *Conn) PauseReading() {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.paused || c.closed {
+		return
+	}
+	c.paused = true
+	if c.loop != nil {
+		c.loop.pause(c)
+		return
+	}
+	c.pauseCh = make(chan struct{})
+}
+
+// ResumeReading undoes PauseReading.
+func (c *Conn) ResumeReading() {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if !c.paused {
+		return
+	}
+	c.paused = false
+	if c.loop != nil {
+		if !c.closed && !c.finished.Load() {
+			c.loop.resume(c)
+		}
+		return
+	}
+	if c.pauseCh != nil {
+		close(c.pauseCh)
+		c.pauseCh = nil
+	}
+}
+
+// waitResumed blocks the goroutine reader while reading is paused.
+func (c *Conn) waitResumed() {
+	c.wmu.Lock()
+	ch := c.pauseCh
+	c.wmu.Unlock()
+	if ch != nil {
+		<-ch
+	}
 }
 
 func (c *Conn) run() {
@@ -146,6 +342,7 @@ func (c *Conn) readLoop() (int, string) {
 		if err != nil {
 			return c.readFailed(err)
 		}
+		c.waitResumed()
 	}
 }
 
@@ -189,6 +386,12 @@ func (c *Conn) read() (*[]byte, int, error) {
 // goroutine parks in the runtime's netpoller (without spinning: the poller
 // wakes it on the next readiness edge).
 func (c *Conn) rawRead(fd uintptr) bool {
+	if b := c.rloop; b != nil {
+		// A reactor read: the loop knows the socket is ready and never
+		// parks here.
+		c.rn, c.rerr = readFD(fd, b)
+		return true
+	}
 	if c.rbuf == nil {
 		c.rbuf = getBuf(c.opts.readBufferSize())
 	}
@@ -248,6 +451,17 @@ func (c *Conn) readFailed(err error) (int, string) {
 	if err == errPeerClose {
 		return c.peerClosed()
 	}
+	code, reason, linger := c.fail(err)
+	if linger {
+		c.linger()
+	}
+	return code, reason
+}
+
+// fail answers a parser error with a close frame. linger reports that the
+// close frame is written and the caller must now discard what the peer
+// still sends before closing the TCP connection.
+func (c *Conn) fail(err error) (code int, reason string, linger bool) {
 	var pe *protoError
 	if !errors.As(err, &pe) {
 		pe = &protoError{code: CloseInternalError, reason: err.Error()}
@@ -257,7 +471,7 @@ func (c *Conn) readFailed(err error) (int, string) {
 		code, reason := c.finalCodeLocked()
 		c.wmu.Unlock()
 		c.closeTCP()
-		return code, reason
+		return code, reason, false
 	}
 	c.sendCloseLocked(pe.code, pe.reason)
 	flushing := c.flushing
@@ -265,10 +479,7 @@ func (c *Conn) readFailed(err error) (int, string) {
 		c.closeAfterFlush = true
 	}
 	c.wmu.Unlock()
-	if !flushing {
-		c.linger()
-	}
-	return pe.code, pe.reason
+	return pe.code, pe.reason, !flushing
 }
 
 // peerClosed answers the peer's close frame (unless this side closed first)
@@ -359,7 +570,12 @@ func (c *Conn) Close(code int, reason string) error {
 		}
 		return err
 	}
+	reactor := c.loop != nil
 	c.wmu.Unlock()
+	if reactor {
+		time.AfterFunc(c.opts.closeTimeout(), c.closeTCP)
+		return err
+	}
 	_ = c.nc.SetReadDeadline(time.Now().Add(c.opts.closeTimeout()))
 	return err
 }
@@ -385,8 +601,18 @@ func (c *Conn) closeTCP() {
 	}
 	c.closed = true
 	c.closing.Store(true)
+	if c.pauseCh != nil {
+		close(c.pauseCh) // a paused reader wakes up to find the socket closed
+		c.pauseCh = nil
+	}
+	reactor := c.loop != nil
 	c.wmu.Unlock()
 	_ = c.nc.Close()
+	if reactor {
+		// No goroutine is blocked on this socket to notice: report the end
+		// from here (once; the loop may be reporting it already).
+		c.opts.goFunc(c.finishClosed)
+	}
 }
 
 // sendCloseLocked writes (or queues) a close frame and records it; code 0

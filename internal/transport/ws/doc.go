@@ -14,18 +14,25 @@
 //
 // # Memory per idle connection
 //
-// A connection costs its Conn (a few hundred bytes), the runtime's socket
-// state, and one parked goroutine whose stack is the smallest the runtime
-// allows once it has shrunk. No read or write buffer is held while the
-// connection is idle:
+// A connection costs its Conn (a few hundred bytes) and the runtime's
+// socket state. With Options.Reactor (Linux) no goroutine waits for it and
+// no read or write buffer is held while it is idle:
 //
-//   - Reading: the reader goroutine waits for the socket to become readable
-//     in the runtime's netpoller through syscall.RawConn, inside a callback
-//     that tries a non-blocking read(2). Only when bytes are there does it
-//     take a buffer from a pool (Options.ReadBufferSize), and it gives the
-//     buffer back as soon as the bytes are parsed. On EAGAIN the callback
-//     returns false and the goroutine parks; it is woken by the next
-//     readiness edge, so it never spins.
+//   - Reading with a Reactor: a few epoll loops (one per CPU) watch every
+//     connection's socket, level-triggered. A ready socket is read once into
+//     the loop's own buffer and parsed at once; OnMessage runs on the loop,
+//     so handlers queue work and return (Conn.PauseReading takes the socket
+//     out of the epoll set until ResumeReading, which is how a handler
+//     pushes back on a fast sender). A connection closed from this side is
+//     reported to OnClose from a short-lived goroutine, since no reader is
+//     blocked on it to notice.
+//   - Reading without a Reactor: a reader goroutine per connection waits for
+//     the socket to become readable in the runtime's netpoller through
+//     syscall.RawConn, inside a callback that tries a non-blocking read(2).
+//     Only when bytes are there does it take a buffer from a pool
+//     (Options.ReadBufferSize), and it gives the buffer back as soon as the
+//     bytes are parsed. On EAGAIN the callback returns false and the
+//     goroutine parks (about 2 KiB of stack per idle connection).
 //   - Parsing: the incremental parser keeps between reads only an
 //     incomplete frame header (a fixed 14-byte array) and the bytes of a
 //     message that did not arrive within one read (a pooled buffer, released

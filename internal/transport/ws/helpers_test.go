@@ -76,6 +76,7 @@ func newTestServer(tb testing.TB, opts *Options, configure func(*echoHandler)) *
 func newTestServerHook(tb testing.TB, opts *Options, configure func(*echoHandler), beforeServe func(*Conn)) *testServer {
 	tb.Helper()
 	ts := &testServer{conns: make(chan *Conn, 16), handlers: make(chan *echoHandler, 16)}
+	opts = withTestReactor(opts)
 	ts.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c, err := Upgrade(w, r, opts)
 		if err != nil {

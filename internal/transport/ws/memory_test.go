@@ -105,7 +105,7 @@ func startIdleFleet(tb testing.TB, n int) *idleFleet {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	opts := &Options{}
+	opts := withTestReactor(&Options{})
 	var accepted atomic.Int64
 	f.srv = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c, err := Upgrade(w, r, opts)

@@ -75,6 +75,14 @@ type Options struct {
 	// Default: a plain go statement.
 	Go func(func())
 
+	// Reactor, when set, watches the connections' sockets with its epoll
+	// loops instead of a reader goroutine per connection (Linux, and
+	// connections with raw socket access: not TLS). Handler.OnMessage is
+	// then called on a loop shared with other connections and must not
+	// block: queue the work, and use Conn.PauseReading to push back.
+	// Default: nil (a reader goroutine per connection).
+	Reactor *Reactor
+
 	// ReadBufferSize is the size of the pooled buffer a connection borrows
 	// for each read. It is rounded up to a power of two between 512 B and
 	// 4 MiB. Frames that do not fit in one read are assembled in a
