@@ -133,14 +133,10 @@ func TestReaderParksWithoutSpinning(t *testing.T) {
 	// be called at all (a spinning reader would call it continuously).
 	var calls atomic.Int64
 	srvConns := make(chan *Conn, 1)
-	srv := newTestServerHook(t, nil, nil, func(c *Conn) {
-		orig := c.readFn
-		c.readFn = func(fd uintptr) bool {
-			calls.Add(1)
-			return orig(fd)
-		}
-		srvConns <- c
-	})
+	count := func() { calls.Add(1) }
+	testReadHook.Store(&count)
+	t.Cleanup(func() { testReadHook.Store(nil) })
+	srv := newTestServerHook(t, nil, nil, func(c *Conn) { srvConns <- c })
 	c := dialRaw(t, srv.addr(), "", nil)
 	h := srv.nextHandler(t)
 	conn := <-srvConns

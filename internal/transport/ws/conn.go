@@ -58,23 +58,15 @@ type Conn struct {
 	closing      atomic.Bool  // a close frame was sent or the TCP connection closed: inbound data is dropped
 	lastActivity atomic.Int64 // unix nanoseconds of the last bytes read
 
-	// Reader goroutine state.
+	// Reader state.
 	h          Handler
 	p          parser
-	early      []byte                // bytes read by net/http past the request, parsed first
-	readFn     func(fd uintptr) bool // c.rawRead, bound once
-	rbuf       *[]byte               // pooled buffer during one raw read
-	rn         int
-	rerr       error
+	early      []byte // bytes read by net/http past the request, parsed first
 	peerCode   int
 	peerReason string
 
 	// Write state, guarded by wmu.
 	wmu             sync.Mutex
-	writeFn         func(fd uintptr) bool // c.rawWrite, bound once
-	wbatch          *iovecBatch           // arguments of the raw write in progress
-	wn              int
-	werr            error
 	pending         *[]byte // pooled: bytes the socket has not taken yet, whole frames in order
 	inflight        int     // bytes the flusher is writing now
 	flushing        bool    // the flusher goroutine is running
@@ -95,7 +87,55 @@ type Conn struct {
 	rmu       sync.Mutex  // held while the loop reads and parses, and by finish
 	finished  atomic.Bool // OnClose was delivered
 	lingering bool        // guarded by rmu: a failing close frame was sent; bytes are discarded until EOF
-	rloop     []byte      // the loop's buffer during a reactor read
+}
+
+// rawReader holds one raw read's buffer and result, with the
+// syscall.RawConn callback bound to them once. A reactor loop has one for
+// all its connections, a reader goroutine one for its connection, so a
+// Conn keeps none while idle.
+type rawReader struct {
+	fixed []byte  // a reactor loop's own buffer; nil: borrow from the pool
+	size  int     // pooled buffer size
+	buf   *[]byte // the pooled buffer of the read in progress
+	n     int
+	err   error
+	fn    func(fd uintptr) bool
+}
+
+// testReadHook, set only by tests, runs in every read callback.
+var testReadHook atomic.Pointer[func()]
+
+func newRawReader(fixed []byte, size int) *rawReader {
+	r := &rawReader{fixed: fixed, size: size}
+	r.fn = r.read
+	return r
+}
+
+// read is the syscall.RawConn read callback. With a fixed buffer (the
+// reactor, which knows the socket is ready) it reads once and never parks.
+// Otherwise it borrows a pooled buffer only once the socket has bytes, and
+// returns false on EAGAIN so that the goroutine parks in the runtime's
+// netpoller (without spinning: the poller wakes it on the next readiness
+// edge).
+func (r *rawReader) read(fd uintptr) bool {
+	if h := testReadHook.Load(); h != nil {
+		(*h)()
+	}
+	if r.fixed != nil {
+		r.n, r.err = readFD(fd, r.fixed)
+		return true
+	}
+	if r.buf == nil {
+		r.buf = getBuf(r.size)
+	}
+	n, err := readFD(fd, (*r.buf)[:cap(*r.buf)])
+	if err == syscall.EAGAIN {
+		putBuf(r.buf)
+		r.buf = nil
+		return false
+	}
+	r.n, r.err = n, err
+	return true
 }
 
 // Subprotocol returns the subprotocol chosen during the handshake, or "".
@@ -171,23 +211,21 @@ func (c *Conn) serveReactor(r *Reactor) {
 
 // onReadable is called by the reactor loop when the socket has bytes (or
 // ended): one read into the loop's buffer, parsed at once.
-func (c *Conn) onReadable(buf []byte) {
+func (c *Conn) onReadable(r *rawReader) {
 	c.rmu.Lock()
 	defer c.rmu.Unlock()
 	if c.finished.Load() {
 		return
 	}
-	c.rn, c.rerr = 0, nil
-	c.rloop = buf
-	err := c.rc.Read(c.readFn)
-	c.rloop = nil
+	r.n, r.err = 0, nil
+	err := c.rc.Read(r.fn)
 	if err == nil {
-		err = c.rerr
+		err = r.err
 	}
 	if err == syscall.EAGAIN {
 		return // another reader took the bytes, or a spurious wake-up
 	}
-	if err == nil && c.rn <= 0 {
+	if err == nil && r.n <= 0 {
 		err = io.EOF
 	}
 	if err != nil {
@@ -204,7 +242,7 @@ func (c *Conn) onReadable(buf []byte) {
 	if c.lingering {
 		return
 	}
-	if err := c.p.feed(buf[:c.rn], c); err != nil {
+	if err := c.p.feed(r.fixed[:r.n], c); err != nil {
 		c.feedFailedLocked(err)
 	}
 }
@@ -314,7 +352,7 @@ func (c *Conn) waitResumed() {
 }
 
 func (c *Conn) run() {
-	code, reason := c.readLoop()
+	code, reason := c.readLoop(newRawReader(nil, c.opts.readBufferSize()))
 	c.p.release()
 	c.h.OnClose(c, code, reason)
 }
@@ -324,15 +362,15 @@ var errPeerClose = errors.New("websocket: peer sent close")
 
 // readLoop reads and parses until the connection ends, and returns the code
 // and reason for OnClose. While it waits for bytes it holds no buffer.
-func (c *Conn) readLoop() (int, string) {
+func (c *Conn) readLoop(r *rawReader) (int, string) {
 	if early := c.early; early != nil {
 		c.early = nil
 		if err := c.p.feed(early, c); err != nil {
-			return c.readFailed(err)
+			return c.readFailed(err, r)
 		}
 	}
 	for {
-		bp, n, err := c.read()
+		bp, n, err := c.read(r)
 		if err != nil {
 			return c.readEnded()
 		}
@@ -340,7 +378,7 @@ func (c *Conn) readLoop() (int, string) {
 		err = c.p.feed((*bp)[:n], c)
 		putBuf(bp)
 		if err != nil {
-			return c.readFailed(err)
+			return c.readFailed(err, r)
 		}
 		c.waitResumed()
 	}
@@ -351,7 +389,7 @@ func (c *Conn) readLoop() (int, string) {
 const fallbackReadSize = 1 << 10
 
 // read waits until bytes are available and returns them in a pooled buffer.
-func (c *Conn) read() (*[]byte, int, error) {
+func (c *Conn) read(r *rawReader) (*[]byte, int, error) {
 	if c.rc == nil {
 		bp := getBuf(fallbackReadSize)
 		n, err := c.nc.Read((*bp)[:cap(*bp)])
@@ -364,45 +402,21 @@ func (c *Conn) read() (*[]byte, int, error) {
 		}
 		return nil, 0, err
 	}
-	c.rn, c.rerr = 0, nil
-	err := c.rc.Read(c.readFn)
-	bp := c.rbuf
-	c.rbuf = nil
+	r.n, r.err = 0, nil
+	err := c.rc.Read(r.fn)
+	bp := r.buf
+	r.buf = nil
 	if err == nil {
-		err = c.rerr
+		err = r.err
 	}
-	if err == nil && c.rn == 0 {
+	if err == nil && r.n <= 0 {
 		err = io.EOF
 	}
 	if err != nil {
 		putBuf(bp)
 		return nil, 0, err
 	}
-	return bp, c.rn, nil
-}
-
-// rawRead is the syscall.RawConn read callback: it borrows a pooled buffer
-// only once the socket has bytes, and returns false on EAGAIN so that the
-// goroutine parks in the runtime's netpoller (without spinning: the poller
-// wakes it on the next readiness edge).
-func (c *Conn) rawRead(fd uintptr) bool {
-	if b := c.rloop; b != nil {
-		// A reactor read: the loop knows the socket is ready and never
-		// parks here.
-		c.rn, c.rerr = readFD(fd, b)
-		return true
-	}
-	if c.rbuf == nil {
-		c.rbuf = getBuf(c.opts.readBufferSize())
-	}
-	n, err := readFD(fd, (*c.rbuf)[:cap(*c.rbuf)])
-	if err == syscall.EAGAIN {
-		putBuf(c.rbuf)
-		c.rbuf = nil
-		return false
-	}
-	c.rn, c.rerr = n, err
-	return true
+	return bp, r.n, nil
 }
 
 // message implements frameSink.
@@ -447,13 +461,13 @@ func (c *Conn) control(op opcode, payload []byte) error {
 }
 
 // readFailed ends the connection after the parser stopped with err.
-func (c *Conn) readFailed(err error) (int, string) {
+func (c *Conn) readFailed(err error, r *rawReader) (int, string) {
 	if err == errPeerClose {
 		return c.peerClosed()
 	}
 	code, reason, linger := c.fail(err)
 	if linger {
-		c.linger()
+		c.linger(r)
 	}
 	return code, reason
 }
@@ -529,13 +543,13 @@ func (c *Conn) finalCodeLocked() (int, string) {
 // and discards what the peer still sends until it closes its side or
 // CloseTimeout passes, so that unread bytes do not turn the close into a
 // reset that could destroy the close frame in flight.
-func (c *Conn) linger() {
+func (c *Conn) linger(r *rawReader) {
 	if cw, ok := c.nc.(interface{ CloseWrite() error }); ok {
 		_ = cw.CloseWrite()
 	}
 	_ = c.nc.SetReadDeadline(time.Now().Add(c.opts.closeTimeout()))
 	for {
-		bp, _, err := c.read()
+		bp, _, err := c.read(r)
 		putBuf(bp)
 		if err != nil {
 			break

@@ -128,8 +128,6 @@ func Upgrade(w http.ResponseWriter, r *http.Request, opts *Options) (*Conn, erro
 	if sc, ok := nc.(syscall.Conn); ok && rawIOSupported {
 		if rc, err := sc.SyscallConn(); err == nil {
 			c.rc = rc
-			c.readFn = c.rawRead
-			c.writeFn = c.rawWrite
 		}
 	}
 	return c, nil

@@ -14,8 +14,11 @@ const rawIOSupported = false
 const maxIovecs = 64
 
 type iovecBatch struct {
-	hdr [14]byte
-	n   int
+	hdr  [14]byte
+	n    int
+	wn   int
+	werr error
+	fn   func(fd uintptr) bool
 }
 
 var iovecPool = sync.Pool{New: func() any { return new(iovecBatch) }}

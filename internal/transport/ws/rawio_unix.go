@@ -25,9 +25,25 @@ type iovecBatch struct {
 	hdr [14]byte
 	iov [maxIovecs]unix.Iovec
 	n   int
+
+	// The result of the write, and the syscall.RawConn callback bound to
+	// this batch once (a Conn keeps no write state of its own).
+	wn   int
+	werr error
+	fn   func(fd uintptr) bool
 }
 
-var iovecPool = sync.Pool{New: func() any { return new(iovecBatch) }}
+var iovecPool = sync.Pool{New: func() any {
+	b := new(iovecBatch)
+	b.fn = b.write
+	return b
+}}
+
+// write is the syscall.RawConn write callback: one writev, never waiting.
+func (b *iovecBatch) write(fd uintptr) bool {
+	b.wn, b.werr = writevFD(fd, b)
+	return true
+}
 
 func (b *iovecBatch) add(p []byte) {
 	if len(p) == 0 {

@@ -52,7 +52,7 @@ type loop struct {
 	conns  map[uint64]*Conn
 	closed bool
 
-	buf []byte // the read buffer, used by the loop goroutine only
+	rd *rawReader // reads into the loop's own buffer; used by the loop goroutine only
 }
 
 // NewReactor starts n epoll loops (n <= 0: one per CPU the Go scheduler
@@ -101,7 +101,7 @@ func newLoop() (*loop, error) {
 		_ = unix.Close(wakefd)
 		return nil, fmt.Errorf("websocket: epoll_ctl: %w", err)
 	}
-	return &loop{epfd: epfd, wakefd: wakefd, conns: make(map[uint64]*Conn), buf: make([]byte, reactorReadSize)}, nil
+	return &loop{epfd: epfd, wakefd: wakefd, conns: make(map[uint64]*Conn), rd: newRawReader(make([]byte, reactorReadSize), 0)}, nil
 }
 
 func (l *loop) closeFDs() {
@@ -263,7 +263,7 @@ func (l *loop) run() {
 			c := l.conns[id]
 			l.mu.Unlock()
 			if c != nil {
-				c.onReadable(l.buf)
+				c.onReadable(l.rd)
 			}
 		}
 	}

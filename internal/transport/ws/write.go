@@ -157,14 +157,12 @@ func (c *Conn) writeLocked(op opcode, rsv1 bool, parts [][]byte, total int) (int
 	for _, p := range parts {
 		b.add(p)
 	}
-	c.wbatch = b
-	c.wn, c.werr = 0, nil
-	err := c.rc.Write(c.writeFn)
-	n := c.wn
+	b.wn, b.werr = 0, nil
+	err := c.rc.Write(b.fn)
+	n := b.wn
 	if err == nil {
-		err = c.werr
+		err = b.werr
 	}
-	c.wbatch = nil
 	b.clear()
 	iovecPool.Put(b)
 	if err == syscall.EAGAIN {
@@ -178,12 +176,6 @@ func (c *Conn) writeLocked(op opcode, rsv1 bool, parts [][]byte, total int) (int
 	}
 	c.queueLocked(hdr[:hn], parts, n)
 	return c.pendingLocked(), nil
-}
-
-// rawWrite is the syscall.RawConn write callback: one writev, never waiting.
-func (c *Conn) rawWrite(fd uintptr) bool {
-	c.wn, c.werr = writevFD(fd, c.wbatch)
-	return true
 }
 
 // queueLocked appends the frame (hdr then parts), minus its first skip
