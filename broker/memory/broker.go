@@ -229,6 +229,36 @@ func expired(exp, now time.Time) bool {
 	return !exp.IsZero() && !now.Before(exp)
 }
 
+// The records kept per connection (user connections, presence entries,
+// session snapshots in the KV) hold their times as unix nanoseconds, a third
+// of a time.Time: a node keeps one of each for every idle connection.
+
+// nanoOf is t in unix nanoseconds; 0 for the zero time.
+func nanoOf(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+// timeOf is the time of unix nanoseconds n; the zero time for 0.
+func timeOf(n int64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n)
+}
+
+// expiredAt is expired for a deadline in unix nanoseconds (0: never).
+func expiredAt(exp int64, now time.Time) bool {
+	return exp != 0 && now.UnixNano() >= exp
+}
+
+// deadlineAt is deadline in unix nanoseconds (0: never).
+func deadlineAt(now time.Time, ttl time.Duration) int64 {
+	return nanoOf(deadline(now, ttl))
+}
+
 // deadline returns when something added at now with ttl expires: the zero
 // time (never) when ttl <= 0.
 func deadline(now time.Time, ttl time.Duration) time.Time {

@@ -1,16 +1,17 @@
 package memory
 
 import (
-	"bytes"
 	"context"
 	"time"
 
 	"github.com/ferry-io/ferry/broker"
 )
 
+// kvEntry is a value (a string: the bytes without a slice's capacity) and
+// its deadline in unix nanoseconds (0: never).
 type kvEntry struct {
-	val     []byte
-	expires time.Time // zero: never
+	val     string
+	expires int64
 }
 
 // Set stores a copy of val under key until ttl passes (ttl <= 0: until
@@ -19,13 +20,10 @@ func (b *Broker) Set(ctx context.Context, key string, val []byte, ttl time.Durat
 	if err := b.usable(ctx); err != nil {
 		return err
 	}
-	val = bytes.Clone(val)
-	if val == nil {
-		val = []byte{}
-	}
+	e := kvEntry{val: string(val), expires: deadlineAt(b.now(), ttl)}
 	sh := b.shardFor(key)
 	sh.mu.Lock()
-	sh.kv[key] = kvEntry{val: val, expires: deadline(b.now(), ttl)}
+	sh.kv[key] = e
 	sh.mu.Unlock()
 	return nil
 }
@@ -39,12 +37,12 @@ func (b *Broker) Get(ctx context.Context, key string) ([]byte, error) {
 	sh := b.shardFor(key)
 	sh.mu.RLock()
 	e, ok := sh.kv[key]
-	live := ok && !expired(e.expires, b.now())
+	live := ok && !expiredAt(e.expires, b.now())
 	sh.mu.RUnlock()
 	if !live {
 		return nil, broker.ErrNotFound
 	}
-	return bytes.Clone(e.val), nil
+	return []byte(e.val), nil
 }
 
 // Take returns key's value and deletes the key in one step: of concurrent
@@ -60,13 +58,12 @@ func (b *Broker) Take(ctx context.Context, key string) ([]byte, error) {
 	if ok {
 		delete(sh.kv, key)
 	}
-	live := ok && !expired(e.expires, b.now())
+	live := ok && !expiredAt(e.expires, b.now())
 	sh.mu.Unlock()
 	if !live {
 		return nil, broker.ErrNotFound
 	}
-	// The entry is no longer reachable, so its value needs no copy.
-	return e.val, nil
+	return []byte(e.val), nil
 }
 
 // Delete removes key; a missing key is not an error.

@@ -9,9 +9,11 @@ import (
 	"github.com/ferry-io/ferry/broker"
 )
 
+// presenceEntry is a broker.PresenceInfo without its Conn (the key of the
+// channel's map) and its deadline in unix nanoseconds (0: never).
 type presenceEntry struct {
-	info    broker.PresenceInfo
-	expires time.Time // zero: never
+	user, node string
+	expires    int64
 }
 
 // AddPresence records info.Conn as present in ch until ttl passes (ttl <= 0:
@@ -29,7 +31,7 @@ func (b *Broker) AddPresence(ctx context.Context, ch string, info broker.Presenc
 		m = make(map[string]presenceEntry)
 		sh.presence[ch] = m
 	}
-	m[info.Conn] = presenceEntry{info: info, expires: deadline(b.now(), ttl)}
+	m[info.Conn] = presenceEntry{user: info.User, node: info.Node, expires: deadlineAt(b.now(), ttl)}
 	return nil
 }
 
@@ -61,9 +63,9 @@ func (b *Broker) Presence(ctx context.Context, ch string) ([]broker.PresenceInfo
 	now := b.now()
 	m := sh.presence[ch]
 	out := make([]broker.PresenceInfo, 0, len(m))
-	for _, e := range m {
-		if !expired(e.expires, now) {
-			out = append(out, e.info)
+	for conn, e := range m {
+		if !expiredAt(e.expires, now) {
+			out = append(out, broker.PresenceInfo{User: e.user, Conn: conn, Node: e.node})
 		}
 	}
 	sh.mu.RUnlock()

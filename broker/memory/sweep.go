@@ -68,7 +68,7 @@ func (b *Broker) sweepShard(sh *shard, n *sweepCounts) {
 	}
 	for ch, m := range sh.presence {
 		for conn, e := range m {
-			if expired(e.expires, now) {
+			if expiredAt(e.expires, now) {
 				delete(m, conn)
 				n.presence++
 			}
@@ -79,7 +79,7 @@ func (b *Broker) sweepShard(sh *shard, n *sweepCounts) {
 	}
 	for user, conns := range sh.users {
 		before := len(conns)
-		conns = slices.DeleteFunc(conns, func(c userConn) bool { return expired(c.expires, now) })
+		conns = slices.DeleteFunc(conns, func(c userConn) bool { return expiredAt(c.expires, now) })
 		n.userConns += before - len(conns)
 		if len(conns) == 0 {
 			delete(sh.users, user)
@@ -88,7 +88,7 @@ func (b *Broker) sweepShard(sh *shard, n *sweepCounts) {
 		}
 	}
 	for k, e := range sh.kv {
-		if expired(e.expires, now) {
+		if expiredAt(e.expires, now) {
 			delete(sh.kv, k)
 			n.kv++
 		}

@@ -8,9 +8,16 @@ import (
 	"github.com/ferry-io/ferry/broker"
 )
 
+// userConn is a broker.ConnRef with its times in unix nanoseconds, and
+// its deadline (0: never).
 type userConn struct {
-	ref     broker.ConnRef
-	expires time.Time // zero: never
+	conn, node string
+	since      int64
+	expires    int64
+}
+
+func (c *userConn) ref() broker.ConnRef {
+	return broker.ConnRef{Conn: c.conn, Node: c.node, Since: timeOf(c.since)}
 }
 
 // AddUserConn records ref for user until ttl passes (ttl <= 0: until
@@ -26,27 +33,35 @@ func (b *Broker) AddUserConn(ctx context.Context, user string, ref broker.ConnRe
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	now := b.now()
-	exp := deadline(now, ttl)
-	conns := slices.DeleteFunc(sh.users[user], func(c userConn) bool { return expired(c.expires, now) })
-	if i := slices.IndexFunc(conns, func(c userConn) bool { return c.ref.Conn == ref.Conn }); i >= 0 {
-		conns[i].ref.Node = ref.Node
+	exp := deadlineAt(now, ttl)
+	conns := slices.DeleteFunc(sh.users[user], func(c userConn) bool { return expiredAt(c.expires, now) })
+	if i := slices.IndexFunc(conns, func(c userConn) bool { return c.conn == ref.Conn }); i >= 0 {
+		conns[i].node = ref.Node
 		conns[i].expires = exp
 	} else {
 		if ref.Since.IsZero() {
 			ref.Since = now
 		}
+		since := ref.Since.UnixNano()
 		// Keep the list ordered by Since; among equal times, oldest added
 		// first.
 		i := len(conns)
-		for i > 0 && conns[i-1].ref.Since.After(ref.Since) {
+		for i > 0 && conns[i-1].since > since {
 			i--
 		}
-		conns = slices.Insert(conns, i, userConn{ref: ref, expires: exp})
+		c := userConn{conn: ref.Conn, node: ref.Node, since: since, expires: exp}
+		if len(conns) == 0 {
+			// The usual case, one connection: a slice of exactly one
+			// (Insert would round the capacity up).
+			conns = []userConn{c}
+		} else {
+			conns = slices.Insert(conns, i, c)
+		}
 	}
 	sh.users[user] = conns
 	out := make([]broker.ConnRef, len(conns))
-	for i, c := range conns {
-		out[i] = c.ref
+	for i := range conns {
+		out[i] = conns[i].ref()
 	}
 	return out, nil
 }
@@ -59,7 +74,7 @@ func (b *Broker) RemoveUserConn(ctx context.Context, user string, conn string) e
 	sh := b.shardFor(user)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	conns := slices.DeleteFunc(sh.users[user], func(c userConn) bool { return c.ref.Conn == conn })
+	conns := slices.DeleteFunc(sh.users[user], func(c userConn) bool { return c.conn == conn })
 	if len(conns) == 0 {
 		delete(sh.users, user)
 	} else {
