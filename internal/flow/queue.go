@@ -186,6 +186,21 @@ func (q *Queue) Push(it Item, now time.Time) (PushResult, error) {
 	return res, nil
 }
 
+// Fits reports whether an item of size bytes can be pushed now without
+// dropping anything and without taking the queue over its bounds. Push
+// reads its now argument only when the queue is or goes over its bounds,
+// so a caller may skip reading the clock (and pass the zero time) when
+// Fits reports true; nothing may change the queue in between.
+func (q *Queue) Fits(size int) bool {
+	if q.maxMsgs == 0 || size < 0 || size > math.MaxInt32 {
+		return false
+	}
+	if q.b == nil {
+		return 1 <= int(q.maxMsgs) && size <= q.maxBytes
+	}
+	return q.fits(q.b, size)
+}
+
 // forget deletes a conflation key left in the map by Push when the message
 // that replaced the key's old one is not queued after all.
 func forget(b *buffer, key string, conflated bool) {
