@@ -156,6 +156,14 @@ type BatchConfig struct {
 	// Delay gathers messages for this long into one WebSocket message.
 	// Default 0: off (the writer still coalesces what is queued).
 	Delay time.Duration `yaml:"delay"`
+	// WriteBudget is the writes per second per CPU above which the writer
+	// pool gathers a busy connection's messages into fewer writes
+	// (adaptive coalescing; no delay while the node writes less). Default
+	// 15000; 0 turns adaptive coalescing off.
+	WriteBudget int `yaml:"write_budget"`
+	// MaxWindow is the most adaptive coalescing holds a message back.
+	// Default 40ms; 0 turns adaptive coalescing off.
+	MaxWindow time.Duration `yaml:"max_window"`
 }
 
 // ClientPublishConfig limits publishes from one connection.
@@ -216,6 +224,7 @@ type LogsConfig struct {
 func Default() Config {
 	c := Config{}
 	c.Handshake = HandshakeConfig{Rate: 20, Burst: 50}
+	c.Batch = BatchConfig{WriteBudget: 15000, MaxWindow: 40 * time.Millisecond}
 	c.applyDefaults()
 	return c
 }
@@ -290,6 +299,9 @@ func (c *Config) Validate() error {
 	if c.Handshake.Rate < 0 {
 		bad("handshake.rate", "%v: must not be negative (0 disables)", c.Handshake.Rate)
 	}
+	if c.Batch.WriteBudget < 0 {
+		bad("batch.write_budget", "%v: must not be negative (0 disables)", c.Batch.WriteBudget)
+	}
 	if c.ClientPublish.Rate < 0 {
 		bad("client_publish.rate", "%v: must not be negative", c.ClientPublish.Rate)
 	}
@@ -301,7 +313,7 @@ func (c *Config) Validate() error {
 		{"connect_timeout", c.ConnectTimeout}, {"heartbeat.interval", c.Heartbeat.Interval},
 		{"heartbeat.timeout", c.Heartbeat.Timeout}, {"shutdown.timeout", c.Shutdown.Timeout},
 		{"session.ttl", c.Session.TTL}, {"idempotency.window", c.Idempotency.Window},
-		{"slow_consumer.grace", c.SlowConsumer.Grace}, {"batch.delay", c.Batch.Delay},
+		{"slow_consumer.grace", c.SlowConsumer.Grace}, {"batch.delay", c.Batch.Delay}, {"batch.max_window", c.Batch.MaxWindow},
 		{"token.leeway", c.Token.Leeway}, {"logs.ip_retention", c.Logs.IPRetention},
 	} {
 		if f.v < 0 {

@@ -140,7 +140,10 @@ func New(cfg Config, opts ...Options) (*Server, error) {
 	}
 	s.hub = hub.New(s.broker)
 	s.reg = session.NewRegistry()
-	s.writers = session.NewWriters(max(2, runtime.GOMAXPROCS(0)))
+	s.writers = session.NewWritersWith(max(2, runtime.GOMAXPROCS(0)), session.Coalescing{
+		WriteBudget: float64(cfg.Batch.WriteBudget * runtime.GOMAXPROCS(0)),
+		MaxWindow:   cfg.Batch.MaxWindow,
+	})
 	if r, err := ws.NewReactor(0); err == nil {
 		s.reactor = r
 	} else {

@@ -57,8 +57,7 @@ func connected(tb testing.TB, env *Env, ch string) (*Session, *sinkTransport) {
 	s := New(env, t, Handshake{Codec: protocol.JSON})
 	s.mu.Lock()
 	s.state, s.user, s.id = stateConnected, "u", newID(8)
-	sub := &subscription{}
-	s.subs[ch] = sub
+	s.addSubLocked(&subscription{ch: ch})
 	s.mu.Unlock()
 	if err := env.Hub.Subscribe(context.Background(), ch, s); err != nil {
 		tb.Fatal(err)

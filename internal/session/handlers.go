@@ -116,7 +116,20 @@ func (s *Session) handleConnect(f *protocol.ClientFrame) {
 	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
 	defer cancel()
 	env := s.env
-	claims := s.hs.Claims
+	// Take the handshake: it is needed only here, and a connect frame
+	// handled at the same time (two HTTP requests) finds it gone.
+	s.mu.Lock()
+	var hs *Handshake
+	if s.extra != nil {
+		hs = s.extra.hs
+		s.extra.hs = nil
+	}
+	s.mu.Unlock()
+	if hs == nil {
+		s.replyError(f.ID, protocol.Errorf(protocol.CodeBadRequest, "connect: already connected"))
+		return
+	}
+	claims := hs.Claims
 	if f.Token != "" {
 		c, err := env.Verifier.Verify(ctx, f.Token)
 		if err != nil {
@@ -131,12 +144,6 @@ func (s *Session) handleConnect(f *protocol.ClientFrame) {
 	}
 	if claims == nil {
 		claims = &auth.Claims{}
-	} else {
-		// Keep what the session uses, not every raw claim, for the
-		// connection's lifetime.
-		c := *claims
-		c.Raw = nil
-		claims = &c
 	}
 	if !claims.ExpiresAt.IsZero() && !claims.ExpiresAt.After(env.now()) {
 		s.Close(protocol.CloseTokenExpired, "token expired")
@@ -149,25 +156,29 @@ func (s *Session) handleConnect(f *protocol.ClientFrame) {
 
 	var snap *snapshot
 	if f.Resume != nil {
-		snap = s.loadSnapshot(ctx, f.Resume, claims.Subject)
+		snap = s.loadSnapshot(ctx, f.Resume, claims.Subject, hs.Adopt)
 	}
 
 	s.mu.Lock()
-	s.claims = claims
+	if s.state != stateNew {
+		// The wire went while the token or the snapshot was read: the
+		// session must not come back to life (and into the registry).
+		s.mu.Unlock()
+		return
+	}
+	// Keep what the session uses of the claims, not the claims (their
+	// raw map, the handshake's copy), for the connection's lifetime.
 	s.user = claims.Subject
-	s.expiresAt = claims.ExpiresAt
-	s.client = f.Client
+	s.channels = claims.Channels
+	s.expiresAt = unixNano(claims.ExpiresAt)
 	s.queue.SetWindow(window)
 	if snap != nil {
 		s.id, s.resumeToken = snap.ID, newID(18)
 	} else {
 		s.id, s.resumeToken = newID(12), newID(18)
 	}
-	if env.Limits.PublishRate > 0 {
-		s.pub = auth.NewTokenBucket(env.Limits.PublishRate, env.Limits.PublishBurst, env.now())
-	}
-	if snap != nil && s.hs.ResumeSeq >= 0 && s.puller != nil {
-		snap.applyResumeSeq(uint64(s.hs.ResumeSeq))
+	if snap != nil && hs.ResumeSeq >= 0 && s.puller != nil {
+		snap.applyResumeSeq(uint64(hs.ResumeSeq))
 	}
 	if snap != nil && snap.Seq > 0 {
 		s.queue.SetLastSeq(snap.Seq) // the client's seq numbers go on
@@ -180,8 +191,8 @@ func (s *Session) handleConnect(f *protocol.ClientFrame) {
 	}
 	s.state = stateConnected
 	s.mu.Unlock()
-	// Index the session (by user, by session id) before the client can see
-	// it connected: an API disconnect or a takeover right after must find it.
+	// Index the session by user before the client can see it connected:
+	// an API disconnect right after must find it.
 	env.Registry.connected(s)
 	s.mu.Lock()
 	exp := int64(0)
@@ -205,17 +216,17 @@ func (s *Session) handleConnect(f *protocol.ClientFrame) {
 		},
 		Resumed:      snap != nil,
 		ExpiresAt:    exp,
-		SessionToken: s.hs.SessionToken,
-		StreamTicket: s.hs.StreamTicket,
+		SessionToken: hs.SessionToken,
+		StreamTicket: hs.StreamTicket,
 	})
-	// The handshake's token and claims are not needed any more.
-	s.hs.Token, s.hs.Claims, s.hs.StreamTicket = "", nil, ""
+	// The handshake (its token and claims among others) is not kept.
+	s.dropExtraLocked()
 	s.mu.Unlock()
 	s.afterPush(err)
 
-	s.saveSnapshot(ctx, nil, true)
+	s.saveSnapshot(ctx, true, nil)
 	s.mu.Lock()
-	s.savedAt = env.now()
+	s.savedAt = s.msSinceOpened(env.now())
 	s.mu.Unlock()
 	if env.Metrics != nil {
 		env.Metrics.ConnOpened(s.t.Name())
@@ -242,7 +253,7 @@ func (s *Session) enforceUserLimit(ctx context.Context) {
 	if env.Users == nil || s.user == "" {
 		return
 	}
-	conns, err := env.Users.AddUserConn(ctx, s.user, broker.ConnRef{Conn: s.connID, Node: env.NodeID, Since: s.opened}, userConnTTL(env))
+	conns, err := env.Users.AddUserConn(ctx, s.user, broker.ConnRef{Conn: s.connID, Node: env.NodeID, Since: time.Unix(0, s.opened)}, userConnTTL(env))
 	if err != nil {
 		env.Logger.Warn("user connection count", slog.String("user", s.user), slog.Any("err", err))
 		return
@@ -279,14 +290,13 @@ func userConnTTL(env *Env) time.Duration {
 func (s *Session) updateRateLocked() {
 	rate := 0.0
 	for _, sub := range s.subs {
-		if sub.rate > 0 && (rate == 0 || sub.rate < rate) {
-			rate = sub.rate
+		if r := float64(sub.rate); r > 0 && (rate == 0 || r < rate) {
+			rate = r
 		}
 	}
-	if rate != s.rate {
-		s.rate = rate
-		s.queue.SetRate(rate, 0)
-	}
+	// The queue keeps the rate (SetRate of an unchanged rate changes
+	// nothing).
+	s.queue.SetRate(rate, 0)
 }
 
 // permit checks a channel action against the token and the namespace.
@@ -296,7 +306,7 @@ func (s *Session) permit(ch string, publish bool) (Rules, error) {
 		return rules, protocol.Errorf(protocol.CodeNotFound, "channel %q: unknown namespace", ch)
 	}
 	s.mu.Lock()
-	claims := s.claims
+	claims := auth.Claims{Subject: s.user, Channels: s.channels}
 	s.mu.Unlock()
 	action := "subscribe to"
 	allowed, named := claims.CanSubscribe(ch)
@@ -322,7 +332,7 @@ func (s *Session) handleSubscribe(ctx context.Context, f *protocol.ClientFrame) 
 		return err
 	}
 	s.mu.Lock()
-	if _, ok := s.subs[ch]; ok {
+	if s.subFor(ch) != nil {
 		s.mu.Unlock()
 		return protocol.Errorf(protocol.CodeConflict, "already subscribed to %q", ch)
 	}
@@ -330,8 +340,8 @@ func (s *Session) handleSubscribe(ctx context.Context, f *protocol.ClientFrame) 
 		s.mu.Unlock()
 		return protocol.Errorf(protocol.CodeForbidden, "subscription limit reached (%d per connection)", max)
 	}
-	sub := &subscription{recovering: true, presence: f.Presence && rules.JoinLeave, rate: rules.Rate}
-	s.subs[ch] = sub
+	sub := &subscription{ch: ch, recovering: true, presence: f.Presence && rules.JoinLeave, rate: float32(rules.Rate)}
+	s.addSubLocked(sub)
 	s.updateRateLocked()
 	s.mu.Unlock()
 
@@ -341,8 +351,7 @@ func (s *Session) handleSubscribe(ctx context.Context, f *protocol.ClientFrame) 
 	}
 	if _, err := s.startSubscription(ctx, f.ID, ch, sub, since, rules); err != nil {
 		s.mu.Lock()
-		if s.subs[ch] == sub {
-			delete(s.subs, ch)
+		if s.removeSubLocked(sub) {
 			s.updateRateLocked()
 		}
 		s.mu.Unlock()
@@ -387,7 +396,7 @@ func (s *Session) startSubscription(ctx context.Context, id uint32, ch string, s
 	}
 
 	s.mu.Lock()
-	if s.state != stateConnected || s.subs[ch] != sub {
+	if s.state != stateConnected || s.subFor(ch) != sub {
 		s.mu.Unlock()
 		env.Hub.Unsubscribe(ch, s)
 		return nil, protocol.Errorf(protocol.CodeConflict, "subscription to %q ended while it started", ch)
@@ -448,9 +457,10 @@ func presenceTTL(env *Env) time.Duration {
 
 func (s *Session) handleUnsubscribe(ctx context.Context, f *protocol.ClientFrame) error {
 	s.mu.Lock()
-	sub, ok := s.subs[f.Channel]
+	sub := s.subFor(f.Channel)
+	ok := sub != nil
 	if ok {
-		delete(s.subs, f.Channel)
+		s.removeSubLocked(sub)
 		s.updateRateLocked()
 	}
 	s.mu.Unlock()
@@ -482,13 +492,18 @@ func (s *Session) handlePublish(ctx context.Context, f *protocol.ClientFrame) er
 	env := s.env
 	if env.Limits.PublishRate > 0 {
 		s.mu.Lock()
-		ok := s.pub.Allow(env.now())
-		if ok {
-			s.strikes = 0
-		} else {
-			s.strikes++
+		now := env.now()
+		x := s.extraLocked()
+		if !x.pubSet {
+			x.pub, x.pubSet = auth.NewTokenBucket(env.Limits.PublishRate, env.Limits.PublishBurst, now), true
 		}
-		strikes := s.strikes
+		ok := x.pub.Allow(now)
+		if ok {
+			x.strikes = 0
+		} else {
+			x.strikes++
+		}
+		strikes := x.strikes
 		s.mu.Unlock()
 		if !ok {
 			if env.Limits.PublishCloseAfter > 0 && strikes >= env.Limits.PublishCloseAfter {
@@ -526,7 +541,7 @@ func (s *Session) handleAck(seq uint64) {
 	s.queue.Ack(seq)
 	s.everAcked = true
 	for _, e := range s.acks.ackUpTo(seq) {
-		if sub := s.subs[e.channel]; sub != nil && e.offset > sub.acked {
+		if sub := s.subFor(e.channel); sub != nil && e.offset > sub.acked {
 			sub.acked = e.offset
 		}
 	}
@@ -547,8 +562,8 @@ func (s *Session) handleRefresh(ctx context.Context, f *protocol.ClientFrame) er
 		s.mu.Unlock()
 		return protocol.Errorf(protocol.CodeForbidden, "refresh: token is for another user")
 	}
-	s.claims = c
-	s.expiresAt = c.ExpiresAt
+	s.channels = c.Channels
+	s.expiresAt = unixNano(c.ExpiresAt)
 	s.mu.Unlock()
 	exp := int64(0)
 	if !c.ExpiresAt.IsZero() {
@@ -601,4 +616,12 @@ func (s *Session) handlePresence(ctx context.Context, f *protocol.ClientFrame) e
 	}
 	s.reply(&protocol.Presence{ID: f.ID, Channel: f.Channel, Clients: clients, Count: len(clients)})
 	return nil
+}
+
+// unixNano is t in unix nanoseconds, 0 for the zero time.
+func unixNano(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
 }

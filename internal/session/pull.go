@@ -48,7 +48,7 @@ func (s *Session) Pull(buf []byte, frames []Frame, max int) ([]byte, []Frame) {
 			buf = s.codec.AppendMessage(buf, it.Msg, it.Seq)
 			f.Type, f.Seq = protocol.TypeMessage, it.Seq
 			delivered++
-			if sub := s.subs[it.Msg.Channel()]; sub != nil {
+			if sub := s.subFor(it.Msg.Channel()); sub != nil {
 				sub.written = it.Msg.Offset()
 			}
 			if s.acks != nil {
@@ -131,7 +131,7 @@ func (s *Session) Rewind(ctx context.Context, seq uint64) error {
 		s.acks = &ackRing{}
 	}
 	for _, e := range s.acks.ackUpTo(seq) {
-		if sub := s.subs[e.channel]; sub != nil && e.offset > sub.acked {
+		if sub := s.subFor(e.channel); sub != nil && e.offset > sub.acked {
 			sub.acked = e.offset
 		}
 	}

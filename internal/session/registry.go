@@ -12,8 +12,8 @@ import (
 
 const registryShards = 32
 
-// Registry holds a node's live sessions, by connection id and by session
-// id, and runs the periodic checks (heartbeats, connect timeout, token
+// Registry holds a node's live sessions, by connection id and by user,
+// and runs the periodic checks (heartbeats, connect timeout, token
 // expiry, presence refresh) in one sweep over all of them instead of a timer
 // per connection.
 type Registry struct {
@@ -22,10 +22,12 @@ type Registry struct {
 }
 
 type regShard struct {
-	mu     sync.RWMutex
-	conns  map[string]*Session
-	byID   map[string]*Session
-	byUser map[string]map[*Session]struct{}
+	mu    sync.RWMutex
+	conns map[string]*Session
+	// byUser holds the first of each user's connected sessions; the rest
+	// follow it through Session.nextOfUser (a user has one or a few, and
+	// a chain costs no table per user).
+	byUser map[string]*Session
 }
 
 // NewRegistry returns an empty registry.
@@ -34,8 +36,7 @@ func NewRegistry() *Registry {
 	for i := range r.shards {
 		r.shards[i] = regShard{
 			conns:  make(map[string]*Session),
-			byID:   make(map[string]*Session),
-			byUser: make(map[string]map[*Session]struct{}),
+			byUser: make(map[string]*Session),
 		}
 	}
 	return r
@@ -52,24 +53,24 @@ func (r *Registry) addPending(s *Session) {
 	sh.mu.Unlock()
 }
 
-// connected indexes s by its session id and user once connect succeeded.
+// connected indexes s by its user once connect succeeded.
 func (r *Registry) connected(s *Session) {
 	s.mu.Lock()
-	id, user := s.id, s.user
+	user := s.user
 	s.mu.Unlock()
-	sh := r.shard(id)
+	sh := r.shard(user)
 	sh.mu.Lock()
-	sh.byID[id] = s
+	s.nextOfUser = sh.byUser[user]
+	sh.byUser[user] = s
 	sh.mu.Unlock()
-	sh = r.shard(user)
-	sh.mu.Lock()
-	set := sh.byUser[user]
-	if set == nil {
-		set = make(map[*Session]struct{})
-		sh.byUser[user] = set
+	// A session that ended meanwhile may have left the index before it
+	// was in it (Closed marks it closed, then removes it).
+	s.mu.Lock()
+	closed := s.state == stateClosed
+	s.mu.Unlock()
+	if closed {
+		r.removeUser(s, user)
 	}
-	set[s] = struct{}{}
-	sh.mu.Unlock()
 }
 
 func (r *Registry) remove(s *Session) {
@@ -85,19 +86,27 @@ func (r *Registry) remove(s *Session) {
 	if id == "" {
 		return
 	}
-	sh = r.shard(id)
+	r.removeUser(s, user)
+}
+
+// removeUser takes s out of user's sessions, if it is there.
+func (r *Registry) removeUser(s *Session, user string) {
+	sh := r.shard(user)
 	sh.mu.Lock()
-	if sh.byID[id] == s {
-		delete(sh.byID, id)
-	}
-	sh.mu.Unlock()
-	sh = r.shard(user)
-	sh.mu.Lock()
-	if set := sh.byUser[user]; set != nil {
-		delete(set, s)
-		if len(set) == 0 {
+	for p, c := (*Session)(nil), sh.byUser[user]; c != nil; p, c = c, c.nextOfUser {
+		if c != s {
+			continue
+		}
+		switch {
+		case p != nil:
+			p.nextOfUser = c.nextOfUser
+		case c.nextOfUser != nil:
+			sh.byUser[user] = c.nextOfUser
+		default:
 			delete(sh.byUser, user)
 		}
+		c.nextOfUser = nil
+		break
 	}
 	sh.mu.Unlock()
 }
@@ -109,13 +118,6 @@ func (r *Registry) byConn(conn string) *Session {
 	return sh.conns[conn]
 }
 
-func (r *Registry) bySession(id string) *Session {
-	sh := r.shard(id)
-	sh.mu.RLock()
-	defer sh.mu.RUnlock()
-	return sh.byID[id]
-}
-
 // ByConn returns the live session of a connection id, or nil.
 func (r *Registry) ByConn(conn string) *Session { return r.byConn(conn) }
 
@@ -124,8 +126,8 @@ func (r *Registry) ByUser(user string) []*Session {
 	sh := r.shard(user)
 	sh.mu.RLock()
 	defer sh.mu.RUnlock()
-	out := make([]*Session, 0, len(sh.byUser[user]))
-	for s := range sh.byUser[user] {
+	var out []*Session
+	for s := sh.byUser[user]; s != nil; s = s.nextOfUser {
 		out = append(out, s)
 	}
 	return out
@@ -186,19 +188,22 @@ func (s *Session) sweep(ctx context.Context, now time.Time) {
 	case stateClosed:
 		return
 	case stateNew:
-		if d := env.Limits.ConnectTimeout; d > 0 && now.Sub(s.opened) > d {
+		if d := env.Limits.ConnectTimeout; d > 0 && now.UnixNano()-s.opened > int64(d) {
 			s.Close(protocol.CloseUnauthorized, "no connect frame within "+d.String())
 		}
 		return
 	}
-	if !exp.IsZero() && !exp.After(now) {
+	if exp != 0 && exp <= now.UnixNano() {
 		s.Close(protocol.CloseTokenExpired, "token expired")
 		return
 	}
 	s.mu.Lock()
 	qerr := s.queue.Check(now)
 	if s.queue.Len() == 0 {
+		// An idle connection keeps no buffers: the queue's and the
+		// writer's scratch slice are made again when it has traffic.
 		s.queue.Shrink()
+		s.scratch = nil
 	}
 	s.mu.Unlock()
 	if qerr != nil {
@@ -229,30 +234,31 @@ func (s *Session) refreshRecords(ctx context.Context, now time.Time) {
 	env := s.env
 	every := env.Limits.HeartbeatInterval + env.Limits.HeartbeatTimeout
 	s.mu.Lock()
-	if now.Sub(s.refreshedAt) < every {
+	ms := s.msSinceOpened(now)
+	if time.Duration(ms-s.refreshedAt)*time.Millisecond < every {
 		s.mu.Unlock()
 		return
 	}
-	s.refreshedAt = now
+	s.refreshedAt = ms
 	user := s.user
-	resave := now.Sub(s.savedAt) > env.Limits.SessionTTL/2
+	resave := time.Duration(ms-s.savedAt)*time.Millisecond > env.Limits.SessionTTL/2
 	if resave {
-		s.savedAt = now
+		s.savedAt = ms
 	}
 	var chans []string
-	for ch, sub := range s.subs {
+	for _, sub := range s.subs {
 		if sub.tracked {
-			chans = append(chans, ch)
+			chans = append(chans, sub.ch)
 		}
 	}
 	s.mu.Unlock()
 	if resave {
 		// The live snapshot must outlive the connection for takeover,
 		// and carries the subscriptions in case this node dies.
-		s.saveSnapshot(ctx, s.subs, true)
+		s.saveSnapshot(ctx, true, nil)
 	}
 	if env.Users != nil && user != "" {
-		_, _ = env.Users.AddUserConn(ctx, user, broker.ConnRef{Conn: s.connID, Node: env.NodeID, Since: s.opened}, userConnTTL(env))
+		_, _ = env.Users.AddUserConn(ctx, user, broker.ConnRef{Conn: s.connID, Node: env.NodeID, Since: time.Unix(0, s.opened)}, userConnTTL(env))
 	}
 	if env.Presence != nil {
 		for _, ch := range chans {

@@ -131,9 +131,9 @@ func (s *Session) continueReplays(ctx context.Context) {
 	}
 	s.mu.Lock()
 	var todo []next
-	for ch, sub := range s.subs {
+	for _, sub := range s.subs {
 		if sub.replayDue {
-			todo = append(todo, next{ch, sub, broker.Position{Offset: sub.replayFrom, Epoch: sub.epoch}})
+			todo = append(todo, next{sub.ch, sub, broker.Position{Offset: sub.replayFrom, Epoch: sub.epoch}})
 		}
 	}
 	s.mu.Unlock()
@@ -150,7 +150,7 @@ func (s *Session) replayFrom(ctx context.Context, ch string, sub *subscription, 
 	res, err := s.env.Broker.History(ctx, ch, broker.HistoryQuery{Since: &from, Limit: limit})
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.subs[ch] != sub || s.state != stateConnected {
+	if s.subFor(ch) != sub || s.state != stateConnected {
 		return
 	}
 	if sub.replayDue {

@@ -4,8 +4,8 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/base64"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"log/slog"
 	"time"
@@ -15,11 +15,12 @@ import (
 )
 
 // snapshot is a session's state as kept in the broker's KV for resumption
-// on any node.
+// on any node (encoded as snapshot.go says; the JSON names are those of the
+// earlier JSON form, still read).
 type snapshot struct {
 	ID        string `json:"id"`
 	User      string `json:"user"`
-	TokenHash string `json:"token_hash"` // sha256 of the resume token: the token itself is never stored
+	TokenHash string `json:"token_hash"` // hashToken of the resume token: the token itself is never stored
 	Node      string `json:"node"`
 	Conn      string `json:"conn"`
 	Live      bool   `json:"live"`            // the connection was open when this was written
@@ -64,9 +65,24 @@ type snapshotSub struct {
 
 func snapshotKey(id string) string { return "ferry:session:" + id }
 
+// hashToken is what a snapshot keeps of a resume token: the first 128 bits
+// of its SHA-256, base64url (22 characters; a node keeps a live snapshot
+// for every connection, and with the memory broker in its own heap).
 func hashToken(tok string) string {
 	h := sha256.Sum256([]byte(tok))
-	return hex.EncodeToString(h[:])
+	return base64.RawURLEncoding.EncodeToString(h[:16])
+}
+
+// tokenMatches reports, in constant time, whether tok is the resume token
+// whose hash a snapshot keeps. Snapshots written before the hash was
+// shortened keep the whole SHA-256 in hex.
+func tokenMatches(hash, tok string) bool {
+	want := hashToken(tok)
+	if len(hash) == 2*sha256.Size {
+		h := sha256.Sum256([]byte(tok))
+		want = hex.EncodeToString(h[:])
+	}
+	return subtle.ConstantTimeCompare([]byte(hash), []byte(want)) == 1
 }
 
 // takeoverWait bounds how long a resume waits for the old connection to
@@ -76,8 +92,9 @@ const takeoverWait = 3 * time.Second
 // loadSnapshot returns the state of the session the client asks to resume,
 // or nil when it cannot be resumed (unknown, expired, another user's, wrong
 // token). A session whose connection is still open is taken over: the old
-// connection is closed with 4016 and its final state is used.
-func (s *Session) loadSnapshot(ctx context.Context, r *protocol.Resume, user string) *snapshot {
+// connection is closed with 4016 and its final state is used. adopt skips
+// the token check (see Handshake.Adopt).
+func (s *Session) loadSnapshot(ctx context.Context, r *protocol.Resume, user string, adopt bool) *snapshot {
 	env := s.env
 	if env.KV == nil || r.Session == "" {
 		return nil
@@ -86,7 +103,7 @@ func (s *Session) loadSnapshot(ctx context.Context, r *protocol.Resume, user str
 	if err != nil {
 		return nil
 	}
-	tokenOK := s.hs.Adopt || subtle.ConstantTimeCompare([]byte(snap.TokenHash), []byte(hashToken(r.Token))) == 1
+	tokenOK := adopt || tokenMatches(snap.TokenHash, r.Token)
 	if snap.User != user || !tokenOK {
 		env.Logger.Warn("resume refused: token or user mismatch", slog.String("session", r.Session), slog.String("user", user))
 		return nil
@@ -96,7 +113,7 @@ func (s *Session) loadSnapshot(ctx context.Context, r *protocol.Resume, user str
 	}
 	// Take the session over from its live connection.
 	if snap.Node == env.NodeID {
-		if old := env.Registry.bySession(snap.ID); old != nil {
+		if old := env.Registry.byConn(snap.Conn); old != nil && old.sessionID() == snap.ID {
 			old.Close(protocol.CloseSessionTakenOver, "session taken over by a resumed connection")
 			select {
 			case <-old.Done():
@@ -129,16 +146,13 @@ func (s *Session) readSnapshot(ctx context.Context, id string) (*snapshot, error
 	if err != nil {
 		return nil, err
 	}
-	var snap snapshot
-	if err := json.Unmarshal(b, &snap); err != nil {
-		return nil, err
-	}
-	return &snap, nil
+	return decodeSnapshot(b)
 }
 
 // saveSnapshot writes the session's state. live says whether the connection
-// is still open.
-func (s *Session) saveSnapshot(ctx context.Context, subs map[string]*subscription, live bool) {
+// is still open: its subscriptions are then the session's own; a closed
+// session's are subs (what Closed took from it).
+func (s *Session) saveSnapshot(ctx context.Context, live bool, subs []*subscription) {
 	env := s.env
 	if env.KV == nil {
 		return
@@ -158,7 +172,10 @@ func (s *Session) saveSnapshot(ctx context.Context, subs map[string]*subscriptio
 			}
 		}
 	}
-	for ch, sub := range subs {
+	if live {
+		subs = s.subs
+	}
+	for _, sub := range subs {
 		off := sub.written
 		if s.everAcked {
 			off = sub.acked
@@ -166,13 +183,10 @@ func (s *Session) saveSnapshot(ctx context.Context, subs map[string]*subscriptio
 		if sub.recovering {
 			continue
 		}
-		snap.Subs = append(snap.Subs, snapshotSub{Channel: ch, Epoch: sub.epoch, Offset: off, Presence: sub.presence})
+		snap.Subs = append(snap.Subs, snapshotSub{Channel: sub.ch, Epoch: sub.epoch, Offset: off, Presence: sub.presence})
 	}
 	s.mu.Unlock()
-	b, err := json.Marshal(snap)
-	if err != nil {
-		return
-	}
+	b := encodeSnapshot(nil, &snap)
 	if err := env.KV.Set(ctx, snapshotKey(snap.ID), b, env.Limits.SessionTTL); err != nil {
 		env.Logger.Warn("save session", slog.String("session", snap.ID), slog.Any("err", err))
 	}
@@ -187,20 +201,21 @@ func (s *Session) restore(ctx context.Context, snap *snapshot) {
 			s.reply(&protocol.Unsubscribed{Channel: ss.Channel, Reason: protocol.AsError(err).Reason})
 			continue
 		}
-		sub := &subscription{recovering: true, presence: ss.Presence && rules.JoinLeave, rate: rules.Rate}
+		sub := &subscription{ch: ss.Channel, recovering: true, presence: ss.Presence && rules.JoinLeave, rate: float32(rules.Rate)}
 		s.mu.Lock()
-		if _, dup := s.subs[ss.Channel]; dup || s.state != stateConnected {
+		if s.subFor(ss.Channel) != nil || s.state != stateConnected {
 			s.mu.Unlock()
 			continue
 		}
-		s.subs[ss.Channel] = sub
+		s.addSubLocked(sub)
 		s.updateRateLocked()
 		s.mu.Unlock()
 		since := &broker.Position{Offset: ss.Offset, Epoch: ss.Epoch}
 		if _, err := s.startSubscription(ctx, 0, ss.Channel, sub, since, rules); err != nil {
 			s.mu.Lock()
-			delete(s.subs, ss.Channel)
-			s.updateRateLocked()
+			if s.removeSubLocked(sub) {
+				s.updateRateLocked()
+			}
 			s.mu.Unlock()
 			s.reply(&protocol.Unsubscribed{Channel: ss.Channel, Reason: protocol.AsError(err).Reason})
 		}
@@ -209,12 +224,12 @@ func (s *Session) restore(ctx context.Context, snap *snapshot) {
 
 // release gives back what a closed session held outside itself and keeps
 // its state for resumption.
-func (s *Session) release(subs map[string]*subscription, code int) {
+func (s *Session) release(subs []*subscription, code int) {
 	env := s.env
 	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
 	defer cancel()
-	for ch, sub := range subs {
-		s.dropSubscription(ctx, ch, sub)
+	for _, sub := range subs {
+		s.dropSubscription(ctx, sub.ch, sub)
 	}
 	if env.Users != nil && s.user != "" {
 		if err := env.Users.RemoveUserConn(ctx, s.user, s.connID); err != nil && !errors.Is(err, broker.ErrClosed) {
@@ -229,5 +244,12 @@ func (s *Session) release(subs map[string]*subscription, code int) {
 		}
 		return
 	}
-	s.saveSnapshot(ctx, subs, false)
+	s.saveSnapshot(ctx, false, subs)
+}
+
+// sessionID is the session's id ("" before connect).
+func (s *Session) sessionID() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.id
 }

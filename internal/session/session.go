@@ -81,54 +81,120 @@ type Session struct {
 	env    *Env
 	t      Transport
 	codec  protocol.Codec
+	puller Puller // set for pull transports (SSE, long-poll)
 	connID string
 	remote string
-	opened time.Time
-	hs     Handshake
+	opened int64 // unix nanos
 
-	puller    Puller // set for pull transports (SSE, long-poll)
-	scheduled atomic.Bool
-	pingedAt  atomic.Int64 // unix nanos of the last unanswered ping; 0 = none
+	pingedAt atomic.Int64 // unix nanos of the last unanswered ping; 0 = none
+	// nextOfUser is the next session of the same user in the registry
+	// (guarded by the registry shard's lock).
+	nextOfUser *Session
 
-	mu          sync.Mutex // guards everything below
-	state       int
+	mu          sync.Mutex // guards everything below but scheduled
+	state       uint8
+	everAcked   bool
+	replaying   bool        // a goroutine is reading replay pages
+	scheduled   atomic.Bool // (atomic) queued at the writer pool
+	replays     int32       // subscriptions with replay pages still to read
+	closeCode   int32
 	id          string
 	resumeToken string
 	user        string
-	claims      *auth.Claims
-	expiresAt   time.Time
-	client      string
-	subs        map[string]*subscription
-	queue       flow.Queue
-	acks        *ackRing
-	everAcked   bool
-	pub         auth.TokenBucket
-	strikes     int
-	closeCode   int
+	// channels is the token's channels claim (nil: none); expiresAt is
+	// its expiry in unix nanos (0: none). With user, they are all the
+	// session keeps of its claims.
+	channels   *auth.ChannelsClaim
+	expiresAt  int64
+	subs       []*subscription // see subs.go
+	queue      flow.Queue
+	acks       *ackRing
+	extra      *sessionExtra // nil until needed
+	scratch    []flow.Item
+	batchTimer *time.Timer
+	rateTimer  *time.Timer
+	// refreshedAt and savedAt are when the records were last refreshed
+	// and the live snapshot last written, in milliseconds since opened
+	// (modulo 2^32: they are only compared with times less than 49 days
+	// later).
+	refreshedAt uint32
+	savedAt     uint32
+
+	// Delivery path (owned by the writer pool's code, see writers.go):
+	// lastWrite is when the pool last wrote to this session, on the
+	// pool's clock (Writers.now); 0 = never. Under load the pool holds a
+	// session back until its coalescing window after lastWrite is over.
+	// Its lowest bit (pendingBit) is set when that write left bytes
+	// unsent in the transport: while it is clear, flush does not ask the
+	// transport for its backlog (Pending takes the transport's lock).
+	lastWrite atomic.Int64
+}
+
+// pendingBit is the flag bit of Session.lastWrite.
+const pendingBit = 1
+
+// sessionExtra is what few sessions need, made on first use (an idle
+// connection does without it).
+type sessionExtra struct {
+	// hs is what the handshake brought, until the connect frame is
+	// handled (nil after).
+	hs          *Handshake
+	subIdx      map[string]*subscription // see subs.go
 	closeReason string
-	closed      chan struct{}
-	scratch     []flow.Item
-	batchTimer  *time.Timer
-	rateTimer   *time.Timer
-	refreshedAt time.Time
-	savedAt     time.Time // when the live snapshot was last written
-	rate        float64   // outbound messages per second, 0 = unlimited
-	replays     int       // subscriptions with replay pages still to read
-	replaying   bool      // a goroutine is reading replay pages
+	closed      chan struct{} // made by the first Done call
+	// pub and strikes are the client publish rate state; pubSet says
+	// whether pub was made (on the first publish).
+	pub     auth.TokenBucket
+	pubSet  bool
+	strikes int
+}
+
+// extraLocked returns the session's sessionExtra, making it.
+func (s *Session) extraLocked() *sessionExtra {
+	if s.extra == nil {
+		s.extra = &sessionExtra{}
+	}
+	return s.extra
+}
+
+// dropExtraLocked forgets the session's extra when nothing is left in it.
+func (s *Session) dropExtraLocked() {
+	x := s.extra
+	if x != nil && x.hs == nil && x.subIdx == nil && x.closeReason == "" && x.closed == nil && !x.pubSet {
+		s.extra = nil
+	}
+}
+
+// msSinceOpened is now in milliseconds since the session opened, modulo
+// 2^32 (see refreshedAt).
+func (s *Session) msSinceOpened(now time.Time) uint32 {
+	return uint32((now.UnixNano() - s.opened) / int64(time.Millisecond))
+}
+
+// closeReasonLocked is the reason given to Close ("" before).
+func (s *Session) closeReasonLocked() string {
+	if s.extra == nil {
+		return ""
+	}
+	return s.extra.closeReason
 }
 
 // subscription is one channel a session is subscribed to.
+//
+// A node keeps one for every subscribed connection: the fields are ordered
+// (and rate is a float32) so that it takes 96 bytes.
 type subscription struct {
+	ch         string
 	epoch      string
 	offset     uint64 // last offset queued (or skipped as already known)
 	written    uint64 // last offset written to the wire
 	acked      uint64 // last offset the client acknowledged
-	recovering bool   // replay in progress: live messages wait in pending
-	replayDue  bool   // a paged replay has more to read after replayFrom
 	replayFrom uint64
 	pending    []*Outgoing
+	rate       float32 // the namespace's outbound rate limit (messages/s)
+	recovering bool    // replay in progress: live messages wait in pending
+	replayDue  bool    // a paged replay has more to read after replayFrom
 	presence   bool    // wants join/leave events
-	rate       float64 // the namespace's outbound rate limit
 	tracked    bool    // this connection is in the channel's presence set
 }
 
@@ -141,10 +207,8 @@ func New(env *Env, t Transport, hs Handshake) *Session {
 		codec:  hs.Codec,
 		connID: newID(12),
 		remote: hs.RemoteAddr,
-		opened: env.now(),
-		hs:     hs,
-		subs:   make(map[string]*subscription),
-		closed: make(chan struct{}),
+		opened: env.now().UnixNano(),
+		extra:  &sessionExtra{hs: &hs},
 	}
 	if s.codec == nil {
 		s.codec = protocol.JSON
@@ -171,7 +235,7 @@ func New(env *Env, t Transport, hs Handshake) *Session {
 func (s *Session) CloseCode() (code int, reason string, ok bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.closeCode, s.closeReason, s.closeCode != 0 || s.state == stateClosed
+	return int(s.closeCode), s.closeReasonLocked(), s.closeCode != 0 || s.state == stateClosed
 }
 
 // Connected reports whether the connect frame was accepted.
@@ -189,11 +253,20 @@ func (s *Session) ResumeInfo() (id, token string) {
 	return s.id, s.resumeToken
 }
 
-// Claims returns the claims the session connected with (nil before).
+// Claims returns what the session keeps of the claims it connected with
+// (or was refreshed with): the subject, the expiry and the channels claim;
+// nil before connect.
 func (s *Session) Claims() *auth.Claims {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.claims
+	if s.id == "" {
+		return nil // not connected (yet)
+	}
+	c := &auth.Claims{Subject: s.user, Channels: s.channels}
+	if s.expiresAt != 0 {
+		c.ExpiresAt = time.Unix(0, s.expiresAt)
+	}
+	return c
 }
 
 // ConnID is the connection's id.
@@ -210,7 +283,19 @@ func (s *Session) User() string {
 func (s *Session) Transport() string { return s.t.Name() }
 
 // Done is closed when the session has ended.
-func (s *Session) Done() <-chan struct{} { return s.closed }
+func (s *Session) Done() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	x := s.extraLocked()
+	if x.closed == nil {
+		// Made on demand: few sessions are ever waited for.
+		x.closed = make(chan struct{})
+		if s.state == stateClosed {
+			close(x.closed)
+		}
+	}
+	return x.closed
+}
 
 func newID(n int) string {
 	b := make([]byte, n)
@@ -226,7 +311,7 @@ func (s *Session) Deliver(ch string, v any) {
 		s.deliverMessage(ch, o)
 	case *PresenceOut:
 		s.mu.Lock()
-		sub := s.subs[ch]
+		sub := s.subFor(ch)
 		if sub == nil || !sub.presence || s.state != stateConnected {
 			s.mu.Unlock()
 			return
@@ -239,7 +324,7 @@ func (s *Session) Deliver(ch string, v any) {
 
 func (s *Session) deliverMessage(ch string, o *Outgoing) {
 	s.mu.Lock()
-	sub := s.subs[ch]
+	sub := s.subFor(ch)
 	if sub == nil || s.state != stateConnected {
 		s.mu.Unlock()
 		return
@@ -294,12 +379,17 @@ func (s *Session) queueMessageLocked(sub *subscription, o *Outgoing) error {
 	}
 	sub.epoch = m.Epoch()
 	sub.offset = m.Offset()
+	size := m.Size()
+	var now time.Time // Push reads it only when the queue goes over its bounds
+	if !s.queue.Fits(size) {
+		now = s.env.now()
+	}
 	res, err := s.queue.Push(flow.Item{
 		Msg:      m,
 		Priority: m.Priority(),
 		Conflate: o.Conflate,
-		Size:     m.Size(),
-	}, s.env.now())
+		Size:     size,
+	}, now)
 	if s.env.Metrics != nil {
 		for p, n := range res.Dropped {
 			if n > 0 {
@@ -379,7 +469,23 @@ func (s *Session) schedule() {
 	s.scheduleNow()
 }
 
+// scheduleNow asks the writer pool to flush this session (at most once at
+// a time) without the fixed batch delay; under load the pool's adaptive
+// coalescing window may still hold it back (see Writers).
 func (s *Session) scheduleNow() {
+	if s.puller != nil {
+		s.puller.Wake()
+		return
+	}
+	if s.scheduled.CompareAndSwap(false, true) {
+		s.env.Writers.schedule(s)
+	}
+}
+
+// scheduleAtOnce is scheduleNow without the coalescing window, for a
+// session that already waited (a drained backlog, the rate timer, a flush
+// that stopped to let others have the writer).
+func (s *Session) scheduleAtOnce() {
 	if s.puller != nil {
 		s.puller.Wake()
 		return
@@ -391,17 +497,23 @@ func (s *Session) scheduleNow() {
 
 // Kick tells the session that its transport can take more (called by the
 // transport after a backlog drained).
-func (s *Session) Kick() { s.scheduleNow() }
+func (s *Session) Kick() { s.scheduleAtOnce() }
 
 // flush writes what the queue allows to the transport. It runs on a writer
-// goroutine; buf is that goroutine's scratch buffer.
-func (s *Session) flush(buf []byte) []byte {
+// goroutine; buf is that goroutine's scratch buffer and now the pool's
+// clock. It returns buf, the number of writes it made and the number of
+// frames they carried.
+func (s *Session) flush(buf []byte, now int64) (_ []byte, writes, frames int) {
 	s.scheduled.Store(false)
 	for round := 0; round < 8; round++ {
 		s.mu.Lock()
-		if s.state == stateClosed || s.closeCode != 0 || s.t.Pending() > maxPendingBytes {
+		if s.state == stateClosed || s.closeCode != 0 {
 			s.mu.Unlock()
-			return buf
+			return buf, writes, frames
+		}
+		if s.lastWrite.Load()&pendingBit != 0 && s.t.Pending() > maxPendingBytes {
+			s.mu.Unlock()
+			return buf, writes, frames
 		}
 		items, wait := s.queue.Pop(s.scratch[:0], maxBatchFrames, s.env.now())
 		s.scratch = items[:0]
@@ -410,37 +522,47 @@ func (s *Session) flush(buf []byte) []byte {
 			if wait > 0 {
 				s.armRateTimer(wait)
 			}
-			return buf
+			return buf, writes, frames
 		}
 		buf = s.encodeLocked(buf[:0], items)
-		_, err := s.t.Send(buf)
+		pending, err := s.t.Send(buf)
 		if err == nil {
 			s.markWrittenLocked(items)
+			lw := now &^ pendingBit
+			if pending > 0 {
+				lw |= pendingBit
+			}
+			s.lastWrite.Store(lw)
+			writes++
+			frames += len(items)
 		}
 		n := len(items)
 		clear(items)
 		left := s.queue.Len()
+		replays := s.replays > 0
 		s.mu.Unlock()
 		if err != nil {
-			return buf
+			return buf, writes, frames
 		}
 		if s.env.Metrics != nil {
 			s.env.Metrics.FrameOut(n)
 			s.env.Metrics.Batch(n)
 		}
-		s.maybeContinueReplay()
+		if replays {
+			s.maybeContinueReplay()
+		}
 		if n < maxBatchFrames && (left == 0 || wait > 0) {
 			// Drained, or held back by credit or rate (an ack or the
 			// rate timer schedules the next round).
 			if wait > 0 {
 				s.armRateTimer(wait)
 			}
-			return buf
+			return buf, writes, frames
 		}
 	}
 	// Let other sessions have the writer; come back later.
-	s.scheduleNow()
-	return buf
+	s.scheduleAtOnce()
+	return buf, writes, frames
 }
 
 // armRateTimer schedules a flush when the rate limit lets the next message
@@ -455,7 +577,7 @@ func (s *Session) armRateTimer(wait time.Duration) {
 		s.mu.Lock()
 		s.rateTimer = nil
 		s.mu.Unlock()
-		s.scheduleNow()
+		s.scheduleAtOnce()
 	})
 }
 
@@ -467,7 +589,7 @@ func (s *Session) markWrittenLocked(items []flow.Item) {
 		if it.Msg == nil {
 			continue
 		}
-		if sub := s.subs[it.Msg.Channel()]; sub != nil {
+		if sub := s.subFor(it.Msg.Channel()); sub != nil {
 			sub.written = it.Msg.Offset()
 		}
 		if s.acks != nil {
@@ -512,7 +634,8 @@ func (s *Session) Close(code int, reason string) {
 		s.mu.Unlock()
 		return
 	}
-	s.closeCode, s.closeReason = code, reason
+	s.closeCode = int32(code)
+	s.extraLocked().closeReason = reason
 	d := &protocol.Disconnect{Code: code, Reason: reason, Reconnect: protocol.ShouldReconnect(code)}
 	if code == protocol.CloseRateLimited {
 		d.RetryAfterMS = 1000
@@ -566,7 +689,7 @@ func (s *Session) Closed(code int, reason string) {
 	wasConnected := s.state == stateConnected
 	s.state = stateClosed
 	if s.closeCode != 0 {
-		code, reason = s.closeCode, s.closeReason
+		code, reason = int(s.closeCode), s.closeReasonLocked()
 	}
 	if s.batchTimer != nil {
 		s.batchTimer.Stop()
@@ -574,10 +697,18 @@ func (s *Session) Closed(code int, reason string) {
 	if s.rateTimer != nil {
 		s.rateTimer.Stop()
 	}
-	subs := s.subs
+	// The closed session keeps no subscriptions: release gets them.
+	subs := s.takeSubsLocked()
 	s.queue.Reset()
+	s.scratch = nil
+	var done chan struct{}
+	if s.extra != nil {
+		done = s.extra.closed
+	}
 	s.mu.Unlock()
-	close(s.closed)
+	if done != nil {
+		close(done)
+	}
 
 	s.env.Registry.remove(s)
 	if !wasConnected {
@@ -590,7 +721,7 @@ func (s *Session) Closed(code int, reason string) {
 	s.env.Logger.Info("connection closed",
 		slog.String("conn", s.connID), slog.String("session", s.id),
 		slog.String("user", s.user), slog.String("transport", s.t.Name()),
-		slog.String("remote", s.remote), slog.Duration("duration", s.env.now().Sub(s.opened)),
+		slog.String("remote", s.remote), slog.Duration("duration", s.env.now().Sub(time.Unix(0, s.opened))),
 		slog.Int("code", code), slog.String("reason", reason))
 }
 

@@ -1,12 +1,35 @@
 package session
 
-import "sync"
+import (
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+)
 
 // Writers is the node's pool of writer goroutines. A session with something
 // to send is queued here once (its scheduled flag keeps it from being
 // queued twice), so the queue never holds more entries than there are
 // sessions and enqueue never blocks. No connection has a writer goroutine
 // of its own.
+//
+// # Adaptive coalescing
+//
+// Each write costs about the same whatever it carries (the syscall and the
+// TCP segment dominate), so under load the pool makes each write carry
+// more: it keeps a coalescing window W and writes to a session at most once
+// per W. A session whose last write was less than W ago waits until W has
+// passed, and everything queued for it meanwhile goes out in that one
+// write; a session that has not been written for W or longer is written at
+// once. W is 0 while the frames the node writes per second (the writes it
+// would make without coalescing) stay within its write budget, so an idle
+// or lightly loaded node adds no latency at all; above the budget W is the
+// sessions written in a tuning period divided by the budget (so that the
+// writes fit in it), never more than the maximum window. A message
+// therefore waits at most W more than it would without coalescing, and
+// only on a session that receives more often than 1/W. Replies wait like
+// messages; a session whose transport drained (Kick) or whose rate limit
+// timer fired is written at once.
 type Writers struct {
 	mu     sync.Mutex
 	cond   *sync.Cond
@@ -14,12 +37,78 @@ type Writers struct {
 	head   int // q[head:] is waiting
 	closed bool
 	wg     sync.WaitGroup
+
+	// Adaptive coalescing (see the type's documentation).
+	budget    float64      // writes per second; 0 = coalescing off
+	maxWindow int64        // ns
+	base      time.Time    // origin of the pool's clock (see now)
+	window    atomic.Int64 // ns; 0 = write at once
+	period    atomic.Int64 // pool clock at the start of the tuning period
+	frames    atomic.Int64 // frames written in the tuning period
+	active    atomic.Int64 // sessions written in the tuning period
+	timer     *time.Timer  // moves sessions whose window is over from later to q
+	later     []delayed    // guarded by mu: sessions waiting for their window, FIFO
+	lhead     int          // guarded by mu: later[lhead:] is waiting
+	armed     bool         // guarded by mu: timer is set for later[lhead]
 }
 
-// NewWriters starts n writer goroutines.
-func NewWriters(n int) *Writers {
-	w := &Writers{}
+// delayed is a session waiting for its coalescing window to end.
+type delayed struct {
+	s   *Session
+	due int64 // pool clock
+}
+
+// Coalescing sets the writer pool's adaptive coalescing.
+type Coalescing struct {
+	// WriteBudget is the writes per second the pool may make before it
+	// starts to gather messages into fewer writes. 0 turns coalescing off
+	// (every session is written as soon as a writer is free).
+	WriteBudget float64
+	// MaxWindow caps the coalescing window: the most a message waits for
+	// later ones to share its write. 0 turns coalescing off.
+	MaxWindow time.Duration
+}
+
+const (
+	// DefaultWriteBudgetPerCPU is the default write budget per CPU
+	// (GOMAXPROCS).
+	DefaultWriteBudgetPerCPU = 15000
+	// DefaultMaxWindow is the default cap of the coalescing window.
+	DefaultMaxWindow = 40 * time.Millisecond
+
+	// tunePeriod is how often the window is recomputed (while the pool
+	// writes).
+	tunePeriod = 100 * time.Millisecond
+	// minWindow: a computed window below it counts as 0 (not worth a
+	// timer).
+	minWindow = int64(500 * time.Microsecond)
+	// windowSlack: sessions due within it are released together.
+	windowSlack = int64(500 * time.Microsecond)
+	// takeMax is the most sessions a writer takes from the queue at once.
+	takeMax = 16
+)
+
+// DefaultCoalescing returns the default coalescing for a node with
+// GOMAXPROCS CPUs.
+func DefaultCoalescing() Coalescing {
+	return Coalescing{
+		WriteBudget: float64(DefaultWriteBudgetPerCPU * runtime.GOMAXPROCS(0)),
+		MaxWindow:   DefaultMaxWindow,
+	}
+}
+
+// NewWriters starts n writer goroutines with the default coalescing.
+func NewWriters(n int) *Writers { return NewWritersWith(n, DefaultCoalescing()) }
+
+// NewWritersWith starts n writer goroutines with coalescing c.
+func NewWritersWith(n int, c Coalescing) *Writers {
+	w := &Writers{base: time.Now()}
+	if c.WriteBudget > 0 && c.MaxWindow > 0 {
+		w.budget, w.maxWindow = c.WriteBudget, int64(c.MaxWindow)
+	}
 	w.cond = sync.NewCond(&w.mu)
+	w.timer = time.AfterFunc(time.Hour, w.release)
+	w.timer.Stop()
 	for i := 0; i < n; i++ {
 		w.wg.Add(1)
 		go w.run()
@@ -27,6 +116,30 @@ func NewWriters(n int) *Writers {
 	return w
 }
 
+// now is the pool's monotonic clock in nanoseconds (at least 2, so that a
+// time stored without its lowest bit is never 0).
+func (w *Writers) now() int64 { return int64(time.Since(w.base)) + 2 }
+
+// Window returns the current coalescing window (0 when writes go out at
+// once).
+func (w *Writers) Window() time.Duration { return time.Duration(w.window.Load()) }
+
+// schedule queues s for a write: at once, or when its coalescing window
+// ends if it was written less than the window ago. s.scheduled is set.
+func (w *Writers) schedule(s *Session) {
+	if win := w.window.Load(); win > 0 {
+		if last := s.lastWrite.Load(); last != 0 {
+			now := w.now()
+			if due := last + win; due > now+windowSlack {
+				w.delay(s, due, now)
+				return
+			}
+		}
+	}
+	w.enqueue(s)
+}
+
+// enqueue queues s for a write at once.
 func (w *Writers) enqueue(s *Session) {
 	w.mu.Lock()
 	if w.closed {
@@ -36,6 +149,62 @@ func (w *Writers) enqueue(s *Session) {
 	w.q = append(w.q, s)
 	w.mu.Unlock()
 	w.cond.Signal()
+}
+
+// delay queues s to be written at due. The list is first in, first out:
+// the window changes slowly, so dues come nearly in order, and a session
+// behind a later one waits at most that much longer.
+func (w *Writers) delay(s *Session, due, now int64) {
+	w.mu.Lock()
+	if w.closed {
+		w.mu.Unlock()
+		return
+	}
+	w.later = append(w.later, delayed{s: s, due: due})
+	if !w.armed {
+		w.armed = true
+		w.timer.Reset(time.Duration(due - now))
+	}
+	w.mu.Unlock()
+}
+
+// release runs on the timer: it moves the sessions whose window is over to
+// the write queue and sets the timer for the next one.
+func (w *Writers) release() {
+	w.mu.Lock()
+	if w.closed {
+		w.mu.Unlock()
+		return
+	}
+	now := w.now()
+	moved := 0
+	for w.lhead < len(w.later) && w.later[w.lhead].due <= now+windowSlack {
+		w.q = append(w.q, w.later[w.lhead].s)
+		w.later[w.lhead] = delayed{}
+		w.lhead++
+		moved++
+	}
+	if w.lhead == len(w.later) {
+		w.later, w.lhead = w.later[:0], 0
+		if cap(w.later) > 4096 {
+			w.later = nil // do not keep a burst's array
+		}
+		w.armed = false
+	} else {
+		if w.lhead > 1024 && w.lhead > len(w.later)/2 {
+			m := copy(w.later, w.later[w.lhead:])
+			clear(w.later[m:])
+			w.later, w.lhead = w.later[:m], 0
+		}
+		w.timer.Reset(time.Duration(w.later[w.lhead].due - now))
+	}
+	w.mu.Unlock()
+	switch {
+	case moved > 1:
+		w.cond.Broadcast()
+	case moved == 1:
+		w.cond.Signal()
+	}
 }
 
 func (w *Writers) run() {
@@ -52,7 +221,7 @@ func (w *Writers) run() {
 			return
 		}
 		// Take a few sessions at once to cut lock traffic.
-		n := min(len(w.q)-w.head, 16)
+		n := min(len(w.q)-w.head, takeMax)
 		batch = append(batch[:0], w.q[w.head:w.head+n]...)
 		clear(w.q[w.head : w.head+n])
 		w.head += n
@@ -64,14 +233,67 @@ func (w *Writers) run() {
 			w.q, w.head = w.q[:m], 0
 		}
 		w.mu.Unlock()
+		now := w.now()
+		period := w.period.Load()
+		frames, active := 0, 0
 		for _, s := range batch {
-			buf = s.flush(buf)
+			prev := s.lastWrite.Load()
+			var writes, f int
+			buf, writes, f = s.flush(buf, now)
+			if writes > 0 {
+				frames += f
+				if prev < period {
+					active++
+				}
+			}
 		}
 		clear(batch)
 		if cap(buf) > 1<<20 {
 			buf = nil // do not keep a huge buffer after a burst
 		}
+		if w.budget > 0 {
+			w.frames.Add(int64(frames))
+			w.active.Add(int64(active))
+			w.tune(w.now())
+		}
 	}
+}
+
+// tune recomputes the coalescing window once per tuning period.
+//
+// With the window W, a session receiving r messages per second is written
+// min(r, 1/W) times a second, so the N sessions written in a period make at
+// most N/W writes a second: W = N/budget keeps the node within its budget
+// whatever the sessions receive. The window is that while the frames
+// written (the writes there would be without coalescing) exceed the
+// budget, and 0 otherwise. It follows a rise at once and a fall by halves,
+// so that a period in which the writers were held up (and wrote little)
+// does not throw the node back to one write per frame (a fall by one half
+// per period that passed, when several passed without a write).
+func (w *Writers) tune(now int64) {
+	start := w.period.Load()
+	el := now - start
+	if el < int64(tunePeriod) || !w.period.CompareAndSwap(start, now) {
+		return
+	}
+	frames := float64(w.frames.Swap(0))
+	active := float64(w.active.Swap(0))
+	rate := frames * float64(time.Second) / float64(el)
+	var target int64
+	if rate > w.budget {
+		target = min(int64(active/w.budget*float64(time.Second)), w.maxWindow)
+	}
+	next := target
+	if cur := w.window.Load(); target < cur {
+		// Half per period that passed: after a quiet spell (no writes, so
+		// no tuning) the window is not still what the last burst needed.
+		halvings := min(el/int64(tunePeriod), 62)
+		next = max(target, cur>>halvings)
+	}
+	if next < minWindow {
+		next = 0
+	}
+	w.window.Store(next)
 }
 
 // Close stops the writers and waits for them.
@@ -79,6 +301,8 @@ func (w *Writers) Close() {
 	w.mu.Lock()
 	w.closed = true
 	w.q, w.head = nil, 0
+	w.later, w.lhead = nil, 0
+	w.timer.Stop()
 	w.mu.Unlock()
 	w.cond.Broadcast()
 	w.wg.Wait()
