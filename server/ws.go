@@ -151,16 +151,17 @@ func (t *wsTransport) work() {
 			t.mu.Unlock()
 			continue
 		}
-		msg := t.inbox[0]
-		t.inbox[0] = nil
-		t.inbox = t.inbox[1:]
-		t.inBytes -= len(msg)
-		if t.paused && len(t.inbox) <= inboxMaxMessages/2 && t.inBytes <= inboxMaxBytes/2 {
+		// Take everything that is waiting: the session sends the replies
+		// of messages that came together in one write.
+		msgs := t.inbox
+		t.inbox = nil
+		t.inBytes = 0
+		if t.paused {
 			t.paused = false
 			t.c.ResumeReading()
 		}
 		t.mu.Unlock()
-		t.s.HandleMessage(msg)
+		t.s.HandleMessages(msgs)
 	}
 }
 

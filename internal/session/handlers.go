@@ -38,6 +38,27 @@ func (s *Session) HandleMessage(msg []byte) {
 	}
 }
 
+// HandleMessages handles messages that arrived together, in order, and
+// sends their replies together: the session is not handed to the writer
+// pool until the last one is handled, so a client that pipelines frames
+// (connect then subscribes, say) gets one write instead of one per reply.
+func (s *Session) HandleMessages(msgs [][]byte) {
+	if len(msgs) == 1 {
+		s.HandleMessage(msgs[0])
+		return
+	}
+	// Holding the scheduled flag keeps replies from being scheduled one by
+	// one. If a flush is under way it may clear the flag meanwhile; the
+	// replies then go out in more writes, nothing worse.
+	corked := s.puller == nil && s.scheduled.CompareAndSwap(false, true)
+	for _, m := range msgs {
+		s.HandleMessage(m)
+	}
+	if corked && s.scheduled.CompareAndSwap(true, false) {
+		s.scheduleNow()
+	}
+}
+
 func (s *Session) isClosing() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -12,6 +12,7 @@ import (
 
 	"github.com/ferry-io/ferry/broker/memory"
 	"github.com/ferry-io/ferry/internal/flow"
+	"github.com/ferry-io/ferry/internal/auth"
 	"github.com/ferry-io/ferry/internal/hub"
 	"github.com/ferry-io/ferry/protocol"
 )
@@ -395,5 +396,28 @@ func BenchmarkFlush(b *testing.B) {
 				b.Fatalf("%d writes for %d flushes", t.writes.Load(), b.N)
 			}
 		})
+	}
+}
+
+func TestPipelinedFramesRepliesShareOneWrite(t *testing.T) {
+	// A client that sends several frames before any answer (connect then
+	// subscribes) gets the replies of the messages handled together in one
+	// write, not one write per reply.
+	env := writersEnv(t, NewWriters(2))
+	tr := &recTransport{}
+	s := New(env, tr, Handshake{Codec: protocol.JSON, Token: "t", Claims: &auth.Claims{Subject: "u"}})
+	s.HandleMessages([][]byte{
+		[]byte(`{"type":"connect","id":1}`),
+		[]byte(`{"type":"subscribe","id":2,"channel":"room:a"}`),
+		[]byte(`{"type":"subscribe","id":3,"channel":"room:b"}`),
+	})
+	waitFor(t, "the replies", func() bool {
+		tr.mu.Lock()
+		defer tr.mu.Unlock()
+		return len(tr.sends) > 0
+	})
+	env.Writers.Close() // no more writes: what was sent is all there is
+	if got := tr.frames(t); len(got) != 1 || got[0] != 3 {
+		t.Fatalf("frames per write = %v, want [3] (connected and two subscribed in one write): %q", got, tr.sends)
 	}
 }
