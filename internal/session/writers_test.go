@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/ferry-io/ferry/broker/memory"
-	"github.com/ferry-io/ferry/internal/flow"
 	"github.com/ferry-io/ferry/internal/auth"
+	"github.com/ferry-io/ferry/internal/flow"
 	"github.com/ferry-io/ferry/internal/hub"
 	"github.com/ferry-io/ferry/protocol"
 )
