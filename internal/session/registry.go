@@ -4,6 +4,7 @@ import (
 	"context"
 	"hash/maphash"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ferry-io/ferry/broker"
@@ -176,26 +177,67 @@ func (r *Registry) QueueDepth() int {
 // Sweep runs the periodic checks on every session. The node calls it about
 // once a second.
 func (r *Registry) Sweep(ctx context.Context, now time.Time) {
-	r.Each(func(s *Session) { s.sweep(ctx, now) })
+	// First the checks that need no broker (heartbeats, timeouts, queue
+	// bounds) for every session, then the record refreshes that are due,
+	// several at once: one round trip per record, one after the other,
+	// would make a sweep of many connections as slow as their number
+	// times the broker's latency, and delay the next heartbeats by as
+	// much.
+	var due []refresh
+	r.Each(func(s *Session) {
+		if s.sweep(now) {
+			if f, ok := s.refreshDue(now); ok {
+				due = append(due, f)
+			}
+		}
+	})
+	runRefreshes(ctx, due)
 }
 
-func (s *Session) sweep(ctx context.Context, now time.Time) {
+// sweepRefreshers bounds the record refreshes a sweep runs at once (the
+// Redis client pipelines concurrent calls).
+const sweepRefreshers = 32
+
+// runRefreshes runs fs on up to sweepRefreshers goroutines and waits.
+func runRefreshes(ctx context.Context, fs []refresh) {
+	if len(fs) == 0 {
+		return
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(sweepRefreshers, len(fs)) {
+		wg.Go(func() {
+			for {
+				i := next.Add(1) - 1
+				if i >= int64(len(fs)) {
+					return
+				}
+				fs[i].run(ctx)
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// sweep checks one session's timeouts and heartbeat, and reports whether it
+// is still connected and answering (its records may be refreshed).
+func (s *Session) sweep(now time.Time) bool {
 	env := s.env
 	s.mu.Lock()
 	state, exp := s.state, s.expiresAt
 	s.mu.Unlock()
 	switch state {
 	case stateClosed:
-		return
+		return false
 	case stateNew:
 		if d := env.Limits.ConnectTimeout; d > 0 && now.UnixNano()-s.opened > int64(d) {
 			s.Close(protocol.CloseUnauthorized, "no connect frame within "+d.String())
 		}
-		return
+		return false
 	}
 	if exp != 0 && exp <= now.UnixNano() {
 		s.Close(protocol.CloseTokenExpired, "token expired")
-		return
+		return false
 	}
 	s.mu.Lock()
 	qerr := s.queue.Check(now)
@@ -208,7 +250,7 @@ func (s *Session) sweep(ctx context.Context, now time.Time) {
 	s.mu.Unlock()
 	if qerr != nil {
 		s.afterPush(qerr)
-		return
+		return false
 	}
 	last := s.t.LastActivity()
 	if pinged := s.pingedAt.Load(); pinged != 0 {
@@ -216,53 +258,67 @@ func (s *Session) sweep(ctx context.Context, now time.Time) {
 			s.pingedAt.Store(0)
 		} else if now.UnixNano()-pinged > int64(env.Limits.HeartbeatTimeout) {
 			s.Close(protocol.CloseHeartbeat, "heartbeat timeout: nothing heard for "+now.Sub(last).Round(time.Second).String())
-			return
+			return false
 		} else {
-			return
+			return false
 		}
 	}
 	if now.Sub(last) >= env.Limits.HeartbeatInterval {
 		s.pingedAt.Store(now.UnixNano())
 		_ = s.t.Ping()
 	}
-	s.refreshRecords(ctx, now)
+	return true
 }
 
-// refreshRecords keeps this connection's presence and user records alive in
-// the broker (they expire on their own if the node dies).
-func (s *Session) refreshRecords(ctx context.Context, now time.Time) {
+// refresh is one session's record refresh, taken under its lock by
+// refreshDue and run without it.
+type refresh struct {
+	s      *Session
+	user   string
+	chans  []string
+	resave bool
+}
+
+// refreshDue reports whether this connection's presence and user records
+// (which expire on their own if the node dies) are due for a refresh, and
+// what to refresh.
+func (s *Session) refreshDue(now time.Time) (refresh, bool) {
 	env := s.env
 	every := env.Limits.HeartbeatInterval + env.Limits.HeartbeatTimeout
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	ms := s.msSinceOpened(now)
 	if time.Duration(ms-s.refreshedAt)*time.Millisecond < every {
-		s.mu.Unlock()
-		return
+		return refresh{}, false
 	}
 	s.refreshedAt = ms
-	user := s.user
-	resave := time.Duration(ms-s.savedAt)*time.Millisecond > env.Limits.SessionTTL/2
-	if resave {
+	f := refresh{s: s, user: s.user}
+	f.resave = time.Duration(ms-s.savedAt)*time.Millisecond > env.Limits.SessionTTL/2
+	if f.resave {
 		s.savedAt = ms
 	}
-	var chans []string
 	for _, sub := range s.subs {
 		if sub.tracked {
-			chans = append(chans, sub.ch)
+			f.chans = append(f.chans, sub.ch)
 		}
 	}
-	s.mu.Unlock()
-	if resave {
+	return f, true
+}
+
+// run writes the records to the broker.
+func (f *refresh) run(ctx context.Context) {
+	s, env := f.s, f.s.env
+	if f.resave {
 		// The live snapshot must outlive the connection for takeover,
 		// and carries the subscriptions in case this node dies.
 		s.saveSnapshot(ctx, true, nil)
 	}
-	if env.Users != nil && user != "" {
-		_, _ = env.Users.AddUserConn(ctx, user, broker.ConnRef{Conn: s.connID, Node: env.NodeID, Since: time.Unix(0, s.opened)}, userConnTTL(env))
+	if env.Users != nil && f.user != "" {
+		_, _ = env.Users.AddUserConn(ctx, f.user, broker.ConnRef{Conn: s.connID, Node: env.NodeID, Since: time.Unix(0, s.opened)}, userConnTTL(env))
 	}
 	if env.Presence != nil {
-		for _, ch := range chans {
-			_ = env.Presence.AddPresence(ctx, ch, broker.PresenceInfo{User: user, Conn: s.connID, Node: env.NodeID}, presenceTTL(env))
+		for _, ch := range f.chans {
+			_ = env.Presence.AddPresence(ctx, ch, broker.PresenceInfo{User: f.user, Conn: s.connID, Node: env.NodeID}, presenceTTL(env))
 		}
 	}
 }
