@@ -50,8 +50,8 @@ res=$(./bin/ferry bench --mode connect --url "$burl" --conns 300 --json --quiet)
 echo "$res" | grep -Eq '"opened": ?300[,}]' || { echo "bench connect: want 300 opened:"; echo "$res"; exit 1; }
 echo "bench connect ok"
 res=$(./bin/ferry bench --mode idle --url "$burl" --conns 200 --duration 2s --settle-timeout 10s --json --quiet)
-echo "$res" | grep -Eq '"opened": ?200[,}]' && echo "$res" | grep -Eq '"rss_per_conn_bytes": ?[0-9]' \
-  || { echo "bench idle: want 200 opened and a memory figure:"; echo "$res"; exit 1; }
+echo "$res" | grep -Eq '"opened": ?200[,}]' && echo "$res" | grep -Eq '"rss_per_conn_bytes": ?-?[0-9]' \
+  || { echo "bench idle: want 200 opened and a memory figure (with 200 connections on a node that served the runs before, it can be below zero):"; echo "$res"; exit 1; }
 echo "bench idle ok"
 kill -TERM $pid
 wait $pid
