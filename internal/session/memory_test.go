@@ -22,6 +22,12 @@ import (
 // memory broker: snapshots in its KV, user connection records, presence.
 func idleEnv(tb testing.TB) (*Env, func()) {
 	tb.Helper()
+	return memoryEnv(NewWriters(2))
+}
+
+// memoryEnv is idleEnv with the writer pool w; the function it returns
+// closes w and the broker.
+func memoryEnv(w *Writers) (*Env, func()) {
 	b := memory.New(memory.Config{NodeID: "idle"})
 	env := &Env{
 		NodeID: "idle",
@@ -43,11 +49,11 @@ func idleEnv(tb testing.TB) (*Env, func()) {
 		},
 		Logger:   slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Registry: NewRegistry(),
-		Writers:  NewWriters(2),
+		Writers:  w,
 	}
 	env.Presence, _ = broker.Broker(b).(broker.Presence)
 	env.Users, _ = broker.Broker(b).(broker.Users)
-	return env, func() { env.Writers.Close(); _ = b.Close() }
+	return env, func() { w.Close(); _ = b.Close() }
 }
 
 // openIdle opens n sessions the way the server does for `ferry bench --mode

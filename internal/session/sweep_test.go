@@ -50,9 +50,6 @@ func TestSweepRefreshesRecordsConcurrently(t *testing.T) {
 	// one by one they would all time out.
 	env := writersEnv(t, NewWriters(2))
 	users := &gatedUsers{Users: env.Users, want: 4}
-	if users.Users == nil {
-		users.Users = env.Broker.(broker.Users)
-	}
 	users.cond = sync.NewCond(&users.mu)
 	env.Users = users
 	env.Limits.HeartbeatInterval, env.Limits.HeartbeatTimeout = time.Hour, time.Hour

@@ -3,17 +3,13 @@ package session
 import (
 	"context"
 	"encoding/json"
-	"io"
-	"log/slog"
 	"strconv"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/ferry-io/ferry/broker/memory"
 	"github.com/ferry-io/ferry/internal/auth"
 	"github.com/ferry-io/ferry/internal/flow"
-	"github.com/ferry-io/ferry/internal/hub"
 	"github.com/ferry-io/ferry/protocol"
 )
 
@@ -70,22 +66,11 @@ func (t *recTransport) frames(tb testing.TB) []int {
 	return out
 }
 
-// writersEnv is a session environment whose writer pool is w.
+// writersEnv is a session environment (memoryEnv) whose writer pool is w.
 func writersEnv(tb testing.TB, w *Writers) *Env {
 	tb.Helper()
-	b := memory.New(memory.Config{NodeID: "w"})
-	env := &Env{
-		NodeID:   "w",
-		Broker:   b,
-		KV:       b,
-		Hub:      hub.New(b),
-		RulesFor: func(string) (Rules, bool) { return Rules{Subscribe: true}, true },
-		Limits:   Limits{QueueMessages: 1024, QueueBytes: 1 << 20, HeartbeatInterval: time.Minute, HeartbeatTimeout: time.Minute},
-		Logger:   slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Registry: NewRegistry(),
-		Writers:  w,
-	}
-	tb.Cleanup(func() { w.Close(); _ = b.Close() })
+	env, done := memoryEnv(w)
+	tb.Cleanup(done)
 	return env
 }
 
