@@ -152,7 +152,8 @@ type Broker interface {
 	Unsubscribe(ctx context.Context, ch string) error
 	// History reads ch's retained messages.
 	History(ctx context.Context, ch string, q HistoryQuery) (HistoryResult, error)
-	// PublishControl sends a control message to one node or all.
+	// PublishControl sends a control message to one node or all. Sent to
+	// one node that is not listening, it returns ErrNoNode.
 	PublishControl(ctx context.Context, c Control) error
 	// Ping reports whether the broker is reachable (for /readyz).
 	Ping(ctx context.Context) error

@@ -11,4 +11,7 @@ var (
 	ErrUnavailable = errors.New("broker: unavailable")
 	// ErrClosed: the broker was closed.
 	ErrClosed = errors.New("broker: closed")
+	// ErrNoNode: a control message addressed to one node found no node of
+	// that id listening (it is gone, or its link to the broker is down).
+	ErrNoNode = errors.New("broker: no such node is listening")
 )

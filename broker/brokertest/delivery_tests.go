@@ -2,6 +2,7 @@ package brokertest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -130,7 +131,9 @@ func testControl(t *testing.T, s *suite) {
 	after := broker.Control{Node: n.id, Kind: "takeover", User: s.name("u"), Conn: "c3", Code: 4016}
 	send(all)
 	send(mine)
-	send(elsewhere)
+	if err := n.b.PublishControl(ctx, elsewhere); !errors.Is(err, broker.ErrNoNode) {
+		t.Fatalf("PublishControl to a node nobody runs: %v, want ErrNoNode", err)
+	}
 	send(after)
 	for _, want := range []broker.Control{all, mine, after} {
 		var got []broker.Control

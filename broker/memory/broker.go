@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"hash/maphash"
 	"sync"
 	"sync/atomic"
@@ -137,15 +138,15 @@ func (b *Broker) Ping(ctx context.Context) error {
 }
 
 // PublishControl hands c to this node's handler when c.Node is "" (every
-// node) or this node's id; control messages for other nodes are dropped,
-// since a memory broker has no other nodes. The handler is called before
+// node) or this node's id; a control message for another node returns
+// broker.ErrNoNode, since a memory broker has no other nodes. The handler is called before
 // PublishControl returns.
 func (b *Broker) PublishControl(ctx context.Context, c broker.Control) error {
 	if err := b.usable(ctx); err != nil {
 		return err
 	}
 	if c.Node != "" && c.Node != b.cfg.NodeID {
-		return nil
+		return fmt.Errorf("memory broker: control for node %q: %w", c.Node, broker.ErrNoNode)
 	}
 	if ref := b.handler.Load(); ref != nil {
 		ref.h.HandleControl(c)

@@ -139,10 +139,15 @@ func (n *clusterNode) PublishControl(ctx context.Context, c broker.Control) erro
 	if err := n.check(ctx); err != nil {
 		return err
 	}
+	reached := false
 	for _, node := range n.cluster.live() {
 		if c.Node == "" || c.Node == node.id {
 			node.h.HandleControl(c)
+			reached = true
 		}
+	}
+	if c.Node != "" && !reached {
+		return broker.ErrNoNode
 	}
 	return nil
 }

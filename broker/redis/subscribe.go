@@ -54,7 +54,8 @@ func (b *Broker) Unsubscribe(ctx context.Context, ch string) error {
 // is "", this one included. Control messages travel over Redis pub/sub on
 // one Redis server (the same for every node), so the messages of one
 // publisher arrive in order; a node whose subscriber connection is down
-// misses them.
+// misses them, and a message for one node that reached nobody returns
+// broker.ErrNoNode.
 func (b *Broker) PublishControl(ctx context.Context, c broker.Control) error {
 	if err := b.usable(ctx); err != nil {
 		return err
@@ -67,8 +68,14 @@ func (b *Broker) PublishControl(ctx context.Context, c broker.Control) error {
 	cctx, cancel := b.call(ctx)
 	defer cancel()
 	cmd := client.B().Publish().Channel(b.names.ctlFor(c.Node)).Message(string(payload)).Build()
-	if err := client.Do(cctx, cmd).Error(); err != nil {
+	receivers, err := client.Do(cctx, cmd).AsInt64()
+	if err != nil {
 		return b.fail(ctx, "publish control", err)
+	}
+	if c.Node != "" && receivers == 0 {
+		// PUBLISH counts the subscribers it reached: a node killed
+		// outright lost its subscription with its connection.
+		return fmt.Errorf("redis broker: control for node %q: %w", c.Node, broker.ErrNoNode)
 	}
 	return nil
 }

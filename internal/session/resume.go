@@ -121,8 +121,14 @@ func (s *Session) loadSnapshot(ctx context.Context, r *protocol.Resume, user str
 			}
 		}
 	} else if env.Control != nil {
-		_ = env.Control(ctx, broker.Control{Node: snap.Node, Kind: "takeover", User: user, Conn: snap.Conn,
+		err := env.Control(ctx, broker.Control{Node: snap.Node, Kind: "takeover", User: user, Conn: snap.Conn,
 			Code: protocol.CloseSessionTakenOver, Reason: "session taken over by a resumed connection"})
+		if errors.Is(err, broker.ErrNoNode) {
+			// The node that held it is gone (killed, say): nobody will
+			// hand anything over, so resume from what it last saved
+			// instead of waiting for an answer that cannot come.
+			return snap
+		}
 	}
 	deadline := env.now().Add(takeoverWait)
 	for {
