@@ -55,7 +55,7 @@ func (s *Session) HandleMessages(msgs [][]byte) {
 		s.HandleMessage(m)
 	}
 	if corked && s.scheduled.CompareAndSwap(true, false) {
-		s.scheduleNow()
+		s.scheduleAtOnce() // replies: no coalescing window (see reply)
 	}
 }
 

@@ -91,13 +91,16 @@ type Session struct {
 	// (guarded by the registry shard's lock).
 	nextOfUser *Session
 
-	mu          sync.Mutex // guards everything below but scheduled
-	state       uint8
-	everAcked   bool
-	replaying   bool        // a goroutine is reading replay pages
-	scheduled   atomic.Bool // (atomic) queued at the writer pool
-	replays     int32       // subscriptions with replay pages still to read
-	closeCode   int32
+	mu        sync.Mutex // guards everything below but scheduled
+	state     uint8
+	everAcked bool
+	replaying bool        // a goroutine is reading replay pages
+	scheduled atomic.Bool // (atomic) queued at the writer pool
+	replays   int32       // subscriptions with replay pages still to read
+	closeCode int32
+	// laterGen is odd while the session waits in the writer pool's
+	// delayed list (see Writers.delay); guarded by the pool's lock.
+	laterGen    atomic.Uint32
 	id          string
 	resumeToken string
 	user        string
@@ -422,7 +425,24 @@ func (s *Session) reply(f protocol.ServerFrame) {
 	}
 	err := s.replyLocked(f)
 	s.mu.Unlock()
+	if err == nil && s.env.Limits.BatchDelay == 0 && s.puller == nil {
+		// A reply answers a request the client waits for: it does not
+		// wait for the coalescing window (what else is queued goes
+		// along).
+		s.scheduleReply()
+		return
+	}
 	s.afterPush(err)
+}
+
+// scheduleReply hands the session to the writer pool at once, taking it
+// out of the pool's delayed list if it waits there.
+func (s *Session) scheduleReply() {
+	if s.scheduled.CompareAndSwap(false, true) {
+		s.env.Writers.enqueue(s)
+		return
+	}
+	s.env.Writers.promote(s)
 }
 
 // replyError answers a request with an error frame.

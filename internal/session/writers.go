@@ -55,7 +55,8 @@ type Writers struct {
 // delayed is a session waiting for its coalescing window to end.
 type delayed struct {
 	s   *Session
-	due int64 // pool clock
+	due int64  // pool clock
+	gen uint32 // s.laterGen when delayed: a different one means promoted
 }
 
 // Coalescing sets the writer pool's adaptive coalescing.
@@ -160,10 +161,24 @@ func (w *Writers) delay(s *Session, due, now int64) {
 		w.mu.Unlock()
 		return
 	}
-	w.later = append(w.later, delayed{s: s, due: due})
+	w.later = append(w.later, delayed{s: s, due: due, gen: s.laterGen.Add(1)})
 	if !w.armed {
 		w.armed = true
 		w.timer.Reset(time.Duration(due - now))
+	}
+	w.mu.Unlock()
+}
+
+// promote moves s from the delayed list to the write queue, if it waits
+// there (its scheduled flag stays set: it is queued exactly once).
+func (w *Writers) promote(s *Session) {
+	w.mu.Lock()
+	if g := s.laterGen.Load(); g%2 == 1 && !w.closed {
+		s.laterGen.Store(g + 1)
+		w.q = append(w.q, s)
+		w.mu.Unlock()
+		w.cond.Signal()
+		return
 	}
 	w.mu.Unlock()
 }
@@ -179,7 +194,10 @@ func (w *Writers) release() {
 	now := w.now()
 	moved := 0
 	for w.lhead < len(w.later) && w.later[w.lhead].due <= now+windowSlack {
-		w.q = append(w.q, w.later[w.lhead].s)
+		if e := w.later[w.lhead]; e.s.laterGen.Load() == e.gen {
+			e.s.laterGen.Add(1) // even: out of the delayed list
+			w.q = append(w.q, e.s)
+		} // else promote moved it to the queue already
 		w.later[w.lhead] = delayed{}
 		w.lhead++
 		moved++

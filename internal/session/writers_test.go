@@ -406,3 +406,29 @@ func TestPipelinedFramesRepliesShareOneWrite(t *testing.T) {
 		t.Fatalf("frames per write = %v, want [3] (connected and two subscribed in one write): %q", got, tr.sends)
 	}
 }
+
+func TestReplyDoesNotWaitForTheWindow(t *testing.T) {
+	// Under load the pool holds a session back for its coalescing window,
+	// but a reply to the client's request (here a pong) goes out at once,
+	// with whatever was queued, and the session is written once.
+	w := NewWritersWith(1, Coalescing{})
+	w.window.Store(int64(time.Hour))
+	env := writersEnv(t, w)
+	s, rec := recSession(t, env, "c")
+	s.Deliver("c", message("c", 1))
+	waitFor(t, "the first write", func() bool { return len(rec.frames(t)) == 1 })
+	s.Deliver("c", message("c", 2))
+	waitFor(t, "the delivery to wait for its window", func() bool { return w.laterLen() == 1 })
+	s.HandleMessage([]byte(`{"type":"ping","id":7}`))
+	waitFor(t, "the pong", func() bool { return len(rec.frames(t)) == 2 })
+	if got := rec.frames(t); got[1] != 2 {
+		t.Fatalf("frames per write %v, want [1 2] (the waiting delivery and the pong)", got)
+	}
+	// The window's end finds the session promoted: no second queueing.
+	w.expireLater()
+	s.Deliver("c", message("c", 3))
+	waitFor(t, "the third delivery to wait", func() bool { return w.laterLen() == 1 })
+	if n := len(rec.frames(t)); n != 2 {
+		t.Fatalf("%d writes, want 2 (the stale delayed entry must not write the session again)", n)
+	}
+}
