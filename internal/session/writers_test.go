@@ -120,15 +120,22 @@ func (w *Writers) expireLater() {
 	w.release()
 }
 
-func TestWritersWindowGathersMessagesIntoOneWrite(t *testing.T) {
-	w := NewWritersWith(1, Coalescing{}) // no tuning: the test sets the window
+// windowSession is a session on a pool of n writers held at a one-hour
+// coalescing window (no tuning), already written once (offset 1), so that
+// what it is sent next waits for the window.
+func windowSession(t *testing.T, n int) (*Writers, *Session, *recTransport) {
+	t.Helper()
+	w := NewWritersWith(n, Coalescing{})
 	w.window.Store(int64(time.Hour))
-	env := writersEnv(t, w)
-	s, rec := recSession(t, env, "c")
-
+	s, rec := recSession(t, writersEnv(t, w), "c")
 	// Never written: no window to wait for.
 	s.Deliver("c", message("c", 1))
 	waitFor(t, "the first write", func() bool { return len(rec.frames(t)) == 1 })
+	return w, s, rec
+}
+
+func TestWritersWindowGathersMessagesIntoOneWrite(t *testing.T) {
+	w, s, rec := windowSession(t, 1)
 
 	// Written just now: what follows waits for the window.
 	for off := uint64(2); off <= 5; off++ {
@@ -170,12 +177,7 @@ func TestWritersNoWindowWritesEachMessage(t *testing.T) {
 }
 
 func TestKickWritesAtOnceDespiteTheWindow(t *testing.T) {
-	w := NewWritersWith(1, Coalescing{})
-	w.window.Store(int64(time.Hour))
-	env := writersEnv(t, w)
-	s, rec := recSession(t, env, "c")
-	s.Deliver("c", message("c", 1))
-	waitFor(t, "the first write", func() bool { return len(rec.frames(t)) == 1 })
+	w, s, rec := windowSession(t, 1)
 
 	// Queued without scheduling, as when a write stopped on a full
 	// transport: Kick (the transport drained) must not wait for the window.
@@ -221,12 +223,7 @@ func TestFlushStopsOnABackloggedTransport(t *testing.T) {
 }
 
 func TestWritersCloseWithDelayedSessions(t *testing.T) {
-	w := NewWritersWith(2, Coalescing{})
-	w.window.Store(int64(time.Hour))
-	env := writersEnv(t, w)
-	s, rec := recSession(t, env, "c")
-	s.Deliver("c", message("c", 1))
-	waitFor(t, "the first write", func() bool { return len(rec.frames(t)) == 1 })
+	w, s, rec := windowSession(t, 2)
 	s.Deliver("c", message("c", 2))
 	waitFor(t, "the delayed session", func() bool { return w.laterLen() == 1 })
 	w.Close()
@@ -411,12 +408,7 @@ func TestReplyDoesNotWaitForTheWindow(t *testing.T) {
 	// Under load the pool holds a session back for its coalescing window,
 	// but a reply to the client's request (here a pong) goes out at once,
 	// with whatever was queued, and the session is written once.
-	w := NewWritersWith(1, Coalescing{})
-	w.window.Store(int64(time.Hour))
-	env := writersEnv(t, w)
-	s, rec := recSession(t, env, "c")
-	s.Deliver("c", message("c", 1))
-	waitFor(t, "the first write", func() bool { return len(rec.frames(t)) == 1 })
+	w, s, rec := windowSession(t, 1)
 	s.Deliver("c", message("c", 2))
 	waitFor(t, "the delivery to wait for its window", func() bool { return w.laterLen() == 1 })
 	s.HandleMessage([]byte(`{"type":"ping","id":7}`))
