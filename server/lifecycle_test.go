@@ -235,3 +235,19 @@ func TestWebSocketOutlivesHTTPReadTimeout(t *testing.T) {
 		t.Fatalf("after 31 s: %v", r)
 	}
 }
+
+func TestConnectionGoneRightAfterFramesEndsTheSession(t *testing.T) {
+	// A client sends frames and drops the TCP connection at once: the end
+	// of the wire reaches the server while those frames still wait to be
+	// handled. The session must still end (after handling them), or the
+	// node would count the connection forever.
+	n := startNode(t, nil)
+	for i := range 30 {
+		cl := connectClient(t, n, fmt.Sprint("gone-", i))
+		for id := range 20 {
+			cl.send(map[string]any{"type": "ping", "id": id + 2})
+		}
+		_ = cl.c.CloseNow()
+	}
+	eventually(t, "every session ended", func() bool { return n.srv.Stats().Connections == 0 })
+}

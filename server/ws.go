@@ -77,6 +77,11 @@ type wsTransport struct {
 	reason  string
 }
 
+var (
+	_ session.Transport = (*wsTransport)(nil)
+	_ ws.Handler        = (*wsTransport)(nil)
+)
+
 // The inbox is bounded: past these, reading from the socket pauses until
 // the session has handled what came, so a client that sends faster than
 // its frames are handled is held back by TCP flow control.
@@ -135,30 +140,26 @@ func (t *wsTransport) OnClose(_ *ws.Conn, code int, reason string) {
 func (t *wsTransport) work() {
 	for {
 		t.mu.Lock()
-		if len(t.inbox) == 0 {
-			if t.ended {
-				t.ended = false
-				t.mu.Unlock()
-				t.s.Closed(t.code, t.reason)
-				t.mu.Lock()
-			}
-			if len(t.inbox) == 0 && !t.ended {
-				t.working = false
-				t.inbox = nil // an idle connection keeps no slice
-				t.mu.Unlock()
-				return
-			}
-			t.mu.Unlock()
-			continue
-		}
 		// Take everything that is waiting: the session sends the replies
 		// of messages that came together in one write.
 		msgs := t.inbox
-		t.inbox = nil
-		t.inBytes = 0
+		t.inbox, t.inBytes = nil, 0
 		if t.paused {
 			t.paused = false
 			t.c.ResumeReading()
+		}
+		end := len(msgs) == 0 && t.ended
+		if len(msgs) == 0 && !end {
+			t.working = false
+			t.mu.Unlock()
+			return
+		}
+		if end {
+			t.ended = false
+			code, reason := t.code, t.reason
+			t.mu.Unlock()
+			t.s.Closed(code, reason) // after every message that came before it
+			continue
 		}
 		t.mu.Unlock()
 		t.s.HandleMessages(msgs)
