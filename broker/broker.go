@@ -109,14 +109,45 @@ type Handler interface {
 	HandleControl(c Control)
 }
 
+// ControlKind says what a control message asks its receiving node to do.
+//
+// It is a string type so that the kind travels as readable text on a
+// broker's wire (broker/redis encodes it as JSON) and so that an untyped
+// string constant still converts; code inside Ferry names the constants below.
+type ControlKind string
+
+// The control kinds Ferry sends. The sender and the handler of each:
+const (
+	// ControlEvict closes connection Conn of User with Code and Reason. Sent
+	// by a session's connect (internal/session) to the node holding the
+	// user's oldest connection when the per-user connection limit is
+	// reached; handled by the node (internal/node) holding Conn.
+	ControlEvict ControlKind = "evict"
+	// ControlTakeover closes connection Conn because its session was
+	// resumed on another connection (possibly on another node). Sent by the
+	// resuming session (internal/session resume); handled by the node
+	// holding Conn.
+	ControlTakeover ControlKind = "takeover"
+	// ControlDisconnect closes every connection of User with Code and
+	// Reason. Sent to all nodes by the server API's disconnect
+	// (server.Disconnect, POST /v1/api/disconnect); handled by every node.
+	ControlDisconnect ControlKind = "disconnect"
+	// ControlJoin announces that User's connection Conn entered Channel.
+	// Sent to all nodes by a session subscribing with presence events;
+	// handled by every node, which broadcasts a join event to its local
+	// subscribers of Channel.
+	ControlJoin ControlKind = "join"
+	// ControlLeave announces that Conn left Channel (unsubscribe or close).
+	// Sent and handled like ControlJoin.
+	ControlLeave ControlKind = "leave"
+)
+
 // Control is a message between nodes (evict a connection, disconnect a user).
 type Control struct {
 	// Node is the target node id; "" means every node.
 	Node string
-	// Kind says what to do: "evict" (close Conn of User with Code),
-	// "disconnect" (close every connection of User), "takeover" (close
-	// Conn because its session was resumed elsewhere).
-	Kind    string
+	// Kind says what to do; see the ControlKind constants.
+	Kind    ControlKind
 	Channel string
 	User    string
 	Conn    string

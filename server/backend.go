@@ -46,7 +46,7 @@ func (s *Server) Disconnect(ctx context.Context, user string, code int, reason s
 	}
 	// Other nodes close theirs when they get the control message; the
 	// memory broker has no other nodes.
-	if err := s.broker.PublishControl(ctx, broker.Control{Kind: "disconnect", User: user, Code: code, Reason: reason}); err != nil {
+	if err := s.broker.PublishControl(ctx, broker.Control{Kind: broker.ControlDisconnect, User: user, Code: code, Reason: reason}); err != nil {
 		return len(local), session.BrokerError("disconnect", err)
 	}
 	return len(local), nil

@@ -313,16 +313,16 @@ func (s *Server) HandlePublication(p *broker.Publication) {
 // HandleControl implements broker.Handler.
 func (s *Server) HandleControl(c broker.Control) {
 	switch c.Kind {
-	case "evict", "takeover":
+	case broker.ControlEvict, broker.ControlTakeover:
 		if sess := s.reg.ByConn(c.Conn); sess != nil {
 			sess.Close(c.Code, c.Reason)
 		}
-	case "disconnect":
+	case broker.ControlDisconnect:
 		for _, sess := range s.reg.ByUser(c.User) {
 			sess.Close(c.Code, c.Reason)
 		}
-	case "join", "leave":
-		ev := &session.PresenceOut{Event: protocol.PresenceEvent{Channel: c.Channel, User: c.User, Conn: c.Conn, Leave: c.Kind == "leave"}}
+	case broker.ControlJoin, broker.ControlLeave:
+		ev := &session.PresenceOut{Event: protocol.PresenceEvent{Channel: c.Channel, User: c.User, Conn: c.Conn, Leave: c.Kind == broker.ControlLeave}}
 		s.hub.Broadcast(c.Channel, ev)
 	}
 }

@@ -33,7 +33,9 @@ func testClosed(t *testing.T, s *suite) {
 			_, err := n.b.History(ctx, ch, broker.HistoryQuery{})
 			return err
 		},
-		"PublishControl": func() error { return n.b.PublishControl(ctx, broker.Control{Kind: "disconnect", User: "u"}) },
+		"PublishControl": func() error {
+			return n.b.PublishControl(ctx, broker.Control{Kind: broker.ControlDisconnect, User: "u"})
+		},
 	}
 	if p, ok := n.b.(broker.Presence); ok {
 		calls["AddPresence"] = func() error { return p.AddPresence(ctx, ch, broker.PresenceInfo{Conn: "c"}, time.Minute) }

@@ -125,10 +125,10 @@ func testControl(t *testing.T, s *suite) {
 			t.Fatalf("PublishControl: %v", err)
 		}
 	}
-	all := broker.Control{Kind: "disconnect", User: s.name("u"), Code: 4001, Reason: "banned"}
-	mine := broker.Control{Node: n.id, Kind: "evict", User: s.name("u"), Conn: "c1", Code: 4002, Reason: "limit"}
-	elsewhere := broker.Control{Node: s.name("other-node"), Kind: "evict", User: s.name("u"), Conn: "c2"}
-	after := broker.Control{Node: n.id, Kind: "takeover", User: s.name("u"), Conn: "c3", Code: 4016}
+	all := broker.Control{Kind: broker.ControlDisconnect, User: s.name("u"), Code: 4001, Reason: "banned"}
+	mine := broker.Control{Node: n.id, Kind: broker.ControlEvict, User: s.name("u"), Conn: "c1", Code: 4002, Reason: "limit"}
+	elsewhere := broker.Control{Node: s.name("other-node"), Kind: broker.ControlEvict, User: s.name("u"), Conn: "c2"}
+	after := broker.Control{Node: n.id, Kind: broker.ControlTakeover, User: s.name("u"), Conn: "c3", Code: 4016}
 	send(all)
 	send(mine)
 	if err := n.b.PublishControl(ctx, elsewhere); !errors.Is(err, broker.ErrNoNode) {
@@ -267,9 +267,9 @@ func testMultiNodeControl(t *testing.T, s *suite) {
 	nodes := s.nodes(t, 2)
 	a, b := nodes[0], nodes[1]
 	ctx := context.Background()
-	toB := broker.Control{Node: b.id, Kind: "evict", User: s.name("u"), Conn: "c1", Code: 4000}
-	toAll := broker.Control{Kind: "disconnect", User: s.name("u")}
-	toA := broker.Control{Node: a.id, Kind: "takeover", User: s.name("u"), Conn: "c2"}
+	toB := broker.Control{Node: b.id, Kind: broker.ControlEvict, User: s.name("u"), Conn: "c1", Code: 4000}
+	toAll := broker.Control{Kind: broker.ControlDisconnect, User: s.name("u")}
+	toA := broker.Control{Node: a.id, Kind: broker.ControlTakeover, User: s.name("u"), Conn: "c2"}
 	for _, c := range []broker.Control{toB, toAll} {
 		if err := a.b.PublishControl(ctx, c); err != nil {
 			t.Fatalf("PublishControl: %v", err)
@@ -298,11 +298,11 @@ func testMultiNodeControl(t *testing.T, s *suite) {
 	if got := a.rec.controlsFor(toB.User); len(got) != 0 {
 		t.Fatalf("%s received a control for %s: %+v", a.id, b.id, got)
 	}
-	if err := a.b.PublishControl(ctx, broker.Control{Node: b.id, Kind: "disconnect", User: toA.User}); err != nil {
+	if err := a.b.PublishControl(ctx, broker.Control{Node: b.id, Kind: broker.ControlDisconnect, User: toA.User}); err != nil {
 		t.Fatalf("PublishControl: %v", err)
 	}
 	waitFor(t, "second control on "+b.id, func() bool { return len(b.rec.controlsFor(toA.User)) == 1 })
-	if got := b.rec.controlsFor(toA.User); got[0].Kind != "disconnect" {
+	if got := b.rec.controlsFor(toA.User); got[0].Kind != broker.ControlDisconnect {
 		t.Fatalf("%s received a control for %s: %+v", b.id, a.id, got)
 	}
 }

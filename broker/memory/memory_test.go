@@ -413,11 +413,11 @@ func TestControlDelivery(t *testing.T) {
 	var got []broker.Control
 	b := startBroker(t, Config{NodeID: "n1"}, handlerFuncs{ctrl: func(c broker.Control) { got = append(got, c) }})
 	for _, node := range []string{"", "n1"} {
-		if err := b.PublishControl(context.Background(), broker.Control{Node: node, Kind: "disconnect"}); err != nil {
+		if err := b.PublishControl(context.Background(), broker.Control{Node: node, Kind: broker.ControlDisconnect}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := b.PublishControl(context.Background(), broker.Control{Node: "n2", Kind: "disconnect"}); !errors.Is(err, broker.ErrNoNode) {
+	if err := b.PublishControl(context.Background(), broker.Control{Node: "n2", Kind: broker.ControlDisconnect}); !errors.Is(err, broker.ErrNoNode) {
 		t.Fatalf("control for another node: %v, want ErrNoNode (a memory broker has no other nodes)", err)
 	}
 	if len(got) != 2 || got[0].Node != "" || got[1].Node != "n1" {

@@ -234,7 +234,7 @@ func TestMalformedMessagesDropped(t *testing.T) {
 		}
 	}
 	publish(t, b, "ch", `{"ok":true}`, keep)
-	if err := b.PublishControl(ctx, broker.Control{Kind: "disconnect", User: "u"}); err != nil {
+	if err := b.PublishControl(ctx, broker.Control{Kind: broker.ControlDisconnect, User: "u"}); err != nil {
 		t.Fatalf("PublishControl: %v", err)
 	}
 	waitFor(t, "the valid messages", func() bool {

@@ -103,13 +103,13 @@ func decodePresence(conn, v string) (broker.PresenceInfo, error) {
 
 // wireControl is a control message on the wire.
 type wireControl struct {
-	Node    string `json:"n,omitempty"`
-	Kind    string `json:"k"`
-	Channel string `json:"ch,omitempty"`
-	User    string `json:"u,omitempty"`
-	Conn    string `json:"c,omitempty"`
-	Code    int    `json:"code,omitempty"`
-	Reason  string `json:"r,omitempty"`
+	Node    string             `json:"n,omitempty"`
+	Kind    broker.ControlKind `json:"k"`
+	Channel string             `json:"ch,omitempty"`
+	User    string             `json:"u,omitempty"`
+	Conn    string             `json:"c,omitempty"`
+	Code    int                `json:"code,omitempty"`
+	Reason  string             `json:"r,omitempty"`
 }
 
 func encodeControl(c broker.Control) ([]byte, error) {

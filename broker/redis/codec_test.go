@@ -66,7 +66,7 @@ func TestPresenceAndControlCodecs(t *testing.T) {
 		}
 	}
 
-	c := broker.Control{Node: "n", Kind: "evict", Channel: "ch", User: "u", Conn: "c", Code: 4001, Reason: "why"}
+	c := broker.Control{Node: "n", Kind: broker.ControlEvict, Channel: "ch", User: "u", Conn: "c", Code: 4001, Reason: "why"}
 	payload, err := encodeControl(c)
 	if err != nil {
 		t.Fatal(err)

@@ -43,9 +43,11 @@ func TestRedisKilledAndRestartedEmpty(t *testing.T) {
 			_, err := pub.History(ctx, ch, broker.HistoryQuery{})
 			return err
 		},
-		"Ping":           func() error { return pub.Ping(ctx) },
-		"Subscribe":      func() error { return pub.Subscribe(ctx, "other") },
-		"PublishControl": func() error { return pub.PublishControl(ctx, broker.Control{Kind: "disconnect", User: "u"}) },
+		"Ping":      func() error { return pub.Ping(ctx) },
+		"Subscribe": func() error { return pub.Subscribe(ctx, "other") },
+		"PublishControl": func() error {
+			return pub.PublishControl(ctx, broker.Control{Kind: broker.ControlDisconnect, User: "u"})
+		},
 		"AddPresence": func() error {
 			return pub.AddPresence(ctx, ch, broker.PresenceInfo{User: "u", Conn: "c"}, time.Minute)
 		},
@@ -122,7 +124,7 @@ func TestRedisRestartedWithData(t *testing.T) {
 		return len(rec.received("a")) == 2 && len(rec.received("b")) == 1
 	})
 	// Control messages come back too.
-	if err := b.PublishControl(ctx, broker.Control{Node: b.NodeID(), Kind: "evict", Conn: "c1"}); err != nil {
+	if err := b.PublishControl(ctx, broker.Control{Node: b.NodeID(), Kind: broker.ControlEvict, Conn: "c1"}); err != nil {
 		t.Fatalf("PublishControl: %v", err)
 	}
 	waitFor(t, "the control message", func() bool {

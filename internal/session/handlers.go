@@ -294,7 +294,7 @@ func (s *Session) enforceUserLimit(ctx context.Context) {
 			continue
 		}
 		if env.Control != nil {
-			_ = env.Control(ctx, broker.Control{Node: c.Node, Kind: "evict", User: s.user, Conn: c.Conn, Code: protocol.CloseEvicted, Reason: reason})
+			_ = env.Control(ctx, broker.Control{Node: c.Node, Kind: broker.ControlEvict, User: s.user, Conn: c.Conn, Code: protocol.CloseEvicted, Reason: reason})
 		}
 	}
 }
@@ -437,7 +437,7 @@ func (s *Session) startSubscription(ctx context.Context, id uint32, ch string, s
 	s.mu.Unlock()
 	s.afterPush(perr)
 	if sub.tracked && rules.JoinLeave && env.Control != nil {
-		_ = env.Control(ctx, broker.Control{Kind: "join", Channel: ch, User: s.User(), Conn: s.connID})
+		_ = env.Control(ctx, broker.Control{Kind: broker.ControlJoin, Channel: ch, User: s.User(), Conn: s.connID})
 	}
 	return reply, nil
 }
@@ -500,7 +500,7 @@ func (s *Session) dropSubscription(ctx context.Context, ch string, sub *subscrip
 	if sub.tracked && env.Presence != nil {
 		_ = env.Presence.RemovePresence(ctx, ch, s.connID)
 		if rules, ok := env.RulesFor(ch); ok && rules.JoinLeave && env.Control != nil {
-			_ = env.Control(ctx, broker.Control{Kind: "leave", Channel: ch, User: s.user, Conn: s.connID})
+			_ = env.Control(ctx, broker.Control{Kind: broker.ControlLeave, Channel: ch, User: s.user, Conn: s.connID})
 		}
 	}
 }

@@ -121,7 +121,7 @@ func (s *Session) loadSnapshot(ctx context.Context, r *protocol.Resume, user str
 			}
 		}
 	} else if env.Control != nil {
-		err := env.Control(ctx, broker.Control{Node: snap.Node, Kind: "takeover", User: user, Conn: snap.Conn,
+		err := env.Control(ctx, broker.Control{Node: snap.Node, Kind: broker.ControlTakeover, User: user, Conn: snap.Conn,
 			Code: protocol.CloseSessionTakenOver, Reason: "session taken over by a resumed connection"})
 		if errors.Is(err, broker.ErrNoNode) {
 			// The node that held it is gone (killed, say): nobody will

@@ -47,7 +47,7 @@ func TestResumeFromGoneNodeDoesNotWaitForTakeover(t *testing.T) {
 	other.NodeID = "other"
 	var takeovers atomic.Int64
 	other.Control = func(_ context.Context, c broker.Control) error {
-		if c.Kind == "takeover" {
+		if c.Kind == broker.ControlTakeover {
 			takeovers.Add(1)
 		}
 		return broker.ErrNoNode
