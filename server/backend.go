@@ -11,15 +11,15 @@ import (
 
 	"github.com/ferry-io/ferry/broker"
 	"github.com/ferry-io/ferry/internal/api"
-	"github.com/ferry-io/ferry/internal/session"
+	"github.com/ferry-io/ferry/internal/node"
 	"github.com/ferry-io/ferry/protocol"
 )
 
 var _ api.Backend = (*Server)(nil)
 
 // rulesOrNotFound returns a channel's namespace rules, or a 404.
-func (s *Server) rulesOrNotFound(ch string) (session.Rules, error) {
-	rules, ok := s.rulesFor(ch)
+func (s *Server) rulesOrNotFound(ch string) (node.Rules, error) {
+	rules, ok := s.node.RulesFor(ch)
 	if !ok {
 		return rules, protocol.Errorf(protocol.CodeNotFound, "channel %q: unknown namespace", ch)
 	}
@@ -32,7 +32,7 @@ func (s *Server) Publish(ctx context.Context, req api.PublishRequest) (broker.Pu
 	if err != nil {
 		return broker.PublishResult{}, err
 	}
-	return s.env.Publish(ctx, rules, session.PublishArgs{
+	return s.node.Publish(ctx, rules, node.PublishArgs{
 		Channel: req.Channel, Data: req.Data, Priority: req.Priority, Conflate: req.Conflate,
 		Key: req.Key, Source: "api",
 	})
@@ -40,16 +40,7 @@ func (s *Server) Publish(ctx context.Context, req api.PublishRequest) (broker.Pu
 
 // Disconnect implements api.Backend.
 func (s *Server) Disconnect(ctx context.Context, user string, code int, reason string) (int, error) {
-	local := s.reg.ByUser(user)
-	for _, sess := range local {
-		sess.Close(code, reason)
-	}
-	// Other nodes close theirs when they get the control message; the
-	// memory broker has no other nodes.
-	if err := s.broker.PublishControl(ctx, broker.Control{Kind: broker.ControlDisconnect, User: user, Code: code, Reason: reason}); err != nil {
-		return len(local), session.BrokerError("disconnect", err)
-	}
-	return len(local), nil
+	return s.node.Disconnect(ctx, user, code, reason)
 }
 
 // Presence implements api.Backend.
@@ -58,7 +49,7 @@ func (s *Server) Presence(ctx context.Context, ch string) ([]protocol.ClientInfo
 	if err != nil {
 		return nil, err
 	}
-	return s.env.PresenceOf(ctx, ch, rules)
+	return s.node.PresenceOf(ctx, ch, rules)
 }
 
 // History implements api.Backend.
@@ -67,7 +58,7 @@ func (s *Server) History(ctx context.Context, ch string, since *broker.Position,
 	if err != nil {
 		return broker.HistoryResult{}, err
 	}
-	return s.env.History(ctx, ch, rules, broker.HistoryQuery{Since: since, Limit: limit})
+	return s.node.History(ctx, ch, rules, broker.HistoryQuery{Since: since, Limit: limit})
 }
 
 // Stats is the node's report for GET /v1/api/stats (and `ferry bench`).

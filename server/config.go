@@ -369,14 +369,6 @@ func (c *Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// namespaceOf returns the namespace name of a channel.
-func namespaceOf(channel string) string {
-	if i := strings.IndexByte(channel, ':'); i >= 0 {
-		return channel[:i]
-	}
-	return "default"
-}
-
 func hasAnyPrefix(s string, prefixes ...string) bool {
 	for _, p := range prefixes {
 		if strings.HasPrefix(s, p) {

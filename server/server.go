@@ -37,6 +37,7 @@ import (
 	"github.com/ferry-io/ferry/internal/auth"
 	"github.com/ferry-io/ferry/internal/hub"
 	"github.com/ferry-io/ferry/internal/metrics"
+	"github.com/ferry-io/ferry/internal/node"
 	"github.com/ferry-io/ferry/internal/session"
 	"github.com/ferry-io/ferry/internal/transport/ws"
 	"github.com/ferry-io/ferry/protocol"
@@ -48,7 +49,8 @@ type Server struct {
 	log     *slog.Logger
 	broker  broker.Broker
 	hub     *hub.Hub
-	reg     *session.Registry
+	node    *node.Node
+	reg     *node.Registry[*session.Session]
 	writers *session.Writers
 	env     *session.Env
 	metrics *metrics.Metrics
@@ -58,7 +60,6 @@ type Server struct {
 	limiter  *auth.HandshakeLimiter
 	tickets  *auth.TicketStore
 	proxies  []netip.Prefix
-	rules    map[string]session.Rules
 
 	handler      http.Handler
 	httpSessions sync.Map // session token -> *fallback.Transport
@@ -126,10 +127,6 @@ func New(cfg Config, opts ...Options) (*Server, error) {
 	}
 	s.limiter = auth.NewHandshakeLimiter(cfg.Handshake.Rate, cfg.Handshake.Burst, nil)
 	s.maxConns = connectionCap(cfg.MaxConnections, log)
-	s.rules = make(map[string]session.Rules, len(cfg.Namespaces))
-	for name, ns := range cfg.Namespaces {
-		s.rules[name] = rulesOf(ns)
-	}
 	s.metrics = metrics.New(o.Registerer)
 
 	s.broker = o.Broker
@@ -139,7 +136,16 @@ func New(cfg Config, opts ...Options) (*Server, error) {
 		}
 	}
 	s.hub = hub.New(s.broker)
-	s.reg = session.NewRegistry()
+	s.reg = node.NewRegistry[*session.Session]()
+	s.node = node.New(node.Config{
+		ID:                cfg.NodeID,
+		Broker:            s.broker,
+		Hub:               s.hub,
+		Namespaces:        namespacesOf(cfg),
+		IdempotencyWindow: cfg.Idempotency.Window,
+		Metrics:           s.metrics,
+		Local:             s.reg,
+	})
 	s.writers = session.NewWritersWith(max(2, runtime.GOMAXPROCS(0)), session.Coalescing{
 		WriteBudget: float64(cfg.Batch.WriteBudget * runtime.GOMAXPROCS(0)),
 		MaxWindow:   cfg.Batch.MaxWindow,
@@ -154,7 +160,7 @@ func New(cfg Config, opts ...Options) (*Server, error) {
 	s.env = s.newEnv(kv)
 	s.metrics.SetQueueDepthFunc(func() float64 { return float64(s.reg.QueueDepth()) })
 
-	if err := s.broker.Start(context.Background(), s); err != nil {
+	if err := s.broker.Start(context.Background(), s.node); err != nil {
 		s.writers.Close()
 		s.closeReactor()
 		_ = s.broker.Close()
@@ -179,7 +185,7 @@ func (s *Server) newEnv(kv broker.KV) *session.Env {
 		KV:       kv,
 		Hub:      s.hub,
 		Verifier: s.verifier,
-		RulesFor: s.rulesFor,
+		Node:     s.node,
 		Limits: session.Limits{
 			MaxSubscriptions:  cfg.MaxSubscriptions,
 			MaxFrameBytes:     cfg.MaxFrameBytes,
@@ -203,7 +209,6 @@ func (s *Server) newEnv(kv broker.KV) *session.Env {
 		Logger:   s.log,
 		Registry: s.reg,
 		Writers:  s.writers,
-		Control:  s.broker.PublishControl,
 		Go:       s.goTracked,
 	}
 	env.Presence, _ = s.broker.(broker.Presence)
@@ -242,10 +247,24 @@ func openBroker(cfg Config, log *slog.Logger) (broker.Broker, error) {
 	return b, nil
 }
 
-// rulesOf converts a namespace's config into session rules.
-func rulesOf(ns Namespace) session.Rules {
+// namespacesOf converts the configured namespaces into the node's rules.
+// With Dev on, a namespace that is not configured gets DevNamespace.
+func namespacesOf(cfg Config) node.Namespaces {
+	ns := node.Namespaces{ByName: make(map[string]node.Rules, len(cfg.Namespaces))}
+	for name, n := range cfg.Namespaces {
+		ns.ByName[name] = rulesOf(n)
+	}
+	if cfg.Dev {
+		dev := rulesOf(DevNamespace)
+		ns.Fallback = &dev
+	}
+	return ns
+}
+
+// rulesOf converts a namespace's config into node rules.
+func rulesOf(ns Namespace) node.Rules {
 	p, _ := protocol.ParsePriority(ns.Priority) // Validate checked it
-	return session.Rules{
+	return node.Rules{
 		HistorySize: ns.HistorySize,
 		HistoryTTL:  ns.HistoryTTL,
 		Presence:    ns.Presence,
@@ -255,18 +274,6 @@ func rulesOf(ns Namespace) session.Rules {
 		Priority:    p,
 		Rate:        ns.Rate,
 	}
-}
-
-// rulesFor returns the rules of ch's namespace. With Dev on, a namespace
-// that is not configured gets DevNamespace.
-func (s *Server) rulesFor(ch string) (session.Rules, bool) {
-	if r, ok := s.rules[namespaceOf(ch)]; ok {
-		return r, true
-	}
-	if s.cfg.Dev {
-		return rulesOf(DevNamespace), true
-	}
-	return session.Rules{}, false
 }
 
 // Config returns the configuration in force (defaults applied).
@@ -297,33 +304,6 @@ func (s *Server) sweepLoop() {
 			cancel()
 			s.limiter.Sweep(now)
 		}
-	}
-}
-
-// HandlePublication implements broker.Handler: encode once, fan out to the
-// local subscribers.
-func (s *Server) HandlePublication(p *broker.Publication) {
-	o := &session.Outgoing{Msg: protocol.NewPreparedMessage(p.Channel, p.Offset, p.Epoch, p.Data, protocol.Priority(p.Priority), p.From)}
-	if p.Conflate != "" {
-		o.Conflate = p.Channel + "\x00" + p.Conflate
-	}
-	s.hub.Broadcast(p.Channel, o)
-}
-
-// HandleControl implements broker.Handler.
-func (s *Server) HandleControl(c broker.Control) {
-	switch c.Kind {
-	case broker.ControlEvict, broker.ControlTakeover:
-		if sess := s.reg.ByConn(c.Conn); sess != nil {
-			sess.Close(c.Code, c.Reason)
-		}
-	case broker.ControlDisconnect:
-		for _, sess := range s.reg.ByUser(c.User) {
-			sess.Close(c.Code, c.Reason)
-		}
-	case broker.ControlJoin, broker.ControlLeave:
-		ev := &session.PresenceOut{Event: protocol.PresenceEvent{Channel: c.Channel, User: c.User, Conn: c.Conn, Leave: c.Kind == broker.ControlLeave}}
-		s.hub.Broadcast(c.Channel, ev)
 	}
 }
 
@@ -454,8 +434,6 @@ func randomID(n int) string {
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
 }
-
-var _ broker.Handler = (*Server)(nil)
 
 // discardLogger is used where a caller passes no logger and wants silence.
 func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }

@@ -18,7 +18,7 @@ import (
 	"strings"
 
 	"github.com/ferry-io/ferry/broker"
-	"github.com/ferry-io/ferry/internal/session"
+	"github.com/ferry-io/ferry/internal/node"
 	"github.com/ferry-io/ferry/protocol"
 )
 
@@ -303,7 +303,7 @@ func (h *handler) history(w http.ResponseWriter, r *http.Request) {
 	}
 	msgs := make([]protocol.HistoryMessage, len(res.Messages))
 	for i := range res.Messages {
-		msgs[i] = session.HistoryMessage(&res.Messages[i])
+		msgs[i] = node.HistoryMessage(&res.Messages[i])
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"messages": msgs, "offset": res.Offset, "epoch": res.Epoch, "complete": res.Complete})
 }

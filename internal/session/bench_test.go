@@ -12,6 +12,7 @@ import (
 
 	"github.com/ferry-io/ferry/broker/memory"
 	"github.com/ferry-io/ferry/internal/hub"
+	"github.com/ferry-io/ferry/internal/node"
 	"github.com/ferry-io/ferry/protocol"
 )
 
@@ -42,12 +43,12 @@ func benchEnv(tb testing.TB) (*Env, func()) {
 		Broker:   b,
 		KV:       b,
 		Hub:      h,
-		RulesFor: func(string) (Rules, bool) { return Rules{Subscribe: true}, true },
 		Limits:   Limits{QueueMessages: 1024, QueueBytes: 1 << 20, HeartbeatInterval: time.Minute, HeartbeatTimeout: time.Minute},
 		Logger:   slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Registry: NewRegistry(),
+		Registry: node.NewRegistry[*Session](),
 		Writers:  NewWriters(runtime.GOMAXPROCS(0)),
 	}
+	env.Node = testNode(b, h, env.Registry, node.Rules{Subscribe: true})
 	return env, func() { env.Writers.Close(); _ = b.Close() }
 }
 
@@ -82,7 +83,7 @@ func BenchmarkFanoutThroughSessions(b *testing.B) {
 			b.ReportAllocs()
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
-				o := &Outgoing{Msg: protocol.NewPreparedMessage("fan", uint64(i+1), "e", data, protocol.PriorityNormal, "")}
+				o := &node.Outgoing{Msg: protocol.NewPreparedMessage("fan", uint64(i+1), "e", data, protocol.PriorityNormal, "")}
 				env.Hub.Broadcast("fan", o)
 			}
 			// Wait until the writers have taken every delivery.

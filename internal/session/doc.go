@@ -1,16 +1,55 @@
-// Package session is one client's state machine, independent of the wire:
-// the connect handshake, subscriptions with recovery, publishes, acks and
-// credit, presence, and resumption. A transport (WebSocket, SSE,
+// Package session is one client connection's state machine, independent of
+// the wire: the connect handshake, subscriptions with recovery, publishes,
+// acks and credit, presence, and resumption. A transport (WebSocket, SSE,
 // long-poll) feeds it inbound messages and gives it a Transport to write to;
 // the session never waits on that transport.
 //
-// Data flow: the hub calls Deliver with a publication encoded once; the
-// session queues it in its bounded flow.Queue (priorities, conflation,
-// credit) and schedules itself on the node's Writers pool, whose goroutines
-// pop what the queue allows, encode it as one wire message (a batch when
-// more than one frame is ready) and hand it to the transport.
+// What is not one connection's business is the node's (internal/node): the
+// session asks it to publish, read history or presence and to send control
+// messages through the small Node interface (env.go), and is held in the
+// node's Registry, which sweeps every session about once a second for
+// heartbeats, connect timeouts, token expiry and presence refresh (Sweep), so
+// no connection needs a timer of its own.
 //
-// The Registry holds a node's sessions and sweeps them about once a second
-// for heartbeats, connect timeouts, token expiry and presence refresh, so no
-// connection needs a timer of its own.
+// # Data flow
+//
+//	transport -> session -> node -> hub / broker -> queue -> writer
+//
+// A frame from the transport is handled here (HandleMessage); a publish
+// goes to the node, which hands it to the broker. What the broker delivers,
+// the node encodes once and the hub hands to Deliver; the session queues it
+// in its bounded flow.Queue (priorities, conflation, credit) and schedules
+// itself on the node's Writers pool, whose goroutines pop what the queue
+// allows, encode it as one wire message (a batch when more than one frame
+// is ready) and hand it to the transport.
+//
+// # Lock order
+//
+// Each session has one mutex, Session.mu, guarding its state (see the
+// field comments in session.go; a subscription's fields and the
+// sessionExtra are guarded by it too). Locks are taken in this order, never
+// the other way round:
+//
+//	Session.mu -> the transport's own lock (Send, Pending while flushing;
+//	              Send in Close)
+//
+// Session.mu is never held together with Writers.mu (the pool collects
+// sessions under its lock and flushes them after releasing it; a session
+// schedules itself after releasing its own), nor with a node Registry
+// shard's lock (the registry calls sessions outside its locks, and the
+// session registers itself outside its own).
+//
+// The session does not call the hub, the broker, the node or the registry
+// while holding Session.mu: those calls may block on the network (broker)
+// or call back into sessions (hub broadcast, registry close). Writers.mu is
+// never held while a session's lock is taken: the pool collects sessions
+// under its lock and flushes them after releasing it. A transport must not
+// call back into the session (Closed, Kick) from inside Send or Close while
+// the session holds its lock; one that might uses ClosedAsync.
+//
+// The few fields touched without Session.mu are atomics: scheduled (set by
+// whoever queues the session at the pool, cleared by the flush),
+// laterGen (the pool's delayed-list generation, changed under Writers.mu),
+// lastWrite (written by the flush, read by the pool to place the session in
+// its coalescing window) and pingedAt (the sweep).
 package session

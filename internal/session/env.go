@@ -9,20 +9,9 @@ import (
 	"github.com/ferry-io/ferry/internal/auth"
 	"github.com/ferry-io/ferry/internal/hub"
 	"github.com/ferry-io/ferry/internal/metrics"
+	"github.com/ferry-io/ferry/internal/node"
 	"github.com/ferry-io/ferry/protocol"
 )
-
-// Rules are a namespace's rules, as the session applies them.
-type Rules struct {
-	HistorySize int
-	HistoryTTL  time.Duration
-	Presence    bool
-	JoinLeave   bool
-	Publish     bool
-	Subscribe   bool
-	Priority    protocol.Priority
-	Rate        float64
-}
 
 // Limits are the per-connection limits.
 type Limits struct {
@@ -45,27 +34,45 @@ type Limits struct {
 	Anonymous         bool
 }
 
-// Env is what every session of a node shares: the node's parts and
-// settings. It is built once by the server.
+// Node is what a session asks of the node it runs on: the channel
+// operations under the namespace rules, and control messages to other
+// nodes. *node.Node is one; it is an interface so that a test can stand in
+// for one part of the node (a node that other nodes cannot reach, say).
+type Node interface {
+	// RulesFor returns the rules of a channel's namespace; false when the
+	// namespace does not exist.
+	RulesFor(channel string) (node.Rules, bool)
+	// Publish publishes under the channel's namespace rules.
+	Publish(ctx context.Context, rules node.Rules, a node.PublishArgs) (broker.PublishResult, error)
+	// History reads a channel's history where its namespace keeps one.
+	History(ctx context.Context, ch string, rules node.Rules, q broker.HistoryQuery) (broker.HistoryResult, error)
+	// PresenceOf lists who is in a channel where its namespace tracks
+	// presence.
+	PresenceOf(ctx context.Context, ch string, rules node.Rules) ([]protocol.ClientInfo, error)
+	// Control sends a control message to other nodes (evictions,
+	// takeovers, join and leave events).
+	Control(ctx context.Context, c broker.Control) error
+}
+
+// Env is what every session of a node shares: the node, its parts and
+// settings. It is built once by the server and read-only after.
 type Env struct {
-	NodeID   string
+	NodeID string
+	// Node carries out the channel operations and control messages.
+	Node Node
+	// Broker is read directly for recovery (history after a position).
 	Broker   broker.Broker
 	Presence broker.Presence
 	Users    broker.Users
 	KV       broker.KV
 	Hub      *hub.Hub
 	Verifier *auth.Verifier
-	// RulesFor returns the rules of a channel's namespace; false when the
-	// namespace does not exist.
-	RulesFor func(channel string) (Rules, bool)
 	Limits   Limits
 	Metrics  *metrics.Metrics
 	Logger   *slog.Logger
-	Registry *Registry
+	// Registry holds the node's sessions.
+	Registry *node.Registry[*Session]
 	Writers  *Writers
-	// Control sends a control message to other nodes (evictions, join and
-	// leave events).
-	Control func(ctx context.Context, c broker.Control) error
 	// Go starts a tracked goroutine.
 	Go func(func())
 	// Now is the clock (time.Now when nil).
@@ -77,17 +84,4 @@ func (e *Env) now() time.Time {
 		return e.Now()
 	}
 	return time.Now()
-}
-
-// Outgoing is what the hub hands to each local subscriber: a publication
-// encoded once, and its conflation key already scoped to its channel.
-type Outgoing struct {
-	Msg      *protocol.PreparedMessage
-	Conflate string
-}
-
-// PresenceOut is a join or leave event for local subscribers that asked for
-// presence events.
-type PresenceOut struct {
-	Event protocol.PresenceEvent
 }

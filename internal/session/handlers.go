@@ -9,6 +9,7 @@ import (
 
 	"github.com/ferry-io/ferry/broker"
 	"github.com/ferry-io/ferry/internal/auth"
+	"github.com/ferry-io/ferry/internal/node"
 	"github.com/ferry-io/ferry/protocol"
 )
 
@@ -214,7 +215,7 @@ func (s *Session) handleConnect(f *protocol.ClientFrame) {
 	s.mu.Unlock()
 	// Index the session by user before the client can see it connected:
 	// an API disconnect right after must find it.
-	env.Registry.connected(s)
+	s.registerConnected()
 	s.mu.Lock()
 	exp := int64(0)
 	if !claims.ExpiresAt.IsZero() {
@@ -286,16 +287,14 @@ func (s *Session) enforceUserLimit(ctx context.Context) {
 	for _, c := range conns[:len(conns)-limit] {
 		reason := fmt.Sprintf("evicted: more than %d connections for this user", limit)
 		if c.Node == env.NodeID {
-			if old := env.Registry.byConn(c.Conn); old != nil {
+			if old, ok := env.Registry.ByConn(c.Conn); ok {
 				old.Close(protocol.CloseEvicted, reason)
 			} else {
 				_ = env.Users.RemoveUserConn(ctx, s.user, c.Conn)
 			}
 			continue
 		}
-		if env.Control != nil {
-			_ = env.Control(ctx, broker.Control{Node: c.Node, Kind: broker.ControlEvict, User: s.user, Conn: c.Conn, Code: protocol.CloseEvicted, Reason: reason})
-		}
+		_ = env.Node.Control(ctx, broker.Control{Node: c.Node, Kind: broker.ControlEvict, User: s.user, Conn: c.Conn, Code: protocol.CloseEvicted, Reason: reason})
 	}
 }
 
@@ -321,8 +320,8 @@ func (s *Session) updateRateLocked() {
 }
 
 // permit checks a channel action against the token and the namespace.
-func (s *Session) permit(ch string, publish bool) (Rules, error) {
-	rules, ok := s.env.RulesFor(ch)
+func (s *Session) permit(ch string, publish bool) (node.Rules, error) {
+	rules, ok := s.env.Node.RulesFor(ch)
 	if !ok {
 		return rules, protocol.Errorf(protocol.CodeNotFound, "channel %q: unknown namespace", ch)
 	}
@@ -386,10 +385,10 @@ func (s *Session) handleSubscribe(ctx context.Context, f *protocol.ClientFrame) 
 // delivery. The seam is closed by buffering live messages while history is
 // read and dropping those the replay already covered; a replay longer than
 // the queue goes in pages (see replay.go).
-func (s *Session) startSubscription(ctx context.Context, id uint32, ch string, sub *subscription, since *broker.Position, rules Rules) (*protocol.Subscribed, error) {
+func (s *Session) startSubscription(ctx context.Context, id uint32, ch string, sub *subscription, since *broker.Position, rules node.Rules) (*protocol.Subscribed, error) {
 	env := s.env
 	if err := env.Hub.Subscribe(ctx, ch, s); err != nil {
-		return nil, BrokerError("subscribe", err)
+		return nil, node.BrokerError("subscribe", err)
 	}
 	q := broker.HistoryQuery{Since: since, Limit: -1}
 	if since != nil {
@@ -398,7 +397,7 @@ func (s *Session) startSubscription(ctx context.Context, id uint32, ch string, s
 	res, err := env.Broker.History(ctx, ch, q)
 	if err != nil {
 		env.Hub.Unsubscribe(ch, s)
-		return nil, BrokerError("history", err)
+		return nil, node.BrokerError("history", err)
 	}
 	reply := &protocol.Subscribed{ID: id, Channel: ch, Offset: res.Offset, Epoch: res.Epoch}
 	if since != nil {
@@ -410,9 +409,13 @@ func (s *Session) startSubscription(ctx context.Context, id uint32, ch string, s
 			env.Metrics.Recovery(reply.Recovered)
 		}
 	}
+	// tracked is set on sub under s.mu (the sweep reads it under s.mu),
+	// and only while sub is still the session's: once removed, nothing
+	// writes it, so dropSubscription and release read it without the lock.
+	tracked := false
 	if rules.Presence && env.Presence != nil {
 		if err := env.Presence.AddPresence(ctx, ch, broker.PresenceInfo{User: s.User(), Conn: s.connID, Node: env.NodeID}, presenceTTL(env)); err == nil {
-			sub.tracked = true
+			tracked = true
 		}
 	}
 
@@ -420,8 +423,12 @@ func (s *Session) startSubscription(ctx context.Context, id uint32, ch string, s
 	if s.state != stateConnected || s.subFor(ch) != sub {
 		s.mu.Unlock()
 		env.Hub.Unsubscribe(ch, s)
+		if tracked {
+			_ = env.Presence.RemovePresence(ctx, ch, s.connID)
+		}
 		return nil, protocol.Errorf(protocol.CodeConflict, "subscription to %q ended while it started", ch)
 	}
+	sub.tracked = tracked
 	sub.epoch, sub.offset = res.Epoch, res.Offset
 	if since != nil && len(res.Messages) > 0 {
 		sub.offset = since.Offset
@@ -436,8 +443,8 @@ func (s *Session) startSubscription(ctx context.Context, id uint32, ch string, s
 	}
 	s.mu.Unlock()
 	s.afterPush(perr)
-	if sub.tracked && rules.JoinLeave && env.Control != nil {
-		_ = env.Control(ctx, broker.Control{Kind: broker.ControlJoin, Channel: ch, User: s.User(), Conn: s.connID})
+	if tracked && rules.JoinLeave {
+		_ = env.Node.Control(ctx, broker.Control{Kind: broker.ControlJoin, Channel: ch, User: s.User(), Conn: s.connID})
 	}
 	return reply, nil
 }
@@ -460,15 +467,6 @@ func missedCount(since *broker.Position, res *broker.HistoryResult) uint64 {
 		return first - from - 1
 	}
 	return 0
-}
-
-// outgoingOf prepares a history message for delivery.
-func outgoingOf(p *broker.Publication) *Outgoing {
-	o := &Outgoing{Msg: protocol.NewPreparedMessage(p.Channel, p.Offset, p.Epoch, p.Data, protocol.Priority(p.Priority), p.From)}
-	if p.Conflate != "" {
-		o.Conflate = p.Channel + "\x00" + p.Conflate
-	}
-	return o
 }
 
 // presenceTTL is how long a presence entry lives without refresh.
@@ -497,10 +495,10 @@ func (s *Session) handleUnsubscribe(ctx context.Context, f *protocol.ClientFrame
 func (s *Session) dropSubscription(ctx context.Context, ch string, sub *subscription) {
 	env := s.env
 	env.Hub.Unsubscribe(ch, s)
-	if sub.tracked && env.Presence != nil {
+	if sub.tracked && env.Presence != nil { // sub is no longer the session's: see startSubscription
 		_ = env.Presence.RemovePresence(ctx, ch, s.connID)
-		if rules, ok := env.RulesFor(ch); ok && rules.JoinLeave && env.Control != nil {
-			_ = env.Control(ctx, broker.Control{Kind: broker.ControlLeave, Channel: ch, User: s.user, Conn: s.connID})
+		if rules, ok := env.Node.RulesFor(ch); ok && rules.JoinLeave {
+			_ = env.Node.Control(ctx, broker.Control{Kind: broker.ControlLeave, Channel: ch, User: s.User(), Conn: s.connID})
 		}
 	}
 }
@@ -534,7 +532,7 @@ func (s *Session) handlePublish(ctx context.Context, f *protocol.ClientFrame) er
 			return &protocol.Error{Code: protocol.CodeRateLimited, Reason: fmt.Sprintf("publish rate limit: %.0f per second", env.Limits.PublishRate), Retry: true}
 		}
 	}
-	res, err := env.Publish(ctx, rules, PublishArgs{
+	res, err := env.Node.Publish(ctx, rules, node.PublishArgs{
 		Channel: f.Channel, Data: f.Data, Priority: f.Priority, Conflate: f.Conflate,
 		Key: f.Key, From: s.User(), Source: "client",
 	})
@@ -609,7 +607,7 @@ func (s *Session) handleHistory(ctx context.Context, f *protocol.ClientFrame) er
 	if f.Since != nil {
 		q.Since = &broker.Position{Offset: f.Since.Offset, Epoch: f.Since.Epoch}
 	}
-	res, err := s.env.History(ctx, f.Channel, rules, q)
+	res, err := s.env.Node.History(ctx, f.Channel, rules, q)
 	if err != nil {
 		return err
 	}
@@ -620,7 +618,7 @@ func (s *Session) handleHistory(ctx context.Context, f *protocol.ClientFrame) er
 		if budget -= len(p.Data) + 64; budget < 0 && len(msgs) > 0 {
 			break
 		}
-		msgs = append(msgs, HistoryMessage(p))
+		msgs = append(msgs, node.HistoryMessage(p))
 	}
 	s.reply(&protocol.History{ID: f.ID, Channel: f.Channel, Messages: msgs, Offset: res.Offset, Epoch: res.Epoch})
 	return nil
@@ -631,7 +629,7 @@ func (s *Session) handlePresence(ctx context.Context, f *protocol.ClientFrame) e
 	if err != nil {
 		return err
 	}
-	clients, err := s.env.PresenceOf(ctx, f.Channel, rules)
+	clients, err := s.env.Node.PresenceOf(ctx, f.Channel, rules)
 	if err != nil {
 		return err
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/ferry-io/ferry/broker/memory"
 	"github.com/ferry-io/ferry/internal/auth"
 	"github.com/ferry-io/ferry/internal/hub"
+	"github.com/ferry-io/ferry/internal/node"
 	"github.com/ferry-io/ferry/protocol"
 )
 
@@ -34,9 +35,6 @@ func memoryEnv(w *Writers) (*Env, func()) {
 		Broker: b,
 		KV:     b,
 		Hub:    hub.New(b),
-		RulesFor: func(string) (Rules, bool) {
-			return Rules{Subscribe: true, Publish: true}, true
-		},
 		Limits: Limits{
 			MaxSubscriptions:  128,
 			QueueMessages:     1024,
@@ -48,9 +46,10 @@ func memoryEnv(w *Writers) (*Env, func()) {
 			PerUser:           8,
 		},
 		Logger:   slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Registry: NewRegistry(),
+		Registry: node.NewRegistry[*Session](),
 		Writers:  w,
 	}
+	env.Node = testNode(b, env.Hub, env.Registry, node.Rules{Subscribe: true, Publish: true})
 	env.Presence, _ = broker.Broker(b).(broker.Presence)
 	env.Users, _ = broker.Broker(b).(broker.Users)
 	return env, func() { w.Close(); _ = b.Close() }
@@ -165,4 +164,15 @@ func BenchmarkIdleSessionMemory(b *testing.B) {
 			b.ReportMetric(per, "bytes/conn")
 		})
 	}
+}
+
+// testNode is the node of a test environment: every channel has rules.
+func testNode(b broker.Broker, h *hub.Hub, reg *node.Registry[*Session], rules node.Rules) *node.Node {
+	return node.New(node.Config{
+		ID:         b.(*memory.Broker).NodeID(),
+		Broker:     b,
+		Hub:        h,
+		Namespaces: node.Namespaces{Fallback: &rules},
+		Local:      reg,
+	})
 }

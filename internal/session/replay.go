@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/ferry-io/ferry/broker"
+	"github.com/ferry-io/ferry/internal/node"
 )
 
 // Replays longer than the queue go in pages: a page fills the queue's free
@@ -48,7 +49,7 @@ func (s *Session) queuePageLocked(sub *subscription, res *broker.HistoryResult, 
 	var err error
 	more := limit > 0 && len(res.Messages) >= limit
 	for i := range res.Messages {
-		o := outgoingOf(&res.Messages[i])
+		o := node.OutgoingOf(&res.Messages[i])
 		if !s.roomForLocked(o.Msg.Size()) {
 			more = true // the rest waits for the next page
 			break

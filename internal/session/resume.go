@@ -113,15 +113,15 @@ func (s *Session) loadSnapshot(ctx context.Context, r *protocol.Resume, user str
 	}
 	// Take the session over from its live connection.
 	if snap.Node == env.NodeID {
-		if old := env.Registry.byConn(snap.Conn); old != nil && old.sessionID() == snap.ID {
+		if old, ok := env.Registry.ByConn(snap.Conn); ok && old.sessionID() == snap.ID {
 			old.Close(protocol.CloseSessionTakenOver, "session taken over by a resumed connection")
 			select {
 			case <-old.Done():
 			case <-time.After(takeoverWait):
 			}
 		}
-	} else if env.Control != nil {
-		err := env.Control(ctx, broker.Control{Node: snap.Node, Kind: broker.ControlTakeover, User: user, Conn: snap.Conn,
+	} else {
+		err := env.Node.Control(ctx, broker.Control{Node: snap.Node, Kind: broker.ControlTakeover, User: user, Conn: snap.Conn,
 			Code: protocol.CloseSessionTakenOver, Reason: "session taken over by a resumed connection"})
 		if errors.Is(err, broker.ErrNoNode) {
 			// The node that held it is gone (killed, say): nobody will

@@ -46,12 +46,7 @@ func TestResumeFromGoneNodeDoesNotWaitForTakeover(t *testing.T) {
 	other := *env
 	other.NodeID = "other"
 	var takeovers atomic.Int64
-	other.Control = func(_ context.Context, c broker.Control) error {
-		if c.Kind == broker.ControlTakeover {
-			takeovers.Add(1)
-		}
-		return broker.ErrNoNode
-	}
+	other.Node = unreachable{Node: env.Node, takeovers: &takeovers}
 	kv := &countingKV{KV: env.KV, key: snapshotKey(connected.Session)}
 	other.KV = kv
 	newT := &recTransport{}
@@ -67,4 +62,18 @@ func TestResumeFromGoneNodeDoesNotWaitForTakeover(t *testing.T) {
 	if n := kv.reads.Load(); n != 1 {
 		t.Fatalf("the snapshot was read %d times, want once (no polling for a takeover answer)", n)
 	}
+}
+
+// unreachable is a node whose control messages reach nobody; it counts the
+// takeover requests it was asked to send.
+type unreachable struct {
+	Node
+	takeovers *atomic.Int64
+}
+
+func (u unreachable) Control(_ context.Context, c broker.Control) error {
+	if c.Kind == broker.ControlTakeover {
+		u.takeovers.Add(1)
+	}
+	return broker.ErrNoNode
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/ferry-io/ferry/internal/auth"
 	"github.com/ferry-io/ferry/internal/flow"
+	"github.com/ferry-io/ferry/internal/node"
 	"github.com/ferry-io/ferry/protocol"
 )
 
@@ -78,6 +79,7 @@ const maxBatchFrames = 128
 // transport's reader, publications from the hub, the writer pool drains the
 // queue.
 type Session struct {
+	// Set by New and read-only after (no lock needed).
 	env    *Env
 	t      Transport
 	codec  protocol.Codec
@@ -86,40 +88,42 @@ type Session struct {
 	remote string
 	opened int64 // unix nanos
 
-	pingedAt atomic.Int64 // unix nanos of the last unanswered ping; 0 = none
-	// nextOfUser is the next session of the same user in the registry
-	// (guarded by the registry shard's lock).
+	pingedAt atomic.Int64 // (atomic) unix nanos of the last unanswered ping; 0 = none; the sweep's
+	// nextOfUser is the next session of the same user in the node's
+	// registry; guarded by the lock of the registry shard of the user
+	// (only the registry touches it, through UserLink).
 	nextOfUser *Session
 
-	mu        sync.Mutex // guards everything below but scheduled
-	state     uint8
-	everAcked bool
-	replaying bool        // a goroutine is reading replay pages
-	scheduled atomic.Bool // (atomic) queued at the writer pool
-	replays   int32       // subscriptions with replay pages still to read
-	closeCode int32
+	mu        sync.Mutex  // guards the fields below that are not atomics
+	state     uint8       // guarded by mu: stateNew, stateConnected, stateClosed
+	everAcked bool        // guarded by mu
+	replaying bool        // guarded by mu: a goroutine is reading replay pages
+	scheduled atomic.Bool // (atomic) queued at the writer pool; set by the scheduler, cleared by flush
+	replays   int32       // guarded by mu: subscriptions with replay pages still to read
+	closeCode int32       // guarded by mu: the code Close was called with (0: not yet)
 	// laterGen is odd while the session waits in the writer pool's
-	// delayed list (see Writers.delay); guarded by the pool's lock.
+	// delayed list (see Writers.delay); (atomic) changed only under the
+	// pool's lock.
 	laterGen    atomic.Uint32
-	id          string
-	resumeToken string
-	user        string
+	id          string // guarded by mu: the session id ("" before connect)
+	resumeToken string // guarded by mu
+	user        string // guarded by mu; set by connect
 	// channels is the token's channels claim (nil: none); expiresAt is
 	// its expiry in unix nanos (0: none). With user, they are all the
-	// session keeps of its claims.
+	// session keeps of its claims. Guarded by mu.
 	channels   *auth.ChannelsClaim
 	expiresAt  int64
-	subs       []*subscription // see subs.go
-	queue      flow.Queue
-	acks       *ackRing
-	extra      *sessionExtra // nil until needed
-	scratch    []flow.Item
-	batchTimer *time.Timer
-	rateTimer  *time.Timer
+	subs       []*subscription // guarded by mu (and each subscription's fields); see subs.go
+	queue      flow.Queue      // guarded by mu
+	acks       *ackRing        // guarded by mu; set by New for pull transports
+	extra      *sessionExtra   // guarded by mu; nil until needed
+	scratch    []flow.Item     // guarded by mu: the flush's pop buffer
+	batchTimer *time.Timer     // guarded by mu
+	rateTimer  *time.Timer     // guarded by mu
 	// refreshedAt and savedAt are when the records were last refreshed
 	// and the live snapshot last written, in milliseconds since opened
 	// (modulo 2^32: they are only compared with times less than 49 days
-	// later).
+	// later). Guarded by mu.
 	refreshedAt uint32
 	savedAt     uint32
 
@@ -130,6 +134,7 @@ type Session struct {
 	// Its lowest bit (pendingBit) is set when that write left bytes
 	// unsent in the transport: while it is clear, flush does not ask the
 	// transport for its backlog (Pending takes the transport's lock).
+	// (atomic) Written by flush under mu, read by the pool without it.
 	lastWrite atomic.Int64
 }
 
@@ -138,6 +143,8 @@ const pendingBit = 1
 
 // sessionExtra is what few sessions need, made on first use (an idle
 // connection does without it).
+//
+// A sessionExtra and all its fields are guarded by the session's mu.
 type sessionExtra struct {
 	// hs is what the handshake brought, until the connect frame is
 	// handled (nil after).
@@ -186,6 +193,11 @@ func (s *Session) closeReasonLocked() string {
 //
 // A node keeps one for every subscribed connection: the fields are ordered
 // (and rate is a float32) so that it takes 96 bytes.
+//
+// Every field is guarded by the session's mu, except ch (set when made,
+// read-only after). Once the subscription is removed from the session
+// (unsubscribe, close) nothing writes it any more, so the code that
+// releases it reads it without the lock.
 type subscription struct {
 	ch         string
 	epoch      string
@@ -193,7 +205,7 @@ type subscription struct {
 	written    uint64 // last offset written to the wire
 	acked      uint64 // last offset the client acknowledged
 	replayFrom uint64
-	pending    []*Outgoing
+	pending    []*node.Outgoing
 	rate       float32 // the namespace's outbound rate limit (messages/s)
 	recovering bool    // replay in progress: live messages wait in pending
 	replayDue  bool    // a paged replay has more to read after replayFrom
@@ -229,7 +241,7 @@ func New(env *Env, t Transport, hs Handshake) *Session {
 		MaxBytes:    env.Limits.QueueBytes,
 		Grace:       env.Limits.SlowConsumerGrace,
 	})
-	env.Registry.addPending(s)
+	env.Registry.Add(s)
 	return s
 }
 
@@ -310,9 +322,9 @@ func newID(n int) string {
 // by the hub; never blocks).
 func (s *Session) Deliver(ch string, v any) {
 	switch o := v.(type) {
-	case *Outgoing:
+	case *node.Outgoing:
 		s.deliverMessage(ch, o)
-	case *PresenceOut:
+	case *node.PresenceOut:
 		s.mu.Lock()
 		sub := s.subFor(ch)
 		if sub == nil || !sub.presence || s.state != stateConnected {
@@ -325,7 +337,7 @@ func (s *Session) Deliver(ch string, v any) {
 	}
 }
 
-func (s *Session) deliverMessage(ch string, o *Outgoing) {
+func (s *Session) deliverMessage(ch string, o *node.Outgoing) {
 	s.mu.Lock()
 	sub := s.subFor(ch)
 	if sub == nil || s.state != stateConnected {
@@ -375,7 +387,7 @@ func (s *Session) gapLocked(sub *subscription, m *protocol.PreparedMessage) bool
 }
 
 // queueMessageLocked queues a message unless the client already has it.
-func (s *Session) queueMessageLocked(sub *subscription, o *Outgoing) error {
+func (s *Session) queueMessageLocked(sub *subscription, o *node.Outgoing) error {
 	m := o.Msg
 	if m.Epoch() == sub.epoch && m.Offset() <= sub.offset {
 		return nil // duplicate (replay and live overlap)
@@ -730,7 +742,7 @@ func (s *Session) Closed(code int, reason string) {
 		close(done)
 	}
 
-	s.env.Registry.remove(s)
+	s.unregister()
 	if !wasConnected {
 		return
 	}

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
-	"slices"
 	"testing"
 	"time"
 
@@ -62,50 +61,6 @@ func TestSubscriptionsSmallAndIndexed(t *testing.T) {
 				t.Fatalf("empty set keeps memory: subs %v, extra %+v", s.subs, s.extra)
 			}
 		})
-	}
-}
-
-func TestRegistryByUser(t *testing.T) {
-	env, done := idleEnv(t)
-	defer done()
-	r := env.Registry
-	open := func(user string) *Session {
-		s := New(env, &sinkTransport{}, Handshake{Codec: protocol.JSON})
-		s.mu.Lock()
-		s.state, s.user, s.id = stateConnected, user, newID(12)
-		s.mu.Unlock()
-		r.connected(s)
-		return s
-	}
-	a1, a2, a3, b1 := open("alice"), open("alice"), open("alice"), open("bob")
-	same := func(got []*Session, want ...*Session) bool {
-		return len(got) == len(want) && !slices.ContainsFunc(want, func(s *Session) bool { return !slices.Contains(got, s) })
-	}
-	if got := r.ByUser("alice"); !same(got, a1, a2, a3) {
-		t.Fatalf("ByUser(alice) = %v", got)
-	}
-	steps := []struct {
-		remove *Session
-		alice  []*Session
-	}{
-		{a2, []*Session{a1, a3}}, // the middle of the chain
-		{a3, []*Session{a1}},     // its head (the last connected)
-		{a1, nil},                // the last one
-	}
-	for _, st := range steps {
-		r.remove(st.remove)
-		if got := r.ByUser("alice"); !same(got, st.alice...) {
-			t.Fatalf("after removing %s: ByUser(alice) = %v, want %v", st.remove.connID, got, st.alice)
-		}
-		if r.ByConn(st.remove.connID) != nil {
-			t.Fatalf("removed session %s still found by connection", st.remove.connID)
-		}
-	}
-	if _, ok := r.shard("alice").byUser["alice"]; ok {
-		t.Fatal("a user without sessions keeps an entry")
-	}
-	if got := r.ByUser("bob"); !same(got, b1) {
-		t.Fatalf("ByUser(bob) = %v", got)
 	}
 }
 

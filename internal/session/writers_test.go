@@ -10,6 +10,7 @@ import (
 
 	"github.com/ferry-io/ferry/internal/auth"
 	"github.com/ferry-io/ferry/internal/flow"
+	"github.com/ferry-io/ferry/internal/node"
 	"github.com/ferry-io/ferry/protocol"
 )
 
@@ -87,8 +88,8 @@ func recSession(tb testing.TB, env *Env, ch string) (*Session, *recTransport) {
 	return s, t
 }
 
-func message(ch string, offset uint64) *Outgoing {
-	return &Outgoing{Msg: protocol.NewPreparedMessage(ch, offset, "e", protocol.RawJSON(`{"n":1}`), protocol.PriorityNormal, "")}
+func message(ch string, offset uint64) *node.Outgoing {
+	return &node.Outgoing{Msg: protocol.NewPreparedMessage(ch, offset, "e", protocol.RawJSON(`{"n":1}`), protocol.PriorityNormal, "")}
 }
 
 // waitFor polls cond until it holds; it fails the test after a generous
@@ -320,7 +321,7 @@ func BenchmarkBroadcastDeliver(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		// Each publication brings its own copy of the channel name.
 		ch := string([]byte("bench:fan"))
-		o := &Outgoing{Msg: protocol.NewPreparedMessage(ch, uint64(i+1), "e", data, protocol.PriorityNormal, "")}
+		o := &node.Outgoing{Msg: protocol.NewPreparedMessage(ch, uint64(i+1), "e", data, protocol.PriorityNormal, "")}
 		env.Hub.Broadcast(ch, o)
 		if i%16 == 15 {
 			b.StopTimer()
@@ -352,9 +353,9 @@ func BenchmarkFlush(b *testing.B) {
 			sub := s.subFor("c")
 			s.mu.Unlock()
 			data := protocol.RawJSON(`{"price":101.25,"sym":"ACME"}`)
-			msgs := make([]*Outgoing, 1024)
+			msgs := make([]*node.Outgoing, 1024)
 			for k := range msgs {
-				msgs[k] = &Outgoing{Msg: protocol.NewPreparedMessage("c", uint64(k+1), "e", data, protocol.PriorityNormal, "")}
+				msgs[k] = &node.Outgoing{Msg: protocol.NewPreparedMessage("c", uint64(k+1), "e", data, protocol.PriorityNormal, "")}
 			}
 			var buf []byte
 			next := 0

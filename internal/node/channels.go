@@ -1,4 +1,4 @@
-package session
+package node
 
 import (
 	"context"
@@ -25,7 +25,7 @@ type PublishArgs struct {
 }
 
 // Publish publishes under the channel's namespace rules.
-func (e *Env) Publish(ctx context.Context, rules Rules, a PublishArgs) (broker.PublishResult, error) {
+func (n *Node) Publish(ctx context.Context, rules Rules, a PublishArgs) (broker.PublishResult, error) {
 	prio := rules.Priority
 	if a.Priority != "" {
 		p, err := protocol.ParsePriority(a.Priority)
@@ -34,7 +34,7 @@ func (e *Env) Publish(ctx context.Context, rules Rules, a PublishArgs) (broker.P
 		}
 		prio = p
 	}
-	res, err := e.Broker.Publish(ctx, a.Channel, broker.Publication{
+	res, err := n.broker.Publish(ctx, a.Channel, broker.Publication{
 		Data:     a.Data,
 		Priority: uint8(prio),
 		Conflate: a.Conflate,
@@ -43,25 +43,25 @@ func (e *Env) Publish(ctx context.Context, rules Rules, a PublishArgs) (broker.P
 		HistorySize:       rules.HistorySize,
 		HistoryTTL:        rules.HistoryTTL,
 		IdempotencyKey:    a.Key,
-		IdempotencyWindow: e.Limits.IdempotencyWindow,
+		IdempotencyWindow: n.idempotencyWindow,
 	})
 	if err != nil {
-		e.Metrics.BrokerError("publish")
+		n.metrics.BrokerError("publish")
 		return res, BrokerError("publish", err)
 	}
-	e.Metrics.Published(a.Source)
+	n.metrics.Published(a.Source)
 	if res.Duplicate {
-		e.Metrics.PublishDuplicate()
+		n.metrics.PublishDuplicate()
 	}
 	return res, nil
 }
 
 // History reads a channel's history where its namespace keeps one.
-func (e *Env) History(ctx context.Context, ch string, rules Rules, q broker.HistoryQuery) (broker.HistoryResult, error) {
+func (n *Node) History(ctx context.Context, ch string, rules Rules, q broker.HistoryQuery) (broker.HistoryResult, error) {
 	if rules.HistorySize <= 0 {
 		return broker.HistoryResult{}, protocol.Errorf(protocol.CodeNotFound, "history is not kept for channel %q", ch)
 	}
-	res, err := e.Broker.History(ctx, ch, q)
+	res, err := n.broker.History(ctx, ch, q)
 	if err != nil {
 		return res, BrokerError("history", err)
 	}
@@ -69,11 +69,11 @@ func (e *Env) History(ctx context.Context, ch string, rules Rules, q broker.Hist
 }
 
 // PresenceOf lists who is in a channel where its namespace tracks presence.
-func (e *Env) PresenceOf(ctx context.Context, ch string, rules Rules) ([]protocol.ClientInfo, error) {
-	if !rules.Presence || e.Presence == nil {
+func (n *Node) PresenceOf(ctx context.Context, ch string, rules Rules) ([]protocol.ClientInfo, error) {
+	if !rules.Presence || n.presence == nil {
 		return nil, protocol.Errorf(protocol.CodeNotFound, "presence is not tracked for channel %q", ch)
 	}
-	infos, err := e.Presence.Presence(ctx, ch)
+	infos, err := n.presence.Presence(ctx, ch)
 	if err != nil {
 		return nil, BrokerError("presence", err)
 	}

@@ -1,0 +1,50 @@
+package node
+
+import (
+	"strings"
+	"time"
+
+	"github.com/ferry-io/ferry/protocol"
+)
+
+// Rules are a namespace's rules, as the node and its sessions apply them.
+type Rules struct {
+	HistorySize int
+	HistoryTTL  time.Duration
+	Presence    bool
+	JoinLeave   bool
+	Publish     bool
+	Subscribe   bool
+	Priority    protocol.Priority
+	Rate        float64
+}
+
+// Namespaces maps a channel to its namespace's rules. The zero value serves
+// no channel. It is read-only once built.
+type Namespaces struct {
+	// ByName holds the rules of each configured namespace.
+	ByName map[string]Rules
+	// Fallback, when set, are the rules of a namespace that is not in
+	// ByName (development mode serves every channel).
+	Fallback *Rules
+}
+
+// RulesFor returns the rules of ch's namespace; false when there are none.
+func (ns Namespaces) RulesFor(ch string) (Rules, bool) {
+	if r, ok := ns.ByName[NamespaceOf(ch)]; ok {
+		return r, true
+	}
+	if ns.Fallback != nil {
+		return *ns.Fallback, true
+	}
+	return Rules{}, false
+}
+
+// NamespaceOf returns the namespace name of a channel: what comes before
+// its first ':', or "default" when it has none.
+func NamespaceOf(channel string) string {
+	if i := strings.IndexByte(channel, ':'); i >= 0 {
+		return channel[:i]
+	}
+	return "default"
+}
