@@ -214,7 +214,8 @@ func slowClosed(t testing.TB, n *node) bool {
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	return strings.Contains(string(b), "ferry_slow_consumer_closes_total 1")
+	// The whole line: one close, not a count that merely starts with 1.
+	return strings.Contains(string(b), "\nferry_slow_consumer_closes_total 1\n")
 }
 
 // upgradeRaw performs the WebSocket handshake on an open connection.

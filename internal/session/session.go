@@ -470,9 +470,8 @@ func (s *Session) replyError(id uint32, err error) {
 func (s *Session) afterPush(err error) {
 	if err != nil {
 		if errors.Is(err, flow.ErrSlowConsumer) {
-			if s.env.Metrics != nil {
-				s.env.Metrics.SlowConsumerClose()
-			}
+			// Counted by Close, once: pushes that fail while the
+			// connection is closing are not more slow consumers.
 			s.Close(protocol.CloseSlowConsumer, "slow consumer: outbound queue full")
 			return
 		}
@@ -668,6 +667,9 @@ func (s *Session) Close(code int, reason string) {
 	}
 	s.closeCode = int32(code)
 	s.extraLocked().closeReason = reason
+	if code == protocol.CloseSlowConsumer && s.env.Metrics != nil {
+		s.env.Metrics.SlowConsumerClose()
+	}
 	d := &protocol.Disconnect{Code: code, Reason: reason, Reconnect: protocol.ShouldReconnect(code)}
 	if code == protocol.CloseRateLimited {
 		d.RetryAfterMS = 1000
