@@ -35,6 +35,7 @@ import (
 	"github.com/ferry-io/ferry/broker/memory"
 	"github.com/ferry-io/ferry/broker/redis"
 	"github.com/ferry-io/ferry/internal/auth"
+	"github.com/ferry-io/ferry/internal/flow"
 	"github.com/ferry-io/ferry/internal/hub"
 	"github.com/ferry-io/ferry/internal/metrics"
 	"github.com/ferry-io/ferry/internal/node"
@@ -51,7 +52,7 @@ type Server struct {
 	hub     *hub.Hub
 	node    *node.Node
 	reg     *node.Registry[*session.Session]
-	writers *session.Writers
+	writers *flow.Writers
 	env     *session.Env
 	metrics *metrics.Metrics
 
@@ -146,7 +147,7 @@ func New(cfg Config, opts ...Options) (*Server, error) {
 		Metrics:           s.metrics,
 		Local:             s.reg,
 	})
-	s.writers = session.NewWritersWith(max(2, runtime.GOMAXPROCS(0)), session.Coalescing{
+	s.writers = flow.NewWritersWith(max(2, runtime.GOMAXPROCS(0)), flow.Coalescing{
 		WriteBudget: float64(cfg.Batch.WriteBudget * runtime.GOMAXPROCS(0)),
 		MaxWindow:   cfg.Batch.MaxWindow,
 	})

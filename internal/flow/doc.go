@@ -90,4 +90,16 @@
 //
 // Batching is the caller's: Pop returns up to max ready items and the writer
 // encodes them as one wire message (see protocol.Codec's BeginBatch).
+//
+// # The writer pool
+//
+// Writers is the node's pool of writer goroutines that drain the queues:
+// a connection (a session) with something to send schedules itself
+// (Schedule, WriteNow, Reply) and a writer calls its Flush, which pops and
+// writes. The pool sees a connection only through the narrow Writable
+// interface (Slot and Flush); its per-connection bookkeeping is a Slot of
+// atomics kept in the connection, so scheduling costs no table lookup and
+// no lock of the connection. Under load the pool gathers messages into
+// fewer writes (adaptive coalescing, see Writers). Lock order: the pool's
+// lock is never held while a connection's Flush runs.
 package flow

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ferry-io/ferry/broker/memory"
+	"github.com/ferry-io/ferry/internal/flow"
 	"github.com/ferry-io/ferry/internal/hub"
 	"github.com/ferry-io/ferry/internal/node"
 	"github.com/ferry-io/ferry/protocol"
@@ -46,7 +47,7 @@ func benchEnv(tb testing.TB) (*Env, func()) {
 		Limits:   Limits{QueueMessages: 1024, QueueBytes: 1 << 20, HeartbeatInterval: time.Minute, HeartbeatTimeout: time.Minute},
 		Logger:   slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Registry: node.NewRegistry[*Session](),
-		Writers:  NewWriters(runtime.GOMAXPROCS(0)),
+		Writers:  flow.NewWriters(runtime.GOMAXPROCS(0)),
 	}
 	env.Node = testNode(b, h, env.Registry, node.Rules{Subscribe: true})
 	return env, func() { env.Writers.Close(); _ = b.Close() }

@@ -19,7 +19,8 @@
 // goes to the node, which hands it to the broker. What the broker delivers,
 // the node encodes once and the hub hands to Deliver; the session queues it
 // in its bounded flow.Queue (priorities, conflation, credit) and schedules
-// itself on the node's Writers pool, whose goroutines pop what the queue
+// itself on the node's writer pool (flow.Writers, through the narrow
+// flow.Writable interface), whose goroutines call Flush: pop what the queue
 // allows, encode it as one wire message (a batch when more than one frame
 // is ready) and hand it to the transport.
 //
@@ -47,9 +48,9 @@
 // call back into the session (Closed, Kick) from inside Send or Close while
 // the session holds its lock; one that might uses ClosedAsync.
 //
-// The few fields touched without Session.mu are atomics: scheduled (set by
-// whoever queues the session at the pool, cleared by the flush),
-// laterGen (the pool's delayed-list generation, changed under Writers.mu),
-// lastWrite (written by the flush, read by the pool to place the session in
-// its coalescing window) and pingedAt (the sweep).
+// The few fields touched without Session.mu are atomics: slot (the
+// session's place in the writer pool, flow.Slot: scheduled, written by the
+// flush, read by the pool to place the session in its coalescing window)
+// and pingedAt (the sweep); nextOfUser belongs to the node's registry,
+// under its shard's lock.
 package session

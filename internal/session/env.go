@@ -7,6 +7,7 @@ import (
 
 	"github.com/ferry-io/ferry/broker"
 	"github.com/ferry-io/ferry/internal/auth"
+	"github.com/ferry-io/ferry/internal/flow"
 	"github.com/ferry-io/ferry/internal/hub"
 	"github.com/ferry-io/ferry/internal/metrics"
 	"github.com/ferry-io/ferry/internal/node"
@@ -72,7 +73,7 @@ type Env struct {
 	Logger   *slog.Logger
 	// Registry holds the node's sessions.
 	Registry *node.Registry[*Session]
-	Writers  *Writers
+	Writers  *flow.Writers
 	// Go starts a tracked goroutine.
 	Go func(func())
 	// Now is the clock (time.Now when nil).

@@ -51,11 +51,11 @@ func (s *Session) HandleMessages(msgs [][]byte) {
 	// Holding the scheduled flag keeps replies from being scheduled one by
 	// one. If a flush is under way it may clear the flag meanwhile; the
 	// replies then go out in more writes, nothing worse.
-	corked := s.puller == nil && s.scheduled.CompareAndSwap(false, true)
+	corked := s.puller == nil && s.slot.Cork()
 	for _, m := range msgs {
 		s.HandleMessage(m)
 	}
-	if corked && s.scheduled.CompareAndSwap(true, false) {
+	if corked && s.slot.Uncork() {
 		s.scheduleAtOnce() // replies: no coalescing window (see reply)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/ferry-io/ferry/broker"
 	"github.com/ferry-io/ferry/broker/memory"
 	"github.com/ferry-io/ferry/internal/auth"
+	"github.com/ferry-io/ferry/internal/flow"
 	"github.com/ferry-io/ferry/internal/hub"
 	"github.com/ferry-io/ferry/internal/node"
 	"github.com/ferry-io/ferry/protocol"
@@ -23,12 +24,12 @@ import (
 // memory broker: snapshots in its KV, user connection records, presence.
 func idleEnv(tb testing.TB) (*Env, func()) {
 	tb.Helper()
-	return memoryEnv(NewWriters(2))
+	return memoryEnv(flow.NewWriters(2))
 }
 
 // memoryEnv is idleEnv with the writer pool w; the function it returns
 // closes w and the broker.
-func memoryEnv(w *Writers) (*Env, func()) {
+func memoryEnv(w *flow.Writers) (*Env, func()) {
 	b := memory.New(memory.Config{NodeID: "idle"})
 	env := &Env{
 		NodeID: "idle",

@@ -9,6 +9,7 @@ import (
 
 	"github.com/ferry-io/ferry/broker"
 	"github.com/ferry-io/ferry/internal/auth"
+	"github.com/ferry-io/ferry/internal/flow"
 	"github.com/ferry-io/ferry/protocol"
 )
 
@@ -31,7 +32,7 @@ func TestResumeFromGoneNodeDoesNotWaitForTakeover(t *testing.T) {
 	// takeover request reaches nobody, so the resume must use the saved
 	// state at once rather than poll the snapshot for an answer that
 	// cannot come.
-	env := writersEnv(t, NewWriters(2))
+	env := writersEnv(t, flow.NewWriters(2))
 	claims := &auth.Claims{Subject: "u"}
 	oldT := &recTransport{}
 	old := New(env, oldT, Handshake{Codec: protocol.JSON, Token: "t", Claims: claims})

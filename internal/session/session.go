@@ -94,20 +94,15 @@ type Session struct {
 	// (only the registry touches it, through UserLink).
 	nextOfUser *Session
 
-	mu        sync.Mutex  // guards the fields below that are not atomics
-	state     uint8       // guarded by mu: stateNew, stateConnected, stateClosed
-	everAcked bool        // guarded by mu
-	replaying bool        // guarded by mu: a goroutine is reading replay pages
-	scheduled atomic.Bool // (atomic) queued at the writer pool; set by the scheduler, cleared by flush
-	replays   int32       // guarded by mu: subscriptions with replay pages still to read
-	closeCode int32       // guarded by mu: the code Close was called with (0: not yet)
-	// laterGen is odd while the session waits in the writer pool's
-	// delayed list (see Writers.delay); (atomic) changed only under the
-	// pool's lock.
-	laterGen    atomic.Uint32
-	id          string // guarded by mu: the session id ("" before connect)
-	resumeToken string // guarded by mu
-	user        string // guarded by mu; set by connect
+	mu          sync.Mutex // guards the fields below that are not atomics
+	state       uint8      // guarded by mu: stateNew, stateConnected, stateClosed
+	everAcked   bool       // guarded by mu
+	replaying   bool       // guarded by mu: a goroutine is reading replay pages
+	replays     int32      // guarded by mu: subscriptions with replay pages still to read
+	closeCode   int32      // guarded by mu: the code Close was called with (0: not yet)
+	id          string     // guarded by mu: the session id ("" before connect)
+	resumeToken string     // guarded by mu
+	user        string     // guarded by mu; set by connect
 	// channels is the token's channels claim (nil: none); expiresAt is
 	// its expiry in unix nanos (0: none). With user, they are all the
 	// session keeps of its claims. Guarded by mu.
@@ -127,19 +122,10 @@ type Session struct {
 	refreshedAt uint32
 	savedAt     uint32
 
-	// Delivery path (owned by the writer pool's code, see writers.go):
-	// lastWrite is when the pool last wrote to this session, on the
-	// pool's clock (Writers.now); 0 = never. Under load the pool holds a
-	// session back until its coalescing window after lastWrite is over.
-	// Its lowest bit (pendingBit) is set when that write left bytes
-	// unsent in the transport: while it is clear, flush does not ask the
-	// transport for its backlog (Pending takes the transport's lock).
-	// (atomic) Written by flush under mu, read by the pool without it.
-	lastWrite atomic.Int64
+	// slot is the session's place in the node's writer pool: whether it
+	// is scheduled, when it was last written (atomics, see flow.Slot).
+	slot flow.Slot
 }
-
-// pendingBit is the flag bit of Session.lastWrite.
-const pendingBit = 1
 
 // sessionExtra is what few sessions need, made on first use (an idle
 // connection does without it).
@@ -449,13 +435,7 @@ func (s *Session) reply(f protocol.ServerFrame) {
 
 // scheduleReply hands the session to the writer pool at once, taking it
 // out of the pool's delayed list if it waits there.
-func (s *Session) scheduleReply() {
-	if s.scheduled.CompareAndSwap(false, true) {
-		s.env.Writers.enqueue(s)
-		return
-	}
-	s.env.Writers.promote(s)
-}
+func (s *Session) scheduleReply() { s.env.Writers.Reply(s) }
 
 // replyError answers a request with an error frame.
 func (s *Session) replyError(id uint32, err error) {
@@ -508,9 +488,7 @@ func (s *Session) scheduleNow() {
 		s.puller.Wake()
 		return
 	}
-	if s.scheduled.CompareAndSwap(false, true) {
-		s.env.Writers.schedule(s)
-	}
+	s.env.Writers.Schedule(s)
 }
 
 // scheduleAtOnce is scheduleNow without the coalescing window, for a
@@ -521,28 +499,28 @@ func (s *Session) scheduleAtOnce() {
 		s.puller.Wake()
 		return
 	}
-	if s.scheduled.CompareAndSwap(false, true) {
-		s.env.Writers.enqueue(s)
-	}
+	s.env.Writers.WriteNow(s)
 }
 
 // Kick tells the session that its transport can take more (called by the
 // transport after a backlog drained).
 func (s *Session) Kick() { s.scheduleAtOnce() }
 
-// flush writes what the queue allows to the transport. It runs on a writer
-// goroutine; buf is that goroutine's scratch buffer and now the pool's
-// clock. It returns buf, the number of writes it made and the number of
-// frames they carried.
-func (s *Session) flush(buf []byte, now int64) (_ []byte, writes, frames int) {
-	s.scheduled.Store(false)
+// Slot is the session's place in the writer pool (flow.Writable).
+func (s *Session) Slot() *flow.Slot { return &s.slot }
+
+// Flush writes what the queue allows to the transport (flow.Writable). It
+// runs on a writer goroutine; buf is that goroutine's scratch buffer and
+// now the pool's clock. It returns buf, the number of writes it made and
+// the number of frames they carried.
+func (s *Session) Flush(buf []byte, now int64) (_ []byte, writes, frames int) {
 	for round := 0; round < 8; round++ {
 		s.mu.Lock()
 		if s.state == stateClosed || s.closeCode != 0 {
 			s.mu.Unlock()
 			return buf, writes, frames
 		}
-		if s.lastWrite.Load()&pendingBit != 0 && s.t.Pending() > maxPendingBytes {
+		if s.slot.Backlogged() && s.t.Pending() > maxPendingBytes {
 			s.mu.Unlock()
 			return buf, writes, frames
 		}
@@ -559,11 +537,7 @@ func (s *Session) flush(buf []byte, now int64) (_ []byte, writes, frames int) {
 		pending, err := s.t.Send(buf)
 		if err == nil {
 			s.markWrittenLocked(items)
-			lw := now &^ pendingBit
-			if pending > 0 {
-				lw |= pendingBit
-			}
-			s.lastWrite.Store(lw)
+			s.slot.Wrote(now, pending > 0)
 			writes++
 			frames += len(items)
 		}

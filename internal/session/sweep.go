@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/ferry-io/ferry/broker"
+	"github.com/ferry-io/ferry/internal/flow"
 	"github.com/ferry-io/ferry/protocol"
 )
 
@@ -165,3 +166,7 @@ func (f *refresh) run(ctx context.Context) {
 		}
 	}
 }
+
+// The session is what the writer pool holds (and, as the Env's Registry
+// type says, what the node's registry holds: node.Conn).
+var _ flow.Writable = (*Session)(nil)

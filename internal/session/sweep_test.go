@@ -10,6 +10,7 @@ import (
 
 	"github.com/ferry-io/ferry/broker"
 	"github.com/ferry-io/ferry/internal/auth"
+	"github.com/ferry-io/ferry/internal/flow"
 	"github.com/ferry-io/ferry/protocol"
 )
 
@@ -48,7 +49,7 @@ func TestSweepRefreshesRecordsConcurrently(t *testing.T) {
 	// session after the other would take the number of connections times
 	// the latency. Here every refresh waits until four are in flight: done
 	// one by one they would all time out.
-	env := writersEnv(t, NewWriters(2))
+	env := writersEnv(t, flow.NewWriters(2))
 	users := &gatedUsers{Users: env.Users, want: 4}
 	users.cond = sync.NewCond(&users.mu)
 	env.Users = users

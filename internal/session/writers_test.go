@@ -68,7 +68,7 @@ func (t *recTransport) frames(tb testing.TB) []int {
 }
 
 // writersEnv is a session environment (memoryEnv) whose writer pool is w.
-func writersEnv(tb testing.TB, w *Writers) *Env {
+func writersEnv(tb testing.TB, w *flow.Writers) *Env {
 	tb.Helper()
 	env, done := memoryEnv(w)
 	tb.Cleanup(done)
@@ -105,98 +105,8 @@ func waitFor(tb testing.TB, what string, cond func() bool) {
 	}
 }
 
-func (w *Writers) laterLen() int {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return len(w.later) - w.lhead
-}
-
-// expireLater makes every delayed session due and runs the timer's work.
-func (w *Writers) expireLater() {
-	w.mu.Lock()
-	for i := w.lhead; i < len(w.later); i++ {
-		w.later[i].due = 0
-	}
-	w.mu.Unlock()
-	w.release()
-}
-
-// windowSession is a session on a pool of n writers held at a one-hour
-// coalescing window (no tuning), already written once (offset 1), so that
-// what it is sent next waits for the window.
-func windowSession(t *testing.T, n int) (*Writers, *Session, *recTransport) {
-	t.Helper()
-	w := NewWritersWith(n, Coalescing{})
-	w.window.Store(int64(time.Hour))
-	s, rec := recSession(t, writersEnv(t, w), "c")
-	// Never written: no window to wait for.
-	s.Deliver("c", message("c", 1))
-	waitFor(t, "the first write", func() bool { return len(rec.frames(t)) == 1 })
-	return w, s, rec
-}
-
-func TestWritersWindowGathersMessagesIntoOneWrite(t *testing.T) {
-	w, s, rec := windowSession(t, 1)
-
-	// Written just now: what follows waits for the window.
-	for off := uint64(2); off <= 5; off++ {
-		s.Deliver("c", message("c", off))
-	}
-	waitFor(t, "the session to wait for its window", func() bool { return w.laterLen() == 1 })
-	s.mu.Lock()
-	queued := s.queue.Len()
-	s.mu.Unlock()
-	if queued != 4 {
-		t.Fatalf("queued %d messages while waiting, want 4", queued)
-	}
-	if n := len(rec.frames(t)); n != 1 {
-		t.Fatalf("%d writes before the window ended, want 1", n)
-	}
-
-	w.expireLater()
-	waitFor(t, "the second write", func() bool { return len(rec.frames(t)) == 2 })
-	if got := rec.frames(t); got[0] != 1 || got[1] != 4 {
-		t.Fatalf("frames per write %v, want [1 4]", got)
-	}
-	if v := s.lastWrite.Load(); v == 0 {
-		t.Fatal("lastWrite not recorded")
-	}
-}
-
-func TestWritersNoWindowWritesEachMessage(t *testing.T) {
-	w := NewWritersWith(1, Coalescing{})
-	env := writersEnv(t, w)
-	s, rec := recSession(t, env, "c")
-	for off := uint64(1); off <= 3; off++ {
-		s.Deliver("c", message("c", off))
-		want := int(off)
-		waitFor(t, "a write", func() bool { return len(rec.frames(t)) == want })
-	}
-	if n := w.laterLen(); n != 0 {
-		t.Fatalf("%d sessions delayed without a window", n)
-	}
-}
-
-func TestKickWritesAtOnceDespiteTheWindow(t *testing.T) {
-	w, s, rec := windowSession(t, 1)
-
-	// Queued without scheduling, as when a write stopped on a full
-	// transport: Kick (the transport drained) must not wait for the window.
-	s.mu.Lock()
-	err := s.queueMessageLocked(s.subFor("c"), message("c", 2))
-	s.mu.Unlock()
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.Kick()
-	waitFor(t, "the kicked write", func() bool { return len(rec.frames(t)) == 2 })
-	if n := w.laterLen(); n != 0 {
-		t.Fatalf("%d sessions delayed after Kick", n)
-	}
-}
-
 func TestFlushStopsOnABackloggedTransport(t *testing.T) {
-	w := NewWritersWith(1, Coalescing{})
+	w := flow.NewWritersWith(1, flow.Coalescing{})
 	env := writersEnv(t, w)
 	s, rec := recSession(t, env, "c")
 
@@ -212,7 +122,7 @@ func TestFlushStopsOnABackloggedTransport(t *testing.T) {
 	waitFor(t, "the second write", func() bool { return len(rec.frames(t)) == 2 })
 	s.Deliver("c", message("c", 3))
 	waitFor(t, "the writer to look at the backlog", func() bool { return rec.set(maxPendingBytes+1) > 0 })
-	waitFor(t, "the writer to let the session go", func() bool { return !s.scheduled.Load() })
+	waitFor(t, "the writer to let the session go", func() bool { return !s.slot.Scheduled() })
 	if n := len(rec.frames(t)); n != 2 {
 		t.Fatalf("%d writes to a backlogged transport, want 2", n)
 	}
@@ -223,84 +133,11 @@ func TestFlushStopsOnABackloggedTransport(t *testing.T) {
 	waitFor(t, "the write after Kick", func() bool { return len(rec.frames(t)) == 3 })
 }
 
-func TestWritersCloseWithDelayedSessions(t *testing.T) {
-	w, s, rec := windowSession(t, 2)
-	s.Deliver("c", message("c", 2))
-	waitFor(t, "the delayed session", func() bool { return w.laterLen() == 1 })
-	w.Close()
-	if n := w.laterLen(); n != 0 {
-		t.Fatalf("Close left %d delayed sessions", n)
-	}
-	w.release() // a timer that fired during Close does nothing
-	if n := len(rec.frames(t)); n != 1 {
-		t.Fatalf("%d writes after Close, want 1", n)
-	}
-}
-
-func TestWritersTune(t *testing.T) {
-	const budget = 10000
-	maxW := 40 * time.Millisecond
-	tests := []struct {
-		name    string
-		cur     time.Duration
-		elapsed time.Duration
-		frames  int64
-		active  int64
-		want    time.Duration
-	}{
-		{"idle", 0, 100 * time.Millisecond, 0, 0, 0},
-		{"under budget", 0, 100 * time.Millisecond, 900, 500, 0},
-		{"over budget: N/budget", 0, 100 * time.Millisecond, 2000, 200, 20 * time.Millisecond},
-		{"capped", 0, 100 * time.Millisecond, 50000, 1000, maxW},
-		{"rise at once", 5 * time.Millisecond, 100 * time.Millisecond, 2000, 300, 30 * time.Millisecond},
-		{"fall by halves", 30 * time.Millisecond, 100 * time.Millisecond, 500, 300, 15 * time.Millisecond},
-		{"small window is none", 900 * time.Microsecond, 100 * time.Millisecond, 100, 300, 0},
-		{"over budget, few sessions", 0, 100 * time.Millisecond, 5000, 2, 0},
-		{"period not over", 10 * time.Millisecond, 50 * time.Millisecond, 0, 0, 10 * time.Millisecond},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			w := &Writers{budget: budget, maxWindow: int64(maxW)}
-			w.window.Store(int64(tc.cur))
-			w.period.Store(1)
-			w.frames.Store(tc.frames)
-			w.active.Store(tc.active)
-			w.tune(1 + int64(tc.elapsed))
-			got := w.Window()
-			if d := got - tc.want; d > time.Microsecond || d < -time.Microsecond {
-				t.Fatalf("window %v, want %v", got, tc.want)
-			}
-		})
-	}
-}
-
-func TestWritersTuneFollowsLoad(t *testing.T) {
-	// The pool under load, then idle: the window opens and closes again.
-	w := NewWritersWith(1, Coalescing{WriteBudget: 10, MaxWindow: time.Second})
-	env := writersEnv(t, w)
-	s, rec := recSession(t, env, "c")
-	off := uint64(0)
-	waitFor(t, "a window under load", func() bool {
-		off++
-		s.Deliver("c", message("c", off))
-		w.expireLater()
-		return w.Window() > 0
-	})
-	if len(rec.frames(t)) == 0 {
-		t.Fatal("nothing written")
-	}
-	waitFor(t, "no window once idle", func() bool {
-		w.expireLater()
-		w.tune(w.now())
-		return w.Window() == 0
-	})
-}
-
 // BenchmarkBroadcastDeliver is the hub's side of a fan-out: one
 // publication handed to 1,000 sessions, each queueing it (the sessions
 // count as scheduled, so no writer runs). It reports ns per delivery.
 func BenchmarkBroadcastDeliver(b *testing.B) {
-	w := NewWritersWith(1, Coalescing{})
+	w := flow.NewWritersWith(1, flow.Coalescing{})
 	env := writersEnv(b, w)
 	const n = 1000
 	sessions := make([]*Session, n)
@@ -308,7 +145,7 @@ func BenchmarkBroadcastDeliver(b *testing.B) {
 		// The subscription keeps its own copy of the name, as one made
 		// from a client's subscribe frame does.
 		s, _ := recSession(b, env, string([]byte("bench:fan")))
-		s.scheduled.Store(true)
+		s.slot.Cork()
 		if err := env.Hub.Subscribe(context.Background(), "bench:fan", s); err != nil {
 			b.Fatal(err)
 		}
@@ -343,7 +180,7 @@ func BenchmarkBroadcastDeliver(b *testing.B) {
 func BenchmarkFlush(b *testing.B) {
 	for _, frames := range []int{1, 4} {
 		b.Run(strconv.Itoa(frames), func(b *testing.B) {
-			w := NewWritersWith(1, Coalescing{})
+			w := flow.NewWritersWith(1, flow.Coalescing{})
 			env := writersEnv(b, w)
 			t := &sinkTransport{}
 			s := New(env, t, Handshake{Codec: protocol.JSON})
@@ -373,7 +210,7 @@ func BenchmarkFlush(b *testing.B) {
 					next++
 				}
 				s.mu.Unlock()
-				buf, _, _ = s.flush(buf, 1)
+				buf, _, _ = s.Flush(buf, 1)
 			}
 			if t.writes.Load() != int64(b.N) {
 				b.Fatalf("%d writes for %d flushes", t.writes.Load(), b.N)
@@ -386,7 +223,7 @@ func TestPipelinedFramesRepliesShareOneWrite(t *testing.T) {
 	// A client that sends several frames before any answer (connect then
 	// subscribes) gets the replies of the messages handled together in one
 	// write, not one write per reply.
-	env := writersEnv(t, NewWriters(2))
+	env := writersEnv(t, flow.NewWriters(2))
 	tr := &recTransport{}
 	s := New(env, tr, Handshake{Codec: protocol.JSON, Token: "t", Claims: &auth.Claims{Subject: "u"}})
 	s.HandleMessages([][]byte{
@@ -402,26 +239,5 @@ func TestPipelinedFramesRepliesShareOneWrite(t *testing.T) {
 	env.Writers.Close() // no more writes: what was sent is all there is
 	if got := tr.frames(t); len(got) != 1 || got[0] != 3 {
 		t.Fatalf("frames per write = %v, want [3] (connected and two subscribed in one write): %q", got, tr.sends)
-	}
-}
-
-func TestReplyDoesNotWaitForTheWindow(t *testing.T) {
-	// Under load the pool holds a session back for its coalescing window,
-	// but a reply to the client's request (here a pong) goes out at once,
-	// with whatever was queued, and the session is written once.
-	w, s, rec := windowSession(t, 1)
-	s.Deliver("c", message("c", 2))
-	waitFor(t, "the delivery to wait for its window", func() bool { return w.laterLen() == 1 })
-	s.HandleMessage([]byte(`{"type":"ping","id":7}`))
-	waitFor(t, "the pong", func() bool { return len(rec.frames(t)) == 2 })
-	if got := rec.frames(t); got[1] != 2 {
-		t.Fatalf("frames per write %v, want [1 2] (the waiting delivery and the pong)", got)
-	}
-	// The window's end finds the session promoted: no second queueing.
-	w.expireLater()
-	s.Deliver("c", message("c", 3))
-	waitFor(t, "the third delivery to wait", func() bool { return w.laterLen() == 1 })
-	if n := len(rec.frames(t)); n != 2 {
-		t.Fatalf("%d writes, want 2 (the stale delayed entry must not write the session again)", n)
 	}
 }

@@ -1,4 +1,4 @@
-package session
+package flow
 
 import (
 	"runtime"
@@ -7,11 +7,78 @@ import (
 	"time"
 )
 
-// Writers is the node's pool of writer goroutines. A session with something
-// to send is queued here once (its scheduled flag keeps it from being
-// queued twice), so the queue never holds more entries than there are
-// sessions and enqueue never blocks. No connection has a writer goroutine
-// of its own.
+// Writable is what the writer pool asks of one connection (a session).
+type Writable interface {
+	// Slot returns the connection's bookkeeping in the pool. It is the
+	// same slot on every call; only the pool and the connection's own
+	// Flush touch it.
+	Slot() *Slot
+	// Flush writes what the connection's queue allows to its transport. It
+	// runs on a writer goroutine; buf is that goroutine's scratch buffer
+	// and now the pool's clock (pass it to Slot.Wrote). It returns buf, the
+	// number of writes it made and the number of frames they carried.
+	Flush(buf []byte, now int64) (_ []byte, writes, frames int)
+}
+
+// Slot is a connection's place in the writer pool. Its zero value is a
+// connection never scheduled nor written. It is kept in the connection
+// (not in a table of the pool) so that scheduling costs no lookup; every
+// field is an atomic.
+type Slot struct {
+	// lastWrite is when the pool last wrote to the connection, on the
+	// pool's clock (Writers.now); 0 = never. Under load the pool holds a
+	// connection back until its coalescing window after lastWrite is
+	// over. Its lowest bit (pendingBit) is set when that write left bytes
+	// unsent in the transport. Written by Flush (Wrote), read by the pool.
+	lastWrite atomic.Int64
+	// laterGen is odd while the connection waits in the pool's delayed
+	// list (see Writers.delay); changed only under the pool's lock.
+	laterGen atomic.Uint32
+	// scheduled: the connection is queued at the pool (or corked); set by
+	// whoever schedules it, cleared by the pool before Flush.
+	scheduled atomic.Bool
+}
+
+// pendingBit is the flag bit of Slot.lastWrite.
+const pendingBit = 1
+
+// Wrote records a write made at now (the pool's clock, as given to
+// Flush); pending says whether it left bytes unsent in the transport.
+func (s *Slot) Wrote(now int64, pending bool) {
+	lw := now &^ pendingBit
+	if pending {
+		lw |= pendingBit
+	}
+	s.lastWrite.Store(lw)
+}
+
+// Backlogged reports whether the last write left bytes unsent in the
+// transport (while it did not, Flush need not ask the transport for its
+// backlog).
+func (s *Slot) Backlogged() bool { return s.lastWrite.Load()&pendingBit != 0 }
+
+// Written reports whether the pool ever wrote to the connection.
+func (s *Slot) Written() bool { return s.lastWrite.Load() != 0 }
+
+// Scheduled reports whether the connection is queued at the pool (or
+// corked).
+func (s *Slot) Scheduled() bool { return s.scheduled.Load() }
+
+// Cork marks the connection as scheduled without queuing it, so that what
+// it is given meanwhile is not scheduled piece by piece; false when it was
+// scheduled already (then there is nothing to uncork).
+func (s *Slot) Cork() bool { return s.scheduled.CompareAndSwap(false, true) }
+
+// Uncork clears the mark Cork set and reports whether the caller must now
+// schedule the connection; false when a flush cleared it meanwhile (the
+// connection was written, and anything newer scheduled it again).
+func (s *Slot) Uncork() bool { return s.scheduled.CompareAndSwap(true, false) }
+
+// Writers is the node's pool of writer goroutines. A connection with
+// something to send is queued here once (its slot's scheduled flag keeps it
+// from being queued twice), so the queue never holds more entries than
+// there are connections and enqueue never blocks. No connection has a
+// writer goroutine of its own.
 //
 // # Adaptive coalescing
 //
@@ -33,7 +100,7 @@ import (
 type Writers struct {
 	mu     sync.Mutex
 	cond   *sync.Cond
-	q      []*Session
+	q      []Writable
 	head   int // q[head:] is waiting
 	closed bool
 	wg     sync.WaitGroup
@@ -52,11 +119,11 @@ type Writers struct {
 	armed     bool         // guarded by mu: timer is set for later[lhead]
 }
 
-// delayed is a session waiting for its coalescing window to end.
+// delayed is a connection waiting for its coalescing window to end.
 type delayed struct {
-	s   *Session
+	c   Writable
 	due int64  // pool clock
-	gen uint32 // s.laterGen when delayed: a different one means promoted
+	gen uint32 // the slot's laterGen when delayed: a different one means promoted
 }
 
 // Coalescing sets the writer pool's adaptive coalescing.
@@ -125,43 +192,70 @@ func (w *Writers) now() int64 { return int64(time.Since(w.base)) + 2 }
 // once).
 func (w *Writers) Window() time.Duration { return time.Duration(w.window.Load()) }
 
-// schedule queues s for a write: at once, or when its coalescing window
-// ends if it was written less than the window ago. s.scheduled is set.
-func (w *Writers) schedule(s *Session) {
+// Schedule asks the pool to write c, at most once at a time: at once, or
+// when its coalescing window ends if it was written less than the window
+// ago. It does nothing while c is already scheduled.
+func (w *Writers) Schedule(c Writable) {
+	sl := c.Slot()
+	if !sl.scheduled.CompareAndSwap(false, true) {
+		return
+	}
 	if win := w.window.Load(); win > 0 {
-		if last := s.lastWrite.Load(); last != 0 {
+		if last := sl.lastWrite.Load(); last != 0 {
 			now := w.now()
 			if due := last + win; due > now+windowSlack {
-				w.delay(s, due, now)
+				w.delay(c, sl, due, now)
 				return
 			}
 		}
 	}
-	w.enqueue(s)
+	w.enqueue(c)
 }
 
-// enqueue queues s for a write at once.
-func (w *Writers) enqueue(s *Session) {
+// WriteNow asks the pool to write c without the coalescing window (for a
+// connection that already waited: a drained backlog, a rate timer, a flush
+// that stopped to let others have the writer). It does nothing while c is
+// already scheduled.
+func (w *Writers) WriteNow(c Writable) {
+	if c.Slot().scheduled.CompareAndSwap(false, true) {
+		w.enqueue(c)
+	}
+}
+
+// Reply asks the pool to write c at once for a reply the client waits
+// for: queued now if it was not scheduled, or moved out of the delayed
+// list if it waits there for its window.
+func (w *Writers) Reply(c Writable) {
+	sl := c.Slot()
+	if sl.scheduled.CompareAndSwap(false, true) {
+		w.enqueue(c)
+		return
+	}
+	w.promote(c, sl)
+}
+
+// enqueue queues c for a write at once; its scheduled flag is set.
+func (w *Writers) enqueue(c Writable) {
 	w.mu.Lock()
 	if w.closed {
 		w.mu.Unlock()
 		return
 	}
-	w.q = append(w.q, s)
+	w.q = append(w.q, c)
 	w.mu.Unlock()
 	w.cond.Signal()
 }
 
-// delay queues s to be written at due. The list is first in, first out:
-// the window changes slowly, so dues come nearly in order, and a session
-// behind a later one waits at most that much longer.
-func (w *Writers) delay(s *Session, due, now int64) {
+// delay queues c to be written at due. The list is first in, first out:
+// the window changes slowly, so dues come nearly in order, and a
+// connection behind a later one waits at most that much longer.
+func (w *Writers) delay(c Writable, sl *Slot, due, now int64) {
 	w.mu.Lock()
 	if w.closed {
 		w.mu.Unlock()
 		return
 	}
-	w.later = append(w.later, delayed{s: s, due: due, gen: s.laterGen.Add(1)})
+	w.later = append(w.later, delayed{c: c, due: due, gen: sl.laterGen.Add(1)})
 	if !w.armed {
 		w.armed = true
 		w.timer.Reset(time.Duration(due - now))
@@ -169,13 +263,13 @@ func (w *Writers) delay(s *Session, due, now int64) {
 	w.mu.Unlock()
 }
 
-// promote moves s from the delayed list to the write queue, if it waits
+// promote moves c from the delayed list to the write queue, if it waits
 // there (its scheduled flag stays set: it is queued exactly once).
-func (w *Writers) promote(s *Session) {
+func (w *Writers) promote(c Writable, sl *Slot) {
 	w.mu.Lock()
-	if g := s.laterGen.Load(); g%2 == 1 && !w.closed {
-		s.laterGen.Store(g + 1)
-		w.q = append(w.q, s)
+	if g := sl.laterGen.Load(); g%2 == 1 && !w.closed {
+		sl.laterGen.Store(g + 1)
+		w.q = append(w.q, c)
 		w.mu.Unlock()
 		w.cond.Signal()
 		return
@@ -194,9 +288,9 @@ func (w *Writers) release() {
 	now := w.now()
 	moved := 0
 	for w.lhead < len(w.later) && w.later[w.lhead].due <= now+windowSlack {
-		if e := w.later[w.lhead]; e.s.laterGen.Load() == e.gen {
-			e.s.laterGen.Add(1) // even: out of the delayed list
-			w.q = append(w.q, e.s)
+		if e := w.later[w.lhead]; e.c.Slot().laterGen.Load() == e.gen {
+			e.c.Slot().laterGen.Add(1) // even: out of the delayed list
+			w.q = append(w.q, e.c)
 		} // else promote moved it to the queue already
 		w.later[w.lhead] = delayed{}
 		w.lhead++
@@ -228,7 +322,7 @@ func (w *Writers) release() {
 func (w *Writers) run() {
 	defer w.wg.Done()
 	var buf []byte
-	var batch []*Session
+	var batch []Writable
 	for {
 		w.mu.Lock()
 		for len(w.q) == w.head && !w.closed {
@@ -254,10 +348,12 @@ func (w *Writers) run() {
 		now := w.now()
 		period := w.period.Load()
 		frames, active := 0, 0
-		for _, s := range batch {
-			prev := s.lastWrite.Load()
+		for _, c := range batch {
+			sl := c.Slot()
+			prev := sl.lastWrite.Load()
+			sl.scheduled.Store(false) // what arrives during Flush schedules it again
 			var writes, f int
-			buf, writes, f = s.flush(buf, now)
+			buf, writes, f = c.Flush(buf, now)
 			if writes > 0 {
 				frames += f
 				if prev < period {
