@@ -130,21 +130,15 @@ func (s *Server) findHTTPSession(ctx context.Context, tok string, lastSeq int64)
 	}
 	mode := fallback.Mode(rec.Mode)
 	t := fallback.New(mode, func() { s.httpSessions.Delete(tok) })
-	sess := session.New(s.env, t, session.Handshake{
+	sess, err := session.Adopt(s.env, t, session.Adoption{
+		Session:      rec.Session,
 		Claims:       claims,
-		Codec:        protocol.JSON,
 		SessionToken: tok,
 		ResumeSeq:    lastSeq,
-		Adopt:        true,
 	})
-	t.Bind(sess)
-	connect, _ := json.Marshal(map[string]any{"type": "connect", "resume": map[string]string{"session": rec.Session, "token": "adopted"}})
-	if err := sess.HandleRequest(connect); err != nil || !sess.Connected() {
-		sess.Close(protocol.CloseUnauthorized, "session could not be adopted")
+	if err != nil {
 		return nil, errNoSession
 	}
-	// The connected frame was for this node's bookkeeping, not the client.
-	_, _ = sess.Pull(nil, nil, 1)
 	if id, _ := sess.ResumeInfo(); id != rec.Session {
 		// The old state was gone (expired): this is a new session now;
 		// the client will see fresh subscriptions are needed.

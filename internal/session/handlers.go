@@ -178,7 +178,7 @@ func (s *Session) handleConnect(f *protocol.ClientFrame) {
 
 	var snap *snapshot
 	if f.Resume != nil {
-		snap = s.loadSnapshot(ctx, f.Resume, claims.Subject, hs.Adopt)
+		snap = s.loadSnapshot(ctx, f.Resume, claims.Subject, hs.adopt)
 	}
 
 	s.mu.Lock()

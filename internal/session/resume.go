@@ -93,7 +93,7 @@ const takeoverWait = 3 * time.Second
 // or nil when it cannot be resumed (unknown, expired, another user's, wrong
 // token). A session whose connection is still open is taken over: the old
 // connection is closed with 4016 and its final state is used. adopt skips
-// the token check (see Handshake.Adopt).
+// the token check (see Adopt).
 func (s *Session) loadSnapshot(ctx context.Context, r *protocol.Resume, user string, adopt bool) *snapshot {
 	env := s.env
 	if env.KV == nil || r.Session == "" {

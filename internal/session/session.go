@@ -55,10 +55,11 @@ type Handshake struct {
 	// received (Last-Event-ID) when an HTTP session is adopted by another
 	// node: the resume starts after it.
 	ResumeSeq int64
-	// Adopt marks a node taking over an HTTP session it found by the
-	// session token's record: the resume token is not needed (the record
-	// does not keep it).
-	Adopt bool
+
+	// adopt marks a node taking over an HTTP session it found by the
+	// session token's record (see Adopt): the resume token is not needed
+	// (the record does not keep it).
+	adopt bool
 }
 
 const (
