@@ -3,11 +3,10 @@ package server
 import (
 	"log/slog"
 	"net/http"
-	"sync"
-	"time"
 
 	"github.com/ferry-io/ferry/internal/session"
 	"github.com/ferry-io/ferry/internal/transport/ws"
+	"github.com/ferry-io/ferry/internal/transport/wssession"
 	"github.com/ferry-io/ferry/protocol"
 )
 
@@ -46,127 +45,13 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		s.log.Debug("upgrade failed", slog.String("remote", s.logIP(r)), slog.Any("err", err))
 		return
 	}
-	codec := protocol.CodecFor(conn.Subprotocol())
-	t := &wsTransport{c: conn, binary: codec.Binary(), goFn: s.goTracked}
-	t.s = session.New(s.env, t, session.Handshake{
+	wssession.Serve(conn, s.env, session.Handshake{
 		Token:      tok,
 		Claims:     claims,
 		RemoteAddr: s.logIP(r),
-		Codec:      codec,
-	})
-	conn.Serve(t)
+		Codec:      protocol.CodecFor(conn.Subprotocol()),
+	}, s.goTracked)
 }
-
-// wsTransport adapts a WebSocket connection to a session.
-type wsTransport struct {
-	c      *ws.Conn
-	s      *session.Session
-	binary bool
-	goFn   func(func()) // starts the inbox goroutine (tracked by the server)
-
-	// Inbound messages wait here for the session's own goroutine: the
-	// connection's reader (a reactor loop shared with other connections)
-	// never runs frame handling itself.
-	mu      sync.Mutex
-	inbox   [][]byte // copies of messages not yet handled, in order
-	inBytes int
-	working bool // a goroutine is draining the inbox
-	paused  bool // reading is paused until the inbox drains
-	ended   bool // OnClose came: handle the rest, then end the session
-	code    int
-	reason  string
-}
-
-var (
-	_ session.Transport = (*wsTransport)(nil)
-	_ ws.Handler        = (*wsTransport)(nil)
-)
-
-// The inbox is bounded: past these, reading from the socket pauses until
-// the session has handled what came, so a client that sends faster than
-// its frames are handled is held back by TCP flow control.
-const (
-	inboxMaxMessages = 64
-	inboxMaxBytes    = 1 << 20
-)
-
-func (t *wsTransport) Name() string { return "ws" }
-
-func (t *wsTransport) Send(msg []byte) (int, error) { return t.c.WriteMessage(t.binary, msg) }
-
-func (t *wsTransport) Pending() int { return t.c.Pending() }
-
-func (t *wsTransport) Ping() error { return t.c.Ping() }
-
-func (t *wsTransport) Close(code int, reason string) { t.c.Close(code, reason) }
-
-func (t *wsTransport) LastActivity() time.Time { return t.c.LastActivity() }
-
-// OnMessage queues a copy of the message for the session's goroutine,
-// which handles messages one at a time, in order. Frame handling (token
-// checks, decoding, broker calls) may wait on the broker; it never runs on
-// the reader, and the goroutine exists only while there is work.
-func (t *wsTransport) OnMessage(_ *ws.Conn, _ bool, payload []byte) {
-	msg := append([]byte(nil), payload...)
-	t.mu.Lock()
-	t.inbox = append(t.inbox, msg)
-	t.inBytes += len(msg)
-	start := !t.working
-	t.working = true
-	if !t.paused && (len(t.inbox) >= inboxMaxMessages || t.inBytes >= inboxMaxBytes) {
-		t.paused = true
-		t.c.PauseReading()
-	}
-	t.mu.Unlock()
-	if start {
-		t.goFn(t.work)
-	}
-}
-
-// OnClose hands the end of the wire to the session after the messages that
-// came before it.
-func (t *wsTransport) OnClose(_ *ws.Conn, code int, reason string) {
-	t.mu.Lock()
-	t.ended, t.code, t.reason = true, code, reason
-	start := !t.working
-	t.working = true
-	t.mu.Unlock()
-	if start {
-		t.goFn(t.work)
-	}
-}
-
-// work drains the inbox, then reports the end of the wire if it came.
-func (t *wsTransport) work() {
-	for {
-		t.mu.Lock()
-		// Take everything that is waiting: the session sends the replies
-		// of messages that came together in one write.
-		msgs := t.inbox
-		t.inbox, t.inBytes = nil, 0
-		if t.paused {
-			t.paused = false
-			t.c.ResumeReading()
-		}
-		end := len(msgs) == 0 && t.ended
-		if len(msgs) == 0 && !end {
-			t.working = false
-			t.mu.Unlock()
-			return
-		}
-		if end {
-			t.ended = false
-			code, reason := t.code, t.reason
-			t.mu.Unlock()
-			t.s.Closed(code, reason) // after every message that came before it
-			continue
-		}
-		t.mu.Unlock()
-		t.s.HandleMessages(msgs)
-	}
-}
-
-func (t *wsTransport) OnWritable(*ws.Conn) { t.s.Kick() }
 
 // serveEcho is the --dev WebSocket echo endpoint on the same transport
 // stack (same reader, writer and limits), for external conformance suites.
