@@ -146,8 +146,7 @@ func (s *Server) serveOpenSession(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusServiceUnavailable, "cannot issue a stream ticket now: "+err.Error())
 		return
 	}
-	t := fallback.New(mode, func() { s.httpSessions.Delete(sessTok) })
-	sess := session.New(s.env, t, session.Handshake{
+	_, sess := s.httpSessions.Open(sessTok, mode, session.Handshake{
 		Token:        tok,
 		Claims:       claims,
 		RemoteAddr:   s.logIP(r),
@@ -156,11 +155,9 @@ func (s *Server) serveOpenSession(w http.ResponseWriter, r *http.Request) {
 		StreamTicket: ticket,
 		ResumeSeq:    -1,
 	})
-	t.Bind(sess)
-	s.httpSessions.Store(sessTok, t)
 	defer func() {
 		if sess.Connected() {
-			s.saveHTTPSession(r.Context(), sessTok, mode, sess, sessClaims(sess, claims))
+			s.httpSessions.Save(r.Context(), sessTok, mode, sess, sessClaims(sess, claims))
 		}
 	}()
 	if err := sess.HandleRequest(body); err != nil {
@@ -198,7 +195,7 @@ func (s *Server) httpSession(w http.ResponseWriter, r *http.Request) (*fallback.
 		return nil, false
 	}
 	last, _ := lastEventID(r) // checked by the callers that use it
-	t, err := s.findHTTPSession(r.Context(), tok, last)
+	t, err := s.httpSessions.Find(r.Context(), tok, last)
 	if err != nil {
 		httpSessionError(w, err)
 		return nil, false
@@ -244,7 +241,7 @@ func (s *Server) serveSSE(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	t, err := s.findHTTPSession(r.Context(), strings.TrimPrefix(val, sseTicketPrefix), last)
+	t, err := s.httpSessions.Find(r.Context(), strings.TrimPrefix(val, sseTicketPrefix), last)
 	if err != nil {
 		httpSessionError(w, err)
 		return
@@ -346,4 +343,14 @@ func sessClaims(sess *session.Session, hs *auth.Claims) *auth.Claims {
 		return c
 	}
 	return hs
+}
+
+// httpSessionError answers a request whose session cannot be found.
+func httpSessionError(w http.ResponseWriter, err error) {
+	if errors.Is(err, fallback.ErrNoSession) {
+		httpError(w, http.StatusNotFound, "session not found or expired: open a new one with POST /v1/sessions (with resume to keep its subscriptions)")
+		return
+	}
+	w.Header().Set("Retry-After", "1")
+	httpError(w, http.StatusServiceUnavailable, "session store unavailable: "+err.Error())
 }

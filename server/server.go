@@ -40,6 +40,7 @@ import (
 	"github.com/ferry-io/ferry/internal/metrics"
 	"github.com/ferry-io/ferry/internal/node"
 	"github.com/ferry-io/ferry/internal/session"
+	"github.com/ferry-io/ferry/internal/transport/fallback"
 	"github.com/ferry-io/ferry/internal/transport/ws"
 	"github.com/ferry-io/ferry/protocol"
 )
@@ -63,10 +64,9 @@ type Server struct {
 	proxies  []netip.Prefix
 
 	handler      http.Handler
-	httpSessions sync.Map // session token -> *fallback.Transport
-	anyOrigin    bool     // allowed_origins has "*": CORS without credentials
-	maxConns     int      // the node's connection cap in force (0 = none)
-	adoptLocks   sync.Map // session token -> *sync.Mutex: one adoption at a time
+	httpSessions *fallback.Sessions
+	anyOrigin    bool // allowed_origins has "*": CORS without credentials
+	maxConns     int  // the node's connection cap in force (0 = none)
 	cert         atomic.Pointer[tls.Certificate]
 	wsOnce       sync.Once
 	wsOpts       *ws.Options
@@ -159,6 +159,13 @@ func New(cfg Config, opts ...Options) (*Server, error) {
 	kv, _ := s.broker.(broker.KV)
 	s.tickets = auth.NewTicketStore(kv, auth.TicketConfig{TTL: 30 * time.Second, NotFound: broker.ErrNotFound})
 	s.env = s.newEnv(kv)
+	s.httpSessions = fallback.NewSessions(fallback.SessionsConfig{
+		Env:        s.env,
+		KV:         kv,
+		SessionTTL: cfg.Session.TTL,
+		Heartbeat:  cfg.Heartbeat.Interval + cfg.Heartbeat.Timeout,
+		Logger:     log,
+	})
 	s.metrics.SetQueueDepthFunc(func() float64 { return float64(s.reg.QueueDepth()) })
 
 	if err := s.broker.Start(context.Background(), s.node); err != nil {

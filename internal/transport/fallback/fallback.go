@@ -10,6 +10,15 @@
 // to it for as long as the request lasts, and a new one replaces the old.
 // Between requests the session lives on; the heartbeat sweep expires it
 // when no request comes for heartbeat.interval + heartbeat.timeout.
+//
+// Sessions (sessions.go) holds a node's HTTP sessions by session token and
+// makes them reachable from every node: a request that lands on a node
+// that does not hold its session adopts it (session.Adopt) from the record
+// the holding node keeps in the broker's KV.
+//
+// Data flow: transport (this package) -> session -> node -> hub / broker
+// -> queue -> writer. It imports session, broker and protocol; the HTTP
+// routes, admission and tokens that lead here are the server's.
 package fallback
 
 import (

@@ -1,0 +1,203 @@
+package fallback
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/ferry-io/ferry/broker"
+	"github.com/ferry-io/ferry/internal/auth"
+	"github.com/ferry-io/ferry/internal/session"
+	"github.com/ferry-io/ferry/protocol"
+)
+
+// HTTP-fallback sessions are reachable from every node: the session token
+// names a record in the broker's KV (by its hash, so the store never holds
+// the token) with what a node needs to take the session over. A poll or a
+// stream that lands on a node that does not hold the session adopts it:
+// the node resumes it (the old node closes its copy with 4016 and saves its
+// state) and replays from history what the client has not confirmed. No
+// sticky sessions are needed behind a round-robin balancer. The record
+// holds no secret: neither the session token nor the resume token.
+
+// Sessions is a node's HTTP sessions by session token: the ones it holds,
+// and the records (in the broker's KV, when it has one) through which it
+// adopts the sessions of other nodes. Its methods are safe for concurrent
+// use.
+type Sessions struct {
+	// Set by NewSessions, read-only after.
+	env          *session.Env
+	kv           broker.KV     // nil: sessions live on one node only
+	recordTTL    time.Duration // how long a record outlives its last refresh
+	refreshEvery time.Duration // how often a held session's record is refreshed
+	log          *slog.Logger
+
+	byToken    sync.Map // session token -> *Transport (sync.Map's own lock)
+	adoptLocks sync.Map // session token -> *sync.Mutex: one adoption at a time
+}
+
+// SessionsConfig configures Sessions.
+type SessionsConfig struct {
+	// Env is the node's session environment (required).
+	Env *session.Env
+	// KV keeps the records for adoption across nodes (nil: none; a session
+	// is then found only on the node that opened it).
+	KV broker.KV
+	// SessionTTL is how long a session's state is kept for resumption; a
+	// record lives that long plus Heartbeat after its last refresh, and is
+	// refreshed every SessionTTL/3 while requests come.
+	SessionTTL time.Duration
+	// Heartbeat is the heartbeat interval plus its timeout.
+	Heartbeat time.Duration
+	// Logger receives the adoption logs (required).
+	Logger *slog.Logger
+}
+
+// NewSessions returns an empty set of HTTP sessions.
+func NewSessions(cfg SessionsConfig) *Sessions {
+	return &Sessions{
+		env:          cfg.Env,
+		kv:           cfg.KV,
+		recordTTL:    cfg.SessionTTL + cfg.Heartbeat,
+		refreshEvery: cfg.SessionTTL / 3,
+		log:          cfg.Logger,
+	}
+}
+
+// Open starts a session on a new transport in mode under session token
+// tok, and holds it until it ends. The caller binds nothing: the
+// transport and the session know each other when Open returns.
+func (ss *Sessions) Open(tok string, mode Mode, hs session.Handshake) (*Transport, *session.Session) {
+	t := New(mode, func() { ss.byToken.Delete(tok) })
+	sess := session.New(ss.env, t, hs)
+	t.Bind(sess)
+	ss.byToken.Store(tok, t)
+	return t, sess
+}
+
+// httpSessionRecord is what the KV keeps for a session token.
+type httpSessionRecord struct {
+	Session      string   `json:"session"`
+	Mode         string   `json:"mode"`
+	User         string   `json:"user"`
+	Exp          int64    `json:"exp,omitempty"`
+	Subscribe    []string `json:"subscribe"`
+	SubscribeSet bool     `json:"subscribe_set"`
+	Publish      []string `json:"publish"`
+	PublishSet   bool     `json:"publish_set"`
+}
+
+func httpSessionKey(tok string) string {
+	h := sha256.Sum256([]byte(tok))
+	return "ferry:httpsess:" + hex.EncodeToString(h[:])
+}
+
+// Save writes (or refreshes) the record of session token tok, so that
+// another node can adopt the session.
+func (ss *Sessions) Save(ctx context.Context, tok string, mode Mode, sess *session.Session, claims *auth.Claims) {
+	if ss.kv == nil || claims == nil {
+		return
+	}
+	id, _ := sess.ResumeInfo()
+	rec := httpSessionRecord{Session: id, Mode: string(mode), User: claims.Subject}
+	if !claims.ExpiresAt.IsZero() {
+		rec.Exp = claims.ExpiresAt.Unix()
+	}
+	if c := claims.Channels; c != nil {
+		rec.Subscribe, rec.SubscribeSet = c.Subscribe, c.Subscribe != nil
+		rec.Publish, rec.PublishSet = c.Publish, c.Publish != nil
+	}
+	b, _ := json.Marshal(rec)
+	_ = ss.kv.Set(ctx, httpSessionKey(tok), b, ss.recordTTL)
+}
+
+func (r *httpSessionRecord) claims() *auth.Claims {
+	c := &auth.Claims{Subject: r.User}
+	if r.Exp > 0 {
+		c.ExpiresAt = time.Unix(r.Exp, 0)
+	}
+	if r.SubscribeSet || r.PublishSet {
+		c.Channels = &auth.ChannelsClaim{}
+		if r.SubscribeSet {
+			c.Channels.Subscribe = append([]string{}, r.Subscribe...)
+		}
+		if r.PublishSet {
+			c.Channels.Publish = append([]string{}, r.Publish...)
+		}
+	}
+	return c
+}
+
+// ErrNoSession: the token names no session anywhere.
+var ErrNoSession = errors.New("session not found or expired")
+
+// Find returns the transport of a session token: the local one,
+// or the session adopted from another node.
+//
+// lastSeq is the client's Last-Event-ID (-1 when none): an adopted session
+// resumes after it, and its seq numbers go on from the old node's.
+func (ss *Sessions) Find(ctx context.Context, tok string, lastSeq int64) (*Transport, error) {
+	if v, ok := ss.byToken.Load(tok); ok {
+		t := v.(*Transport)
+		code, _, closed := t.Session().CloseCode()
+		if !closed || code != protocol.CloseSessionTakenOver {
+			if !closed && t.Due(ss.refreshEvery) {
+				sess := t.Session()
+				ss.Save(ctx, tok, Mode(t.Name()), sess, sess.Claims())
+			}
+			return t, nil
+		}
+		// Another node took it over; take it back.
+		ss.byToken.CompareAndDelete(tok, t)
+	}
+	mu, _ := ss.adoptLocks.LoadOrStore(tok, &sync.Mutex{})
+	mu.(*sync.Mutex).Lock()
+	defer mu.(*sync.Mutex).Unlock()
+	defer ss.adoptLocks.Delete(tok)
+	if v, ok := ss.byToken.Load(tok); ok { // adopted meanwhile
+		return v.(*Transport), nil
+	}
+	if ss.kv == nil {
+		return nil, ErrNoSession
+	}
+	b, err := ss.kv.Get(ctx, httpSessionKey(tok))
+	if err != nil {
+		if errors.Is(err, broker.ErrNotFound) {
+			return nil, ErrNoSession
+		}
+		return nil, err
+	}
+	var rec httpSessionRecord
+	if err := json.Unmarshal(b, &rec); err != nil {
+		return nil, ErrNoSession
+	}
+	claims := rec.claims()
+	if !claims.ExpiresAt.IsZero() && !claims.ExpiresAt.After(time.Now()) {
+		return nil, ErrNoSession
+	}
+	mode := Mode(rec.Mode)
+	t := New(mode, func() { ss.byToken.Delete(tok) })
+	sess, err := session.Adopt(ss.env, t, session.Adoption{
+		Session:      rec.Session,
+		Claims:       claims,
+		SessionToken: tok,
+		ResumeSeq:    lastSeq,
+	})
+	if err != nil {
+		return nil, ErrNoSession
+	}
+	if id, _ := sess.ResumeInfo(); id != rec.Session {
+		// The old state was gone (expired): this is a new session now;
+		// the client will see fresh subscriptions are needed.
+		ss.log.Info("adopted session had no state left", "session", rec.Session)
+	}
+	ss.byToken.Store(tok, t)
+	t.Due(0)
+	ss.Save(ctx, tok, mode, sess, claims)
+	return t, nil
+}
