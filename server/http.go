@@ -29,7 +29,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /readyz", s.serveReady)
 	mux.Handle("GET /metrics", s.metrics.Handler())
 	mux.HandleFunc("GET /v1/transparency", s.serveTransparency)
-	mux.Handle("/v1/api/", api.New(s, s.cfg.APIKey, s.log))
+	mux.Handle("/v1/api/", api.New(apiBackend{s}, s.cfg.APIKey, s.log))
 	s.fallbackRoutes(mux)
 	if s.cfg.Dev {
 		mux.HandleFunc("GET /v1/debug/echo", s.serveEcho)
