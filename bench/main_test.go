@@ -11,6 +11,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/ferry-io/ferry/broker/memory"
 	"github.com/ferry-io/ferry/server"
 )
 
@@ -49,7 +50,7 @@ func startNode(t testing.TB, mutate func(*server.Config)) string {
 	if mutate != nil {
 		mutate(&cfg)
 	}
-	srv, err := server.New(cfg, server.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	srv, err := server.New(cfg, server.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Broker: memory.New(memory.Config{NodeID: cfg.NodeID})})
 	if err != nil {
 		t.Fatalf("server.New: %v", err)
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/ferry-io/ferry/broker/memory"
 	"github.com/ferry-io/ferry/client"
 	"github.com/ferry-io/ferry/server"
 )
@@ -25,7 +26,7 @@ func exampleNode() (url string, tokenFor func(user string) string, stop func()) 
 		Namespaces: map[string]server.Namespace{
 			"chat": {HistorySize: 100, Publish: true, Subscribe: true, Presence: true},
 		},
-	}, server.Options{Logger: slog.New(slog.DiscardHandler)})
+	}, server.Options{Logger: slog.New(slog.DiscardHandler), Broker: memory.New(memory.Config{})})
 	if err != nil {
 		log.Fatal(err)
 	}

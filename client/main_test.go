@@ -15,6 +15,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/ferry-io/ferry/broker/memory"
 	"github.com/ferry-io/ferry/client"
 	"github.com/ferry-io/ferry/internal/auth"
 	"github.com/ferry-io/ferry/server"
@@ -57,7 +58,7 @@ func startNode(t testing.TB, mutate func(*server.Config)) *node {
 	if mutate != nil {
 		mutate(&cfg)
 	}
-	srv, err := server.New(cfg, server.Options{Logger: testLogger(t, "server")})
+	srv, err := server.New(cfg, server.Options{Logger: testLogger(t, "server"), Broker: memory.New(memory.Config{NodeID: cfg.NodeID})})
 	if err != nil {
 		t.Fatalf("server.New: %v", err)
 	}

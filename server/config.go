@@ -239,6 +239,13 @@ var DevNamespace = Namespace{
 	Subscribe:   true,
 }
 
+// WithDefaults returns c with every zero field set to its default, as New
+// applies them.
+func (c Config) WithDefaults() Config {
+	c.applyDefaults()
+	return c
+}
+
 func (c *Config) applyDefaults() {
 	setDefault(&c.Addr, ":8080")
 	setDefault(&c.Broker, "memory")

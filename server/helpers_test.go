@@ -21,6 +21,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"go.uber.org/goleak"
 
+	"github.com/ferry-io/ferry/broker/open"
 	"github.com/ferry-io/ferry/internal/auth"
 	"github.com/ferry-io/ferry/protocol"
 	"github.com/ferry-io/ferry/server"
@@ -80,6 +81,13 @@ func startNodeWith(t testing.TB, mutate func(*server.Config), opts server.Option
 	}
 	if opts.Logger == nil {
 		opts.Logger = log
+	}
+	if opts.Broker == nil {
+		b, err := open.Open(context.Background(), cfg.Broker, open.Config{NodeID: cfg.NodeID, Logger: opts.Logger})
+		if err != nil {
+			t.Fatalf("open broker: %v", err)
+		}
+		opts.Broker = b
 	}
 	srv, err := server.New(cfg, opts)
 	if err != nil {

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -260,13 +259,4 @@ func (s *Server) ReloadTLS() error {
 	}
 	s.cert.Store(&c)
 	return nil
-}
-
-// redactURL hides a password in a broker URL.
-func redactURL(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "(unparsable URL)"
-	}
-	return u.Redacted()
 }

@@ -1,12 +1,19 @@
-// Package server is the embeddable Ferry node: it wires the broker, the hub,
-// sessions, transports, the server API and the metrics into one
-// http.Handler.
+// Package server is the embeddable Ferry node: it wires the broker, the
+// node (internal/node), sessions, transports, the server API and the
+// metrics into one http.Handler, and is the node's public API.
 //
-//	srv, err := server.New(cfg)
+//	srv, err := server.New(cfg, server.Options{Broker: memory.New(memory.Config{})})
 //	...
 //	err = srv.Run(ctx) // listens on cfg.Addr until ctx ends, then drains
 //
-// or mount srv.Handler() in your own http.Server and call Shutdown.
+// or mount srv.Handler() in your own http.Server and call Shutdown. The
+// application publishes with srv.Publish(ctx, channel, data, options...).
+//
+// The broker is the caller's choice (Options.Broker): this package links
+// no engine, so a single node on broker/memory links no Redis client;
+// broker/open opens one by URL, as `ferry serve` does. See
+// docs/adr/004-node-layer.md for the packages behind it and their
+// dependency direction.
 package server
 
 import (
@@ -32,8 +39,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ferry-io/ferry/broker"
-	"github.com/ferry-io/ferry/broker/memory"
-	"github.com/ferry-io/ferry/broker/redis"
 	"github.com/ferry-io/ferry/internal/auth"
 	"github.com/ferry-io/ferry/internal/flow"
 	"github.com/ferry-io/ferry/internal/hub"
@@ -82,6 +87,9 @@ type Server struct {
 	httpSrv *http.Server
 }
 
+// ErrNoBroker is returned by New when Options.Broker is nil.
+var ErrNoBroker = errors.New("server: no broker: pass Options.Broker (broker/memory for one node; broker/open opens one by URL)")
+
 // Options carries what cannot come from a config file.
 type Options struct {
 	// Logger receives structured logs. Default: slog.Default().
@@ -89,8 +97,11 @@ type Options struct {
 	// Registerer receives the Prometheus metrics. Default: a new registry
 	// served at /metrics.
 	Registerer prometheus.Registerer
-	// Broker replaces the broker named by Config.Broker (for embedding and
-	// tests). The server closes it on Shutdown.
+	// Broker is the node's channel engine (required). The server starts it
+	// and closes it on Shutdown. Config.Broker only names it (in stats);
+	// the ferry command opens the broker Config.Broker names with
+	// broker/open. A single node embedding Ferry passes memory.New(...)
+	// from broker/memory, which links no Redis client.
 	Broker broker.Broker
 }
 
@@ -104,6 +115,19 @@ func New(cfg Config, opts ...Options) (*Server, error) {
 	cfg.applyDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("config: %w", err)
+	}
+	if o.Broker == nil {
+		return nil, ErrNoBroker
+	}
+	// The node and its broker share one id: control messages are addressed
+	// by it.
+	if id, ok := o.Broker.(interface{ NodeID() string }); ok {
+		switch b := id.NodeID(); {
+		case cfg.NodeID == "":
+			cfg.NodeID = b
+		case b != "" && b != cfg.NodeID:
+			return nil, fmt.Errorf("config: node_id %q differs from the broker's node id %q", cfg.NodeID, b)
+		}
 	}
 	if cfg.NodeID == "" {
 		cfg.NodeID = randomID(6)
@@ -131,11 +155,6 @@ func New(cfg Config, opts ...Options) (*Server, error) {
 	s.metrics = metrics.New(o.Registerer)
 
 	s.broker = o.Broker
-	if s.broker == nil {
-		if s.broker, err = openBroker(cfg, log); err != nil {
-			return nil, err
-		}
-	}
 	s.hub = hub.New(s.broker)
 	s.reg = node.NewRegistry[*session.Session]()
 	s.node = node.New(node.Config{
@@ -240,19 +259,6 @@ func newVerifier(cfg Config) (*auth.Verifier, error) {
 		vc.PublicKeyPEM = pem
 	}
 	return auth.NewVerifier(vc)
-}
-
-func openBroker(cfg Config, log *slog.Logger) (broker.Broker, error) {
-	if cfg.Broker == "" || cfg.Broker == "memory" {
-		return memory.New(memory.Config{NodeID: cfg.NodeID, Logger: log}), nil
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	b, err := redis.New(ctx, redis.Config{URL: cfg.Broker, NodeID: cfg.NodeID, Logger: log})
-	if err != nil {
-		return nil, fmt.Errorf("broker %s: %w", redactURL(cfg.Broker), err)
-	}
-	return b, nil
 }
 
 // namespacesOf converts the configured namespaces into the node's rules.

@@ -13,8 +13,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/ferry-io/ferry/broker/open"
+	"github.com/ferry-io/ferry/cmd/ferry/internal/config"
 	"github.com/ferry-io/ferry/internal/auth"
-	"github.com/ferry-io/ferry/internal/config"
 	"github.com/ferry-io/ferry/server"
 )
 
@@ -56,8 +57,22 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 	}
 	log := newLogger(stderr, cfg.Logs.Level)
-	srv, err := server.New(cfg, server.Options{Logger: log})
+	// The broker is chosen here, not in package server: an embedder links
+	// only the engine it uses. The configuration is checked first, so that
+	// a bad one is reported as such before any broker is dialed.
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	octx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	b, err := open.Open(octx, cfg.Broker, open.Config{NodeID: cfg.NodeID, Logger: log})
+	cancel()
 	if err != nil {
+		return err
+	}
+	srv, err := server.New(cfg, server.Options{Logger: log, Broker: b})
+	if err != nil {
+		_ = b.Close()
 		return err
 	}
 	cfg = srv.Config()

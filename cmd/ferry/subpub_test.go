@@ -14,6 +14,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"go.uber.org/goleak"
 
+	"github.com/ferry-io/ferry/broker/memory"
 	"github.com/ferry-io/ferry/internal/auth"
 	"github.com/ferry-io/ferry/server"
 )
@@ -36,7 +37,7 @@ func startSubPubNode(t *testing.T) string {
 			"chat":    {HistorySize: 100, Publish: true, Subscribe: true},
 			"private": {},
 		},
-	}, server.Options{Logger: slog.New(slog.DiscardHandler)})
+	}, server.Options{Logger: slog.New(slog.DiscardHandler), Broker: memory.New(memory.Config{})})
 	if err != nil {
 		t.Fatal(err)
 	}

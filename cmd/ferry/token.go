@@ -6,8 +6,8 @@ import (
 	"io"
 	"os"
 
+	"github.com/ferry-io/ferry/cmd/ferry/internal/config"
 	"github.com/ferry-io/ferry/internal/auth"
-	"github.com/ferry-io/ferry/internal/config"
 )
 
 func runToken(args []string, stdout, stderr io.Writer) error {

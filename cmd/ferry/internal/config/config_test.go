@@ -13,7 +13,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
-	"github.com/ferry-io/ferry/internal/config"
+	"github.com/ferry-io/ferry/cmd/ferry/internal/config"
 	"github.com/ferry-io/ferry/server"
 )
 

@@ -7,12 +7,12 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ferry-io/ferry/internal/config"
+	"github.com/ferry-io/ferry/cmd/ferry/internal/config"
 	"github.com/ferry-io/ferry/server"
 )
 
 // docPath is docs/configuration.md, from this package's directory.
-var docPath = filepath.Join("..", "..", "docs", "configuration.md")
+var docPath = filepath.Join("..", "..", "..", "..", "docs", "configuration.md")
 
 // docRows returns the rows of the Markdown tables in the document whose
 // first cell is code (`heartbeat.interval`), keyed by that cell without
