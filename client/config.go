@@ -179,12 +179,15 @@ func (c Config) withDefaults() (Config, error) {
 		c.Codec = protocol.JSON
 	}
 	if protocol.CodecFor(c.Codec.Name()) == nil {
+		//lint:ignore ST1005 the message starts with the Config field it is about
 		return c, fmt.Errorf("Codec: unknown subprotocol %q", c.Codec.Name())
 	}
 	if c.Window > protocol.MaxWindow {
+		//lint:ignore ST1005 the message starts with the Config field it is about
 		return c, fmt.Errorf("Window: %d is more than %d", c.Window, protocol.MaxWindow)
 	}
 	if c.DisableAutoAck && c.Window > 0 {
+		//lint:ignore ST1005 the message starts with the Config field it is about
 		return c, fmt.Errorf("Window needs acks: DisableAutoAck cannot be combined with a window")
 	}
 	if c.AckEvery < 0 || c.AckInterval < 0 || c.ConnectTimeout < 0 || c.WriteTimeout < 0 || c.ReadLimit < 0 || c.RefreshBefore < 0 {

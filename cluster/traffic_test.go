@@ -117,19 +117,6 @@ func (r *recorder) connected(node string) {
 	}
 }
 
-// count returns how many distinct positions of epoch were delivered.
-func (r *recorder) count(epoch string) int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	n := 0
-	for p := range r.seen {
-		if p.Epoch == epoch {
-			n++
-		}
-	}
-	return n
-}
-
 // has reports whether every position of want was delivered.
 func (r *recorder) has(want []position) bool {
 	r.mu.Lock()

@@ -305,7 +305,7 @@ func TestIdempotentPublish(t *testing.T) {
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
-			b := fmt.Sprintf(`{"channel":"chat:idem","data":{"pay":1},"key":"order-17"}`)
+			b := `{"channel":"chat:idem","data":{"pay":1},"key":"order-17"}`
 			_, results[i] = apiCall(t, n, "POST", "/v1/api/publish", testAPIKey, b)
 		}(i)
 	}

@@ -23,7 +23,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -448,9 +447,6 @@ func randomID(n int) string {
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
 }
-
-// discardLogger is used where a caller passes no logger and wants silence.
-func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
 // fdReserve is how many file descriptors the node keeps for everything that
 // is not a client connection (listener, broker, files, HTTP requests).

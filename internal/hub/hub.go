@@ -52,8 +52,7 @@ type channel struct {
 	idx  map[Subscriber]int // position in subs; guarded by shard.mu
 
 	brokerMu         sync.Mutex // serializes broker (un)subscribe of this channel
-	brokerSubscribed bool
-	brokerErr        error
+	brokerSubscribed bool       // guarded by brokerMu
 }
 
 // New returns an empty hub that subscribes the node to channels through b.

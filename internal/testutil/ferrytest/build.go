@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -91,13 +90,17 @@ func (b *Binary) build() {
 	b.path = out
 }
 
-// goTool finds the go command: PATH first, then the GOROOT this test
-// binary was built with.
+// goTool finds the go command: PATH first, then $GOROOT/bin, then the
+// usual install directory.
 func goTool() (string, error) {
 	if p, err := exec.LookPath("go"); err == nil {
 		return p, nil
 	}
-	p := filepath.Join(runtime.GOROOT(), "bin", "go")
+	root := os.Getenv("GOROOT")
+	if root == "" {
+		root = "/usr/local/go"
+	}
+	p := filepath.Join(root, "bin", "go")
 	if _, err := os.Stat(p); err != nil {
 		return "", fmt.Errorf("the go command is neither in PATH nor at %s", p)
 	}
