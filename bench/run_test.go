@@ -146,19 +146,27 @@ func TestConnectRefusedToken(t *testing.T) {
 }
 
 func TestIdleAnswersPings(t *testing.T) {
+	// Pings every 300ms, so that every connection is pinged within the
+	// run; the timeout leaves a loaded 2-core machine (where a process can
+	// stall for longer than a ping interval) room to answer: a connection
+	// that does not answer at all is still closed with 4012 and shows in
+	// Lost.
 	url := startNode(t, func(c *server.Config) {
-		c.Heartbeat = server.HeartbeatConfig{Interval: 300 * time.Millisecond, Timeout: 300 * time.Millisecond}
+		c.Heartbeat = server.HeartbeatConfig{Interval: 300 * time.Millisecond, Timeout: 5 * time.Second}
 	})
 	for _, client := range []ClientKind{ClientReactor, ClientGoroutine} {
 		t.Run(string(client), func(t *testing.T) {
 			cfg := baseConfig(ModeIdle, url)
 			cfg.Client = client
-			cfg.Duration = time.Second
+			cfg.Duration = 2 * time.Second
 			cfg.SettleTimeout = time.Second
 			res := runBench(t, cfg)
 			i := res.Idle
 			if i == nil || res.Connect.Opened != cfg.Conns {
-				t.Fatalf("idle %+v, opened %d", i, res.Connect.Opened)
+				// Say why: the errors of the connections that failed to
+				// open, and those lost while idle.
+				t.Fatalf("opened %d of %d, failed %d: errors %v; lost %v; idle %+v",
+					res.Connect.Opened, cfg.Conns, res.Connect.Failed, res.Connect.Errors, res.Lost, i)
 			}
 			if i.Pings < uint64(cfg.Conns) {
 				t.Errorf("%d pings answered, want at least one per connection", i.Pings)

@@ -18,6 +18,7 @@ import (
 	"github.com/ferry-io/ferry/broker/memory"
 	"github.com/ferry-io/ferry/client"
 	"github.com/ferry-io/ferry/internal/auth"
+	"github.com/ferry-io/ferry/internal/testutil/wait"
 	"github.com/ferry-io/ferry/server"
 )
 
@@ -208,13 +209,7 @@ func waitGone(t testing.TB, n *node) {
 // assertion).
 func eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("never happened: %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	wait.Within(t, 15*time.Second, what, cond)
 }
 
 // recv returns the next message of sub (hang guard 10 s).

@@ -18,6 +18,7 @@ import (
 	"github.com/ferry-io/ferry/internal/testutil/ferrytest"
 	"github.com/ferry-io/ferry/internal/testutil/proxytest"
 	"github.com/ferry-io/ferry/internal/testutil/redistest"
+	"github.com/ferry-io/ferry/internal/testutil/wait"
 )
 
 // ferryBin is the ferry command, built once for all the tests.
@@ -185,13 +186,7 @@ func (c *cluster) connections() map[string]int {
 // (a hang guard, not a timing assertion).
 func eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(hangGuard)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("never happened within %v: %s", hangGuard, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	wait.Within(t, hangGuard, what, cond)
 }
 
 // percentile returns the p-th percentile (0..100) of ds, nearest rank.

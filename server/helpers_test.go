@@ -23,6 +23,7 @@ import (
 
 	"github.com/ferry-io/ferry/broker/open"
 	"github.com/ferry-io/ferry/internal/auth"
+	"github.com/ferry-io/ferry/internal/testutil/wait"
 	"github.com/ferry-io/ferry/protocol"
 	"github.com/ferry-io/ferry/server"
 )
@@ -420,13 +421,9 @@ func publishAPI(t testing.TB, n *node, ch string, data any) map[string]any {
 // assertion).
 func eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			dumpGoroutines()
-			t.Fatalf("never happened: %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
+	if !wait.Until(wait.Timeout, cond) {
+		dumpGoroutines()
+		t.Fatalf("never happened: %s", what)
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 
 	"github.com/ferry-io/ferry/broker"
 	"github.com/ferry-io/ferry/internal/testutil/redistest"
+	"github.com/ferry-io/ferry/internal/testutil/wait"
 )
 
 func TestMain(m *testing.M) {
@@ -79,13 +80,7 @@ func (r *recorder) received(ch string) []broker.Publication {
 // net (not a timing assertion).
 func waitFor(tb testing.TB, what string, cond func() bool) {
 	tb.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			tb.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	wait.Within(tb, 15*time.Second, what, cond)
 }
 
 // numSub returns how many connections of srv subscribe to the pub/sub

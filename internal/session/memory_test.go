@@ -17,6 +17,7 @@ import (
 	"github.com/ferry-io/ferry/internal/flow"
 	"github.com/ferry-io/ferry/internal/hub"
 	"github.com/ferry-io/ferry/internal/node"
+	"github.com/ferry-io/ferry/internal/testutil/wait"
 	"github.com/ferry-io/ferry/protocol"
 )
 
@@ -97,9 +98,7 @@ func indexOf(ss []*Session, s *Session) int {
 // waitUntil polls cond until it holds (the test's own timeout bounds it).
 func waitUntil(tb testing.TB, cond func() bool) {
 	tb.Helper()
-	for !cond() {
-		time.Sleep(time.Millisecond)
-	}
+	wait.For(tb, "the queues to drain", cond)
 }
 
 // liveHeap is the heap in use by reachable objects after a full collection.

@@ -11,6 +11,7 @@ import (
 	"github.com/ferry-io/ferry/internal/auth"
 	"github.com/ferry-io/ferry/internal/flow"
 	"github.com/ferry-io/ferry/internal/node"
+	"github.com/ferry-io/ferry/internal/testutil/wait"
 	"github.com/ferry-io/ferry/protocol"
 )
 
@@ -96,13 +97,7 @@ func message(ch string, offset uint64) *node.Outgoing {
 // deadline (a hang, not a slow run).
 func waitFor(tb testing.TB, what string, cond func() bool) {
 	tb.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			tb.Fatalf("gave up waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	wait.For(tb, what, cond)
 }
 
 func TestFlushStopsOnABackloggedTransport(t *testing.T) {

@@ -15,6 +15,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/ferry-io/ferry/internal/testutil/wait"
 )
 
 // safetyTimeout only keeps a broken test from hanging forever; no test
@@ -358,13 +360,7 @@ func isReset(err error) bool {
 // pollUntil polls cond until it holds or the safety timeout passes.
 func pollUntil(tb testing.TB, what string, cond func() bool) {
 	tb.Helper()
-	deadline := time.Now().Add(safetyTimeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			tb.Fatalf("condition never held: %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	wait.Within(tb, safetyTimeout, what, cond)
 }
 
 // recordingSink collects parser output for parser tests.
