@@ -78,7 +78,12 @@ type Server struct {
 	started      time.Time
 	draining     atomic.Bool
 
-	wg       sync.WaitGroup // every long-lived goroutine, for Shutdown
+	wg sync.WaitGroup // every long-lived goroutine, for Shutdown
+	// lifetime is the parent of every frame's and every sweep's context
+	// (session.Env.Lifetime); stopWork cancels it in Shutdown, after the
+	// drain. Both set by New, read-only after.
+	lifetime context.Context
+	stopWork context.CancelFunc
 	stop     chan struct{}
 	stopOnce sync.Once
 
@@ -137,6 +142,7 @@ func New(cfg Config, opts ...Options) (*Server, error) {
 	}
 	log = log.With(slog.String("node", cfg.NodeID))
 	s := &Server{cfg: cfg, log: log, started: time.Now(), stop: make(chan struct{})}
+	s.lifetime, s.stopWork = context.WithCancel(context.Background())
 
 	var err error
 	if s.proxies, err = auth.ParsePrefixes(cfg.TrustedProxies); err != nil {
@@ -236,6 +242,7 @@ func (s *Server) newEnv(kv broker.KV) *session.Env {
 		Registry: s.reg,
 		Writers:  s.writers,
 		Go:       s.goTracked,
+		Lifetime: s.lifetime,
 	}
 	env.Presence, _ = s.broker.(broker.Presence)
 	env.Users, _ = s.broker.(broker.Users)
@@ -312,7 +319,7 @@ func (s *Server) sweepLoop() {
 		case <-s.stop:
 			return
 		case now := <-t.C:
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			ctx, cancel := context.WithTimeout(s.lifetime, 5*time.Second)
 			s.reg.Sweep(ctx, now)
 			cancel()
 			s.limiter.Sweep(now)
@@ -413,6 +420,9 @@ wait:
 		case <-tick.C:
 		}
 	}
+	// Work still in flight (a frame waiting on the broker, a replay page)
+	// stops now instead of running out its own timeout.
+	s.stopWork()
 	if n := s.reg.Count(); n > 0 {
 		s.log.Warn("shutdown: closing connections that did not leave", slog.Int("connections", n))
 		s.reg.Each(func(sess *session.Session) { sess.Abort() })

@@ -74,10 +74,27 @@ type Env struct {
 	// Registry holds the node's sessions.
 	Registry *node.Registry[*Session]
 	Writers  *flow.Writers
+	// Lifetime is the node's lifetime: canceled by the server's Shutdown
+	// once its connections have left (or its drain timed out), so that
+	// frame handling and replays still in flight stop waiting on the
+	// broker. It is the one context kept in a struct: it is not a
+	// request's, but the parent every request context derives from (as
+	// http.Server.BaseContext). nil means context.Background().
+	Lifetime context.Context
 	// Go starts a tracked goroutine.
 	Go func(func())
 	// Now is the clock (time.Now when nil).
 	Now func() time.Time
+}
+
+// requestContext is the context of one frame's (or one replay page's)
+// work: bounded by requestTimeout, canceled with the node's Lifetime.
+func (e *Env) requestContext() (context.Context, context.CancelFunc) {
+	parent := e.Lifetime
+	if parent == nil {
+		parent = context.Background()
+	}
+	return context.WithTimeout(parent, requestTimeout)
 }
 
 func (e *Env) now() time.Time {

@@ -92,7 +92,7 @@ func (s *Session) handleFrame(f *protocol.ClientFrame) {
 		s.replyError(f.ID, protocol.Errorf(protocol.CodeUnauthorized, "%s: send connect first", f.Type))
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
+	ctx, cancel := s.env.requestContext()
 	defer cancel()
 	var err error
 	switch f.Type {
@@ -135,7 +135,7 @@ func tokenError(err error) (int, string) {
 }
 
 func (s *Session) handleConnect(f *protocol.ClientFrame) {
-	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
+	ctx, cancel := s.env.requestContext()
 	defer cancel()
 	env := s.env
 	// Take the handshake: it is needed only here, and a connect frame

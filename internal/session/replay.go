@@ -101,7 +101,7 @@ func (s *Session) maybeContinueReplay() {
 	s.mu.Unlock()
 	run := func() {
 		for {
-			ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
+			ctx, cancel := s.env.requestContext()
 			s.continueReplays(ctx)
 			cancel()
 			// The writer may have drained the page while this goroutine

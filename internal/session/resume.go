@@ -232,6 +232,9 @@ func (s *Session) restore(ctx context.Context, snap *snapshot) {
 // its state for resumption.
 func (s *Session) release(subs []*subscription, code int) {
 	env := s.env
+	// Not the node's Lifetime: what a closed session releases and saves
+	// (its state for resumption on another node) must still be done when
+	// it is closed by a shutdown.
 	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
 	defer cancel()
 	for _, sub := range subs {
