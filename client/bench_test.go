@@ -20,7 +20,7 @@ func BenchmarkDecodeMessage(b *testing.B) {
 				msg = codec.AppendMessage(msg, p, uint64(i+1))
 			}
 			msg = codec.EndBatch(msg)
-			var frames []serverFrame
+			var frames []protocol.ServerMessage
 			b.ReportAllocs()
 			b.SetBytes(int64(len(msg)))
 			for b.Loop() {

@@ -50,9 +50,9 @@ type conn struct {
 	reqs      map[uint32]*request
 	subReqs   map[uint32]*Subscription
 	restored  map[string]bool
-	disc      *serverFrame // the disconnect frame, when one came
-	killErr   error        // why the client dropped the connection itself
-	immediate bool         // reconnect at once after killErr
+	disc      *protocol.ServerMessage // the disconnect frame, when one came
+	killErr   error                   // why the client dropped the connection itself
+	immediate bool                    // reconnect at once after killErr
 }
 
 // outcome is how a connection attempt ended.
@@ -239,7 +239,7 @@ var errKilled = errors.New("connection dropped by the client")
 
 // awaitConnected reads until the connected frame and returns it with the
 // frames that came after it in the same message.
-func (c *Client) awaitConnected(ctx context.Context, cn *conn, id uint32) (*serverFrame, []serverFrame, error) {
+func (c *Client) awaitConnected(ctx context.Context, cn *conn, id uint32) (*protocol.ServerMessage, []protocol.ServerMessage, error) {
 	for {
 		typ, b, err := cn.ws.Read(ctx)
 		if err != nil {
@@ -272,7 +272,7 @@ func (c *Client) awaitConnected(ctx context.Context, cn *conn, id uint32) (*serv
 // sends again the requests that were out when the last connection ended and
 // subscribes again (at once, or after the resume barrier), then starts the
 // connection's goroutines. It returns false when the client is closing.
-func (c *Client) setup(cn *conn, f *serverFrame) bool {
+func (c *Client) setup(cn *conn, f *protocol.ServerMessage) bool {
 	cn.maxFrame = f.Limits.MaxFrameBytes
 	if cn.maxFrame <= 0 {
 		cn.maxFrame = defaultMaxFrame
@@ -477,7 +477,7 @@ func errorReason(resp *http.Response) string {
 
 // readLoop reads and handles messages until the connection ends.
 func (c *Client) readLoop(cn *conn) error {
-	var frames []serverFrame
+	var frames []protocol.ServerMessage
 	for {
 		typ, b, err := cn.ws.Read(cn.ctx)
 		if err != nil {

@@ -9,7 +9,7 @@ import (
 
 // handleFrames handles the frames of one message from the server, in order.
 // It returns false when the client dropped the connection meanwhile.
-func (c *Client) handleFrames(cn *conn, frames []serverFrame) bool {
+func (c *Client) handleFrames(cn *conn, frames []protocol.ServerMessage) bool {
 	for i := range frames {
 		f := &frames[i]
 		switch f.Type {
@@ -49,7 +49,7 @@ func (c *Client) handleFrames(cn *conn, frames []serverFrame) bool {
 // delivered that offset. On a restored subscription it first checks that the
 // server's replay does not skip offsets; if it does, the connection is
 // dropped and the next one does not resume (returns false).
-func (c *Client) onMessage(cn *conn, f *serverFrame) bool {
+func (c *Client) onMessage(cn *conn, f *protocol.ServerMessage) bool {
 	c.mu.Lock()
 	s := c.subs[f.Channel]
 	if s == nil || s.activeGen != cn.gen {
@@ -107,7 +107,7 @@ func (cn *conn) received(seq uint64, done bool) {
 
 // onSubscribed handles the answer to a subscribe, or (without id) a
 // subscription the server restored for a resumed session.
-func (c *Client) onSubscribed(cn *conn, f *serverFrame) {
+func (c *Client) onSubscribed(cn *conn, f *protocol.ServerMessage) {
 	c.mu.Lock()
 	var s *Subscription
 	restored := f.ID == 0
@@ -161,7 +161,7 @@ func (c *Client) onSubscribed(cn *conn, f *serverFrame) {
 // onServerUnsubscribed handles a subscription the server ended (or, on a
 // resumed connection, could not restore: that one is subscribed again after
 // the barrier).
-func (c *Client) onServerUnsubscribed(cn *conn, f *serverFrame) {
+func (c *Client) onServerUnsubscribed(cn *conn, f *protocol.ServerMessage) {
 	c.mu.Lock()
 	s := c.subs[f.Channel]
 	if s == nil || cn.barrier || s.activeGen != cn.gen {
@@ -177,7 +177,7 @@ func (c *Client) onServerUnsubscribed(cn *conn, f *serverFrame) {
 
 // onError handles an error frame: the answer to a request or a subscribe,
 // or an error not tied to one.
-func (c *Client) onError(cn *conn, f *serverFrame) {
+func (c *Client) onError(cn *conn, f *protocol.ServerMessage) {
 	if f.ID == 0 {
 		c.reportError(fmt.Errorf("error from the server: %w", serverError(f)))
 		return
@@ -212,7 +212,7 @@ func (c *Client) onError(cn *conn, f *serverFrame) {
 }
 
 // onPresenceEvent queues a join or leave for its subscription.
-func (c *Client) onPresenceEvent(f *serverFrame) {
+func (c *Client) onPresenceEvent(f *protocol.ServerMessage) {
 	c.mu.Lock()
 	s := c.subs[f.Channel]
 	c.mu.Unlock()

@@ -24,11 +24,11 @@ type request struct {
 
 	once  sync.Once
 	done  chan struct{}
-	reply *serverFrame
+	reply *protocol.ServerMessage
 	err   error
 }
 
-func (r *request) finish(f *serverFrame, err error) {
+func (r *request) finish(f *protocol.ServerMessage, err error) {
 	r.once.Do(func() {
 		r.reply, r.err = f, err
 		close(r.done)
@@ -57,16 +57,16 @@ func (c *Client) assignLocked(cn *conn, r *request) {
 
 // do sends f as a request that is retried on new connections until ctx ends,
 // and returns the reply (an error frame becomes a *ServerError).
-func (c *Client) do(ctx context.Context, f protocol.ClientFrame) (*serverFrame, error) {
+func (c *Client) do(ctx context.Context, f protocol.ClientFrame) (*protocol.ServerMessage, error) {
 	return c.request(ctx, f, true, nil)
 }
 
 // doOn sends f on cn only; it fails with errDisconnected when cn ends.
-func (c *Client) doOn(ctx context.Context, cn *conn, f protocol.ClientFrame) (*serverFrame, error) {
+func (c *Client) doOn(ctx context.Context, cn *conn, f protocol.ClientFrame) (*protocol.ServerMessage, error) {
 	return c.request(ctx, f, false, cn)
 }
 
-func (c *Client) request(ctx context.Context, f protocol.ClientFrame, retry bool, on *conn) (*serverFrame, error) {
+func (c *Client) request(ctx context.Context, f protocol.ClientFrame, retry bool, on *conn) (*protocol.ServerMessage, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -113,7 +113,7 @@ func (c *Client) request(ctx context.Context, f protocol.ClientFrame, retry bool
 }
 
 // onReply hands a reply to the request it answers.
-func (c *Client) onReply(cn *conn, f *serverFrame) {
+func (c *Client) onReply(cn *conn, f *protocol.ServerMessage) {
 	c.mu.Lock()
 	r := cn.reqs[f.ID]
 	if r != nil {
@@ -128,26 +128,34 @@ func (c *Client) onReply(cn *conn, f *serverFrame) {
 }
 
 // PublishOption sets an option of one Publish.
-type PublishOption func(*protocol.ClientFrame)
+type PublishOption func(*publishOptions)
+
+// publishOptions are what the PublishOptions set.
+type publishOptions struct {
+	key      string
+	keySet   bool   // WithKey was given (else a random key)
+	priority string // "": the namespace's default
+	conflate string
+}
 
 // WithKey sets the idempotency key instead of the random one Publish
 // chooses: publishes with the same key within the server's idempotency
 // window are applied once. Use it to make a publish idempotent across
 // processes (an order id, say).
 func WithKey(key string) PublishOption {
-	return func(f *protocol.ClientFrame) { f.Key = key }
+	return func(o *publishOptions) { o.key, o.keySet = key, true }
 }
 
 // WithPriority sets the message's delivery class (the namespace's default
 // otherwise).
 func WithPriority(p protocol.Priority) PublishOption {
-	return func(f *protocol.ClientFrame) { f.Priority = p.String() }
+	return func(o *publishOptions) { o.priority = p.String() }
 }
 
 // WithConflate sets a conflation key: a newer message with the same key
 // replaces an older one not yet sent to a subscriber.
 func WithConflate(key string) PublishOption {
-	return func(f *protocol.ClientFrame) { f.Conflate = key }
+	return func(o *publishOptions) { o.conflate = key }
 }
 
 // Publish publishes data (encoded with encoding/json; a json.RawMessage is
@@ -167,10 +175,14 @@ func (c *Client) Publish(ctx context.Context, ch string, data any, opts ...Publi
 	if err != nil {
 		return PublishResult{}, fmt.Errorf("publish %q: %w", ch, err)
 	}
-	f := protocol.ClientFrame{Type: protocol.TypePublish, Channel: ch, Data: raw, Key: newKey()}
+	var po publishOptions
 	for _, o := range opts {
-		o(&f)
+		o(&po)
 	}
+	if !po.keySet {
+		po.key = newKey()
+	}
+	f := protocol.ClientFrame{Type: protocol.TypePublish, Channel: ch, Data: raw, Key: po.key, Priority: po.priority, Conflate: po.conflate}
 	if f.Priority != "" {
 		if _, err := protocol.ParsePriority(f.Priority); err != nil {
 			return PublishResult{}, fmt.Errorf("publish %q: %w", ch, err)

@@ -3,9 +3,11 @@
 // (JSON for the "ferry.v1.json" subprotocol, MessagePack for
 // "ferry.v1.msgpack").
 //
-// The package is shared by the server and the Go SDK. It has no dependency on
-// any transport: a codec turns bytes into ClientFrames and server frames into
-// bytes, whatever carries them.
+// The package is shared by the server and the Go SDK: one wire model for
+// both ends. It has no dependency on any transport: a codec turns bytes into
+// ClientFrames and server frames into bytes, whatever carries them, and
+// DecodeServer turns a server's bytes back into ServerMessages for a client
+// (a round-trip test ties the two directions together for every codec).
 //
 // The hot path is the message frame that a broadcast sends to many
 // connections. Its body is encoded once per codec (NewPreparedMessage) and

@@ -24,6 +24,15 @@
 // allows, encode it as one wire message (a batch when more than one frame
 // is ready) and hand it to the transport.
 //
+// # Contexts
+//
+// A frame's work (and a replay page's) runs under a context derived from
+// Env.Lifetime, the node's lifetime, bounded by requestTimeout: the
+// server's Shutdown cancels it once the drain is over, so work stuck on the
+// broker ends. What a closed session releases and saves for resumption
+// runs under its own timeout, not the lifetime: it must still happen when
+// the session was closed by the shutdown.
+//
 // # Lock order
 //
 // Each session has one mutex, Session.mu, guarding its state (see the
