@@ -1,5 +1,5 @@
 // Package server is the embeddable Ferry node: it wires the broker, the
-// node (internal/node), sessions, transports, the server API and the
+// node layer, sessions, transports, the server API and the
 // metrics into one http.Handler, and is the node's public API.
 //
 //	srv, err := server.New(cfg, server.Options{Broker: memory.New(memory.Config{})})
