@@ -2,6 +2,7 @@ package ws
 
 import (
 	"encoding/binary"
+	"errors"
 	"io"
 	"net"
 	"testing"
@@ -81,6 +82,12 @@ func TestWriteTimeoutClosesStuckPeer(t *testing.T) {
 	payload := make([]byte, 4000)
 	for {
 		pending, err := conn.WriteMessage(true, payload)
+		if errors.Is(err, ErrClosed) {
+			// On a loaded machine the flusher's 50 ms timeout can
+			// fire before the backlog reaches 1 MiB: that is the
+			// close under test, checked below.
+			break
+		}
 		if err != nil {
 			t.Fatal(err)
 		}
