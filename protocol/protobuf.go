@@ -24,9 +24,12 @@ const SubprotocolProtobuf = "ferry.v1.protobuf"
 //
 // DecodeClient refuses, as ErrMalformed: an empty message, bytes that are
 // not a Batch (bad wire types, truncated fields, strings that are not
-// UTF-8), nesting deeper than protobufMaxDepth, a Batch without frames and
-// one with more than MaxFramesPerMessage frames (counted before anything is
-// decoded). A Frame without a kind it knows is returned with Invalid set
+// UTF-8), a Batch without frames and one with more than MaxFramesPerMessage
+// frames (counted before anything is decoded). Nesting is bounded by the
+// schema, which has no recursive message (four levels at most), and by
+// protobufMaxDepth; unknown fields, groups included, are skipped without
+// being decoded. The size of a message is bounded by the transport
+// (max_frame_bytes), as for every codec. A Frame without a kind it knows is returned with Invalid set
 // (error 400 "unknown frame type", with the Frame's id); a server frame sent
 // by a client becomes a ClientFrame of that type, which Validate refuses as
 // unknown, as in JSON. Payloads are converted by PayloadFromBytes.
@@ -39,7 +42,7 @@ var Protobuf Codec = protobufCodec{}
 
 // protobufMaxDepth bounds the nesting of messages in one client message.
 // The schema nests four deep (Batch, Frame, Subscribe, StreamPosition); the
-// bound only stops hostile input (nested unknown groups) early.
+// bound keeps a later schema change from opening deep recursion to input.
 const protobufMaxDepth = 16
 
 var protobufUnmarshal = proto.UnmarshalOptions{RecursionLimit: protobufMaxDepth}
@@ -275,9 +278,7 @@ func (protobufCodec) AppendFrame(dst []byte, f ServerFrame) ([]byte, error) {
 	if err := fillProtoFrame(pf, f); err != nil {
 		return dst, err
 	}
-	dst = protowire.AppendTag(dst, pbBatchFrames, protowire.BytesType)
-	dst = protowire.AppendVarint(dst, uint64(proto.Size(pf)))
-	out, err := proto.MarshalOptions{}.MarshalAppend(dst, pf)
+	out, err := appendProtobufFrame(dst, pf)
 	if err != nil {
 		return dst, fmt.Errorf("encode %s frame: %w", f.FrameType(), err)
 	}
