@@ -175,13 +175,13 @@ func TestProtobufMalformed(t *testing.T) {
 	badUTF8 := protowire.AppendTag(nil, 1, protowire.BytesType)
 	badUTF8 = protowire.AppendString(badUTF8, "room\xff")
 	for name, msg := range map[string][]byte{
-		"empty":             {},
-		"garbage":           {0xff, 0xff, 0xff},
-		"truncated":         {0x0a, 0x05, 0x08},
-		"wrong wire type":   {0x08, 0x01},
-		"no frames":         {0x12, 0x00},
-		"too many frames":   tooMany,
-		"string not UTF-8":  frame(8, badUTF8),
+		"empty":            {},
+		"garbage":          {0xff, 0xff, 0xff},
+		"truncated":        {0x0a, 0x05, 0x08},
+		"wrong wire type":  {0x08, 0x01},
+		"no frames":        {0x12, 0x00},
+		"too many frames":  tooMany,
+		"string not UTF-8": frame(8, badUTF8),
 	} {
 		t.Run(name, func(t *testing.T) {
 			frames, err := Protobuf.DecodeClient(nil, msg)
