@@ -57,10 +57,13 @@ type serverFrame struct {
 const maxBatch = protocol.MaxFramesPerMessage
 
 // decodeServer reads one message from the server: a frame, or an array of
-// frames (a batch). binary selects MessagePack, else JSON.
-func decodeServer(dst []serverFrame, msg []byte, binary bool) ([]serverFrame, error) {
-	if binary {
+// frames (a batch), in the encoding w.
+func decodeServer(dst []serverFrame, msg []byte, w wireFormat) ([]serverFrame, error) {
+	switch w {
+	case wireMsgpack:
 		return decodeMsgpack(dst, msg)
+	case wireProtobuf:
+		return decodeProtobuf(dst, msg)
 	}
 	trimmed := bytes.TrimLeft(msg, " \t\r\n")
 	if len(trimmed) == 0 {
@@ -118,9 +121,12 @@ func decodeMsgpack(dst []serverFrame, msg []byte) ([]serverFrame, error) {
 }
 
 // encodeClient encodes frames as one message: a frame alone, or a batch
-// (JSON array, MessagePack array).
-func encodeClient(frames []protocol.ClientFrame, binary bool) ([]byte, error) {
-	if binary {
+// (JSON array, MessagePack array, protobuf Batch).
+func encodeClient(frames []protocol.ClientFrame, w wireFormat) ([]byte, error) {
+	switch w {
+	case wireProtobuf:
+		return encodeProtobuf(frames)
+	case wireMsgpack:
 		var buf bytes.Buffer
 		enc := msgpack.NewEncoder(&buf)
 		enc.UseCompactInts(true)
