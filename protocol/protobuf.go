@@ -166,6 +166,14 @@ func clientFrameFromProto(f *ferryv1.Frame) ClientFrame {
 		if num := firstUnknownField(f); num != 0 {
 			c.Invalid = fmt.Sprintf("unknown frame type (field %d of ferry.v1.Frame)", num)
 		}
+	case *ferryv1.Frame_History, *ferryv1.Frame_Presence:
+		// Server replies whose names are also client types: refused here,
+		// with a hint at the request's field.
+		name := TypeHistory
+		if _, ok := k.(*ferryv1.Frame_Presence); ok {
+			name = TypePresence
+		}
+		c.Invalid = fmt.Sprintf("unknown frame type %q (the server's reply; the request is %s_request)", name, name)
 	default:
 		// A server frame: its name, which Validate refuses as unknown.
 		c.Type = serverTypeOfKind(f)
@@ -224,9 +232,7 @@ func serverTypeOfKind(f *ferryv1.Frame) string {
 	case *ferryv1.Frame_RpcResult:
 		return "rpc.result"
 	}
-	// History and Presence replies share their names with requests; a
-	// client sending one gets the unknown-type answer under this name.
-	return fmt.Sprintf("%T", f.GetKind())
+	return fmt.Sprintf("%T", f.GetKind()) // not reached: every kind is named
 }
 
 func sinceFromProto(p *ferryv1.StreamPosition) *StreamPosition {

@@ -219,13 +219,14 @@ func TestProtobufFrameErrors(t *testing.T) {
 		Channel: "a", Data: []byte("1"), Priority: 9}}})
 	noData, _ := proto.Marshal(&ferryv1.Frame{Id: 18, Kind: &ferryv1.Frame_Publish{Publish: &ferryv1.Publish{Channel: "a"}}})
 	empty, _ := proto.Marshal(&ferryv1.Frame{Id: 19})
+	reply, _ := proto.Marshal(&ferryv1.Frame{Id: 20, Kind: &ferryv1.Frame_History{History: &ferryv1.History{Channel: "a"}}})
 	var msg []byte
-	for _, f := range [][]byte{unknown, serverKind, badPrio, noData, empty} {
+	for _, f := range [][]byte{unknown, serverKind, badPrio, noData, empty, reply} {
 		msg = protowire.AppendTag(msg, 1, protowire.BytesType)
 		msg = protowire.AppendBytes(msg, f)
 	}
 	frames, err := Protobuf.DecodeClient(nil, msg)
-	if err != nil || len(frames) != 5 {
+	if err != nil || len(frames) != 6 {
 		t.Fatalf("%d frames, %v", len(frames), err)
 	}
 	for i, want := range []string{
@@ -234,6 +235,7 @@ func TestProtobufFrameErrors(t *testing.T) {
 		`publish: priority "9": want critical, normal or droppable`,
 		`publish: needs "data"`,
 		`frame has no "type"`,
+		`unknown frame type "history" (the server's reply; the request is history_request)`,
 	} {
 		e := frames[i].Validate()
 		if e == nil || e.Code != CodeBadRequest || e.Reason != want {
