@@ -42,12 +42,12 @@ func TestServerRoundTrip(t *testing.T) {
 	}
 	message := ServerMessage{Type: TypeMessage, Channel: "chat:a", Offset: 7, Epoch: "e1", Data: RawJSON(`{"text":"hi","n":[1,2]}`), Priority: "critical", From: "alice", Seq: 42}
 
-	for _, codec := range []Codec{JSON, Msgpack} {
+	for _, codec := range []Codec{JSON, Msgpack, Protobuf} {
 		t.Run(codec.Name(), func(t *testing.T) {
 			check := func(name string, got, want ServerMessage) {
 				t.Helper()
 				// The payload is compared as JSON text (MessagePack
-				// carries it converted, and converts it back).
+				// and protobuf carry it converted, and convert it back).
 				gd, wd := got.Data, want.Data
 				got.Data, want.Data = nil, nil
 				if !reflect.DeepEqual(got, want) {
