@@ -190,7 +190,7 @@ func serverFrameFromProto(pf *ferryv1.Frame) (ServerFrame, error) {
 		u := k.UploadDone
 		f = &UploadDone{ID: id, Upload: u.GetUpload(), Size: u.GetSize(), SHA256: u.GetSha256(), URL: u.GetUrl()}
 	default:
-		return nil, fmt.Errorf("decode server frame: unknown kind (field %d of ferry.v1.Frame)", firstUnknownField(pf))
+		return nil, malformed("decode server frame: unknown kind (field %d of ferry.v1.Frame)", firstUnknownField(pf))
 	}
 	f.stamp()
 	return f, nil

@@ -126,3 +126,21 @@ func FuzzDecodeServer(f *testing.F) {
 		}
 	})
 }
+
+// FuzzDecodeServerProtobuf: DecodeServer's protobuf case, like
+// FuzzDecodeServer for the other two.
+func FuzzDecodeServerProtobuf(f *testing.F) {
+	b, _ := Protobuf.AppendFrame(nil, &Subscribed{ID: 2, Channel: "chat:a", Offset: 9, Epoch: "e1"})
+	f.Add(b)
+	f.Add(Protobuf.AppendMessage(nil, NewPreparedMessage("c", 1, "e", RawJSON(`{"a":[1,"x"]}`), PriorityNormal, ""), 3))
+	f.Add(Protobuf.AppendMessage(nil, NewPreparedMessage("c", 1, "e", BinaryJSON([]byte{0, 0xff}), PriorityNormal, ""), 3))
+	f.Fuzz(func(t *testing.T, msg []byte) {
+		got, err := DecodeServer(Protobuf, nil, msg)
+		if err != nil && !errors.Is(err, ErrMalformed) {
+			t.Fatalf("error %v does not wrap ErrMalformed", err)
+		}
+		if len(got) > MaxFramesPerMessage {
+			t.Fatalf("%d frames from one message", len(got))
+		}
+	})
+}
