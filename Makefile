@@ -1,5 +1,5 @@
 # Thin wrappers over scripts/, the same scripts CI runs.
-.PHONY: test build dev fuzz ci
+.PHONY: test build dev fuzz ci proto
 
 test:
 	bash scripts/test.sh
@@ -15,3 +15,6 @@ fuzz:
 
 ci:
 	bash .ci/run
+
+proto:
+	bash scripts/gen-proto.sh

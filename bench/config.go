@@ -83,6 +83,10 @@ type Config struct {
 	// Payload is the approximate size of each published payload in bytes
 	// (at least the timestamp). Default 64.
 	Payload int `json:"payload"`
+	// Codec is the encoding of every bench connection, subscribers and
+	// WebSocket publishers: json (ferry.v1.json), msgpack or protobuf.
+	// The server API always takes JSON. Default json.
+	Codec string `json:"codec,omitempty"`
 	// Secret is the HMAC secret tokens are signed with (HS256). Required.
 	Secret string `json:"-"`
 	// APIKey authenticates the server API (stats, and publishing with
@@ -189,6 +193,12 @@ func (cfg Config) withDefaults() (Config, error) {
 	}
 	if cfg.Payload == 0 {
 		cfg.Payload = 64
+	}
+	if cfg.Codec == "" {
+		cfg.Codec = CodecJSON
+	}
+	if _, err := codecNamed(cfg.Codec); err != nil {
+		return cfg, err
 	}
 	if cfg.ConnsPerProcess == 0 {
 		cfg.ConnsPerProcess = 15000

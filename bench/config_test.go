@@ -24,6 +24,8 @@ func TestConfigDefaultsAndErrors(t *testing.T) {
 		{"negative", func(c *Config) { c.Conns = -1 }, ErrConfig},
 		{"too few workers", func(c *Config) { c.Conns = 40000; c.Workers = 2 }, ErrConfig},
 		{"bad client", func(c *Config) { c.Client = "x" }, ErrConfig},
+		{"protobuf codec", func(c *Config) { c.Codec = CodecProtobuf }, nil},
+		{"bad codec", func(c *Config) { c.Codec = "xml" }, ErrConfig},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -36,7 +38,7 @@ func TestConfigDefaultsAndErrors(t *testing.T) {
 		})
 	}
 	got, _ := ok.withDefaults()
-	if got.Conns != 1000 || got.Channels != 1 || got.Rate != 10 || got.Workers != 0 || got.Client != ClientReactor {
+	if got.Conns != 1000 || got.Channels != 1 || got.Rate != 10 || got.Workers != 0 || got.Client != ClientReactor || got.Codec != CodecJSON {
 		t.Errorf("defaults: %+v", got)
 	}
 	big := ok

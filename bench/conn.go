@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/HdrHistogram/hdrhistogram-go"
+
+	"github.com/ferry-io/ferry/protocol"
 )
 
 // readCtx is where the connections read by one reactor loop (or one shard
@@ -75,6 +77,10 @@ type conn struct {
 	seen   []uint64 // bit i: offset base+1+i received
 	unique uint64
 	dups   uint64
+	// wireBytes counts the WebSocket messages received once connected and
+	// subscribed, with their frame headers: the bytes on the wire that
+	// deliveries cost.
+	wireBytes uint64
 
 	closeCode int    // from the server's disconnect or close frame
 	reason    string // why connect or subscribe was refused
@@ -82,7 +88,33 @@ type conn struct {
 
 // message implements frameSink.
 func (c *conn) message(payload []byte) {
-	eachFrame(payload, c.frame)
+	if c.state&(stConnected|stSubscribed) == stConnected|stSubscribed {
+		c.wireBytes += uint64(len(payload) + serverHeaderLen(len(payload)))
+	}
+	if c.g.wire.op == opText {
+		eachFrame(payload, c.frame)
+		return
+	}
+	js, err := c.g.wire.asJSON(nil, payload)
+	if err != nil {
+		// Not a frame this bench can read: the server broke the protocol.
+		c.closeCode = int(protocol.CloseProtocolError)
+		c.state |= stDead
+		return
+	}
+	eachFrame(js, c.frame)
+}
+
+// serverHeaderLen is the size of an unmasked WebSocket frame header for a
+// payload of n bytes (RFC 6455 section 5.2).
+func serverHeaderLen(n int) int {
+	switch {
+	case n <= 125:
+		return 2
+	case n <= 0xffff:
+		return 4
+	}
+	return 10
 }
 
 func (c *conn) frame(f []byte) {
@@ -265,19 +297,25 @@ func (g *group) dial(ctx context.Context, i int) (*conn, error) {
 	buf = append(buf, t.WSPath...)
 	buf = append(buf, " HTTP/1.1\r\nHost: "...)
 	buf = append(buf, t.Host...)
-	buf = append(buf, "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: ferry.v1.json\r\nSec-WebSocket-Key: "...)
+	buf = append(buf, "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: "...)
+	buf = append(buf, g.wire.codec.Name()...)
+	buf = append(buf, "\r\nSec-WebSocket-Key: "...)
 	buf = append(buf, wsKey...)
 	buf = append(buf, "\r\nAuthorization: Bearer "...)
 	buf = append(buf, g.tokens[i]...)
 	buf = append(buf, "\r\n\r\n"...)
-	buf = appendClientFrame(buf, opText, []byte(`{"type":"connect","id":1,"client":"ferry-bench/1"}`), rand.Uint32())
+	connect, err := g.wire.encode(&protocol.ClientFrame{Type: protocol.TypeConnect, ID: 1, Client: "ferry-bench/1"})
+	if err != nil {
+		return fail("encode", err)
+	}
+	buf = appendClientFrame(buf, g.wire.op, connect, rand.Uint32())
 	want := uint8(stConnected)
 	if c.ch >= 0 {
-		sub := make([]byte, 0, 64)
-		sub = append(sub, `{"type":"subscribe","id":2,"channel":`...)
-		sub = strconv.AppendQuote(sub, g.spec.Channels[c.ch])
-		sub = append(sub, '}')
-		buf = appendClientFrame(buf, opText, sub, rand.Uint32())
+		sub, err := g.wire.encode(&protocol.ClientFrame{Type: protocol.TypeSubscribe, ID: 2, Channel: g.spec.Channels[c.ch]})
+		if err != nil {
+			return fail("encode", err)
+		}
+		buf = appendClientFrame(buf, g.wire.op, sub, rand.Uint32())
 		want |= stSubscribed
 	}
 	if _, err := nc.Write(buf); err != nil {

@@ -34,6 +34,16 @@
 // goroutine and a 2 KiB buffer per connection) is kept for comparison and
 // for other systems.
 //
+// # Codecs
+//
+// Config.Codec (ferry bench --codec json|msgpack|protobuf) picks the
+// subprotocol of every bench connection, and the encoding of WebSocket
+// publishes. The fanout result gives the bytes of WebSocket messages the
+// subscribers received per delivery (frame headers included) next to the
+// server's CPU per delivery, so the codecs can be compared. The client reads
+// binary codecs by converting each message to JSON first: that costs the
+// load generator, not the server.
+//
 // # Many sockets
 //
 // Connections to a loopback target are spread over many source addresses

@@ -36,6 +36,8 @@ type groupSpec struct {
 	// ReadPause makes each reactor loop sleep this long between polls
 	// (see Config.ReadPause).
 	ReadPause time.Duration `json:"read_pause,omitempty"`
+	// Codec is the connections' encoding (see Config.Codec).
+	Codec string `json:"codec,omitempty"`
 
 	// publisher marks the publishing connections of PublishWS (local
 	// only): their replies are counted by channel.
@@ -73,6 +75,9 @@ type chanCounts struct {
 	Subs   int    `json:"subs"`
 	Unique uint64 `json:"unique"`
 	Dups   uint64 `json:"dups"`
+	// WireBytes are the bytes of the WebSocket messages the subscribers
+	// received once subscribed (frame headers included).
+	WireBytes uint64 `json:"wire_bytes,omitempty"`
 }
 
 // closeReport is what a group reports when it is done.
@@ -88,6 +93,7 @@ type closeReport struct {
 // group is a set of connections opened and read by this process.
 type group struct {
 	spec    groupSpec
+	wire    wireCodec // from spec.Codec
 	targets []Target
 	tokens  []string
 	dialers []*net.Dialer
@@ -128,8 +134,13 @@ func newGroup(spec groupSpec) (*group, error) {
 	if spec.Client == ClientReactor && !reactorAvailable {
 		spec.Client = ClientGoroutine
 	}
+	wire, err := codecNamed(spec.Codec)
+	if err != nil {
+		return nil, err
+	}
 	g := &group{
 		spec:    spec,
+		wire:    wire,
 		targets: spec.Targets,
 		conns:   make([]atomic.Pointer[conn], spec.Count),
 		hs:      newReadCtx(true),
@@ -330,6 +341,7 @@ func (g *group) closeAll() (closeReport, error) {
 			cc.Subs++
 			cc.Unique += c.unique
 			cc.Dups += c.dups
+			cc.WireBytes += c.wireBytes
 		}
 		if c.state&stDead == 0 {
 			if c.nc != nil {

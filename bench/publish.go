@@ -13,6 +13,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/ferry-io/ferry/protocol"
 )
 
 // pubReport is what the publisher did.
@@ -78,6 +80,7 @@ func (p *publisher) openWS(ctx context.Context, runID string) error {
 		Concurrency:    16,
 		Client:         ClientGoroutine,
 		ConnectTimeout: p.cfg.ConnectTimeout,
+		Codec:          p.cfg.Codec,
 		publisher:      true,
 	}
 	g, err := newGroup(spec)
@@ -216,14 +219,28 @@ func (p *publisher) publishWS(i int, seq int64, ch int, now time.Time, body []by
 	if c == nil || c.nc == nil {
 		return fmt.Errorf("ws: publishing connection %d is down", i)
 	}
-	body = append(body, `{"type":"publish","id":`...)
-	body = strconv.AppendInt(body, seq%(1<<31)+1, 10)
-	body = append(body, `,"channel":`...)
-	body = strconv.AppendQuote(body, p.channels[ch])
-	body = append(body, `,"data":`...)
-	body = appendPayload(body, now.UnixNano(), p.cfg.Payload)
-	body = append(body, '}')
-	frame := appendClientFrame(make([]byte, 0, len(body)+14), opText, body, rand.Uint32())
+	id := seq%(1<<31) + 1
+	if p.ws.wire.op != opText {
+		// A binary codec: the payload is the same JSON, in the codec's
+		// frame.
+		data := appendPayload(body, now.UnixNano(), p.cfg.Payload)
+		var err error
+		body, err = p.ws.wire.encode(&protocol.ClientFrame{
+			Type: protocol.TypePublish, ID: uint32(id), Channel: p.channels[ch], Data: data,
+		})
+		if err != nil {
+			return fmt.Errorf("ws: %w", err)
+		}
+	} else {
+		body = append(body, `{"type":"publish","id":`...)
+		body = strconv.AppendInt(body, id, 10)
+		body = append(body, `,"channel":`...)
+		body = strconv.AppendQuote(body, p.channels[ch])
+		body = append(body, `,"data":`...)
+		body = appendPayload(body, now.UnixNano(), p.cfg.Payload)
+		body = append(body, '}')
+	}
+	frame := appendClientFrame(make([]byte, 0, len(body)+14), p.ws.wire.op, body, rand.Uint32())
 	if _, err := c.nc.Write(frame); err != nil {
 		return fmt.Errorf("ws: %w", err)
 	}

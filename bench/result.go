@@ -96,6 +96,11 @@ type FanoutResult struct {
 	// phase (publishing requests included).
 	ServerCPUSeconds float64 `json:"server_cpu_s"`
 	CPUPerDeliveryUS float64 `json:"server_cpu_per_delivery_us"`
+	// Codec is the subscribers' encoding; WireBytesPerDelivery is the
+	// bytes of the WebSocket messages they received (frame headers
+	// included) over Deliveries.
+	Codec                string  `json:"codec"`
+	WireBytesPerDelivery float64 `json:"wire_bytes_per_delivery"`
 	// ClientCPUPerDeliveryUS is the load generator's CPU per delivery.
 	ClientCPUPerDeliveryUS float64 `json:"client_cpu_per_delivery_us"`
 }
@@ -148,6 +153,7 @@ func (r *Result) WriteText(w io.Writer) error {
 		l := f.Latency
 		fmt.Fprintf(&b, "latency: p50 %.2fms p90 %.2fms p99 %.2fms p99.9 %.2fms max %.2fms (mean %.2fms)\n", l.P50, l.P90, l.P99, l.P999, l.Max, l.Mean)
 		fmt.Fprintf(&b, "CPU: server %.2fs = %.2f µs/delivery; client %.2f µs/delivery\n", f.ServerCPUSeconds, f.CPUPerDeliveryUS, f.ClientCPUPerDeliveryUS)
+		fmt.Fprintf(&b, "wire: %s, %.1f bytes/delivery\n", f.Codec, f.WireBytesPerDelivery)
 		writeCounts(&b, "  publish errors", f.PublishErrors)
 	}
 	for _, n := range r.Nodes {

@@ -127,6 +127,7 @@ func (r *runner) startShards(ctx context.Context) error {
 		ConnectTimeout: cfg.ConnectTimeout,
 		TokenTTL:       cfg.Duration + cfg.SettleTimeout + cfg.Drain + time.Hour,
 		ReadPause:      cfg.ReadPause,
+		Codec:          cfg.Codec,
 	}
 	if cfg.Workers == 0 {
 		spec.Count, spec.Sources, spec.Concurrency = cfg.Conns, sources, cfg.Concurrency
@@ -447,6 +448,7 @@ func (r *runner) fanout(ctx context.Context) error {
 	r.res.Fanout = f
 	r.fillNodes(before, after)
 	lat := newHist()
+	var wireBytes uint64
 	for _, rep := range reps {
 		if err := mergeEncoded(lat, rep.Latency); err != nil {
 			return err
@@ -459,6 +461,7 @@ func (r *runner) fanout(ctx context.Context) error {
 				nr := &r.res.Nodes[n]
 				nr.Deliveries += int64(cc.Unique)
 				nr.Duplicates += int64(cc.Dups)
+				wireBytes += cc.WireBytes
 			}
 		}
 	}
@@ -478,7 +481,9 @@ func (r *runner) fanout(ctx context.Context) error {
 		f.DeliveriesPerSec = float64(f.Deliveries) / f.PublishSeconds
 	}
 	f.ServerCPUSeconds = r.serverCPU()
+	f.Codec = r.cfg.Codec
 	if f.Deliveries > 0 {
+		f.WireBytesPerDelivery = float64(wireBytes) / float64(f.Deliveries)
 		f.CPUPerDeliveryUS = f.ServerCPUSeconds / float64(f.Deliveries) * 1e6
 		f.ClientCPUPerDeliveryUS = (cpu1 - cpu0) / float64(f.Deliveries) * 1e6
 	}

@@ -272,3 +272,30 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// TestFanoutCodecs runs fanout with each codec, publishing over WebSocket
+// in that codec too, and checks that every delivery arrives and that the
+// bytes on the wire are counted.
+func TestFanoutCodecs(t *testing.T) {
+	t.Parallel()
+	url := startNode(t, func(c *server.Config) {
+		c.ClientPublish = server.ClientPublishConfig{Rate: 1000, Burst: 1000}
+	})
+	for _, codec := range []string{CodecJSON, CodecMsgpack, CodecProtobuf} {
+		t.Run(codec, func(t *testing.T) {
+			cfg := baseConfig(ModeFanout, url)
+			cfg.Conns = 50
+			cfg.Codec = codec
+			cfg.PublishVia = PublishWS
+			cfg.Publishers = 1
+			cfg.Payload = 200
+			res := runBench(t, cfg)
+			checkFanout(t, res, cfg.Conns)
+			f := res.Fanout
+			// Each delivery carries at least the payload and a frame header.
+			if f.Codec != codec || f.WireBytesPerDelivery < float64(cfg.Payload) {
+				t.Errorf("codec %q, %.1f wire bytes per delivery of a %d-byte payload", f.Codec, f.WireBytesPerDelivery, cfg.Payload)
+			}
+		})
+	}
+}

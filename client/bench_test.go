@@ -9,7 +9,7 @@ import (
 // BenchmarkDecodeMessage is the client's receive path for one batch of 16
 // message frames.
 func BenchmarkDecodeMessage(b *testing.B) {
-	for _, codec := range []protocol.Codec{protocol.JSON, protocol.Msgpack} {
+	for _, codec := range []protocol.Codec{protocol.JSON, protocol.Msgpack, protocol.Protobuf} {
 		b.Run(codec.Name(), func(b *testing.B) {
 			p := protocol.NewPreparedMessage("chat:bench", 42, "e1", protocol.RawJSON(`{"user":"alice","text":"hello, world","n":[1,2,3]}`), protocol.PriorityNormal, "alice")
 			msg := codec.BeginBatch(nil, 16)
@@ -25,7 +25,7 @@ func BenchmarkDecodeMessage(b *testing.B) {
 			b.SetBytes(int64(len(msg)))
 			for b.Loop() {
 				var err error
-				frames, err = decodeServer(frames[:0], msg, codec.Binary())
+				frames, err = decodeServer(frames[:0], msg, wireFormatOf(codec))
 				if err != nil || len(frames) != 16 {
 					b.Fatal(err)
 				}

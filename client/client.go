@@ -16,7 +16,7 @@ import (
 type Client struct {
 	url          string
 	cfg          Config
-	binary       bool
+	wire         wireFormat // the codec's encoding, from cfg.Codec
 	log          *slog.Logger
 	clock        Clock
 	rnd          *lockedRand
@@ -82,7 +82,7 @@ func New(url string, cfg Config) (*Client, error) {
 	c := &Client{
 		url:      wsURL,
 		cfg:      cfg,
-		binary:   cfg.Codec.Binary(),
+		wire:     wireFormatOf(cfg.Codec),
 		log:      cfg.Logger,
 		clock:    cfg.Clock,
 		rnd:      &lockedRand{r: r},

@@ -18,7 +18,7 @@ import (
 func TestPublishSubscribeRoundTrip(t *testing.T) {
 	t.Parallel()
 	n := startNode(t, nil)
-	for _, codec := range []protocol.Codec{protocol.JSON, protocol.Msgpack} {
+	for _, codec := range []protocol.Codec{protocol.JSON, protocol.Msgpack, protocol.Protobuf} {
 		t.Run(codec.Name(), func(t *testing.T) {
 			ch := "chat:rt-" + codec.Name()
 			ctx := t.Context()
@@ -240,6 +240,7 @@ func TestWindowAndBatches(t *testing.T) {
 	}{
 		{"json window 4", protocol.JSON, 4},
 		{"msgpack window 1", protocol.Msgpack, 1},
+		{"protobuf window 2", protocol.Protobuf, 2},
 		{"json no window", protocol.JSON, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

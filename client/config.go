@@ -31,8 +31,9 @@ type Config struct {
 	// token's remaining lifetime. Default 30s.
 	RefreshBefore time.Duration
 
-	// Codec selects the subprotocol: protocol.JSON ("ferry.v1.json") or
-	// protocol.Msgpack ("ferry.v1.msgpack"). Default protocol.JSON.
+	// Codec selects the subprotocol: protocol.JSON ("ferry.v1.json"),
+	// protocol.Msgpack ("ferry.v1.msgpack") or protocol.Protobuf
+	// ("ferry.v1.protobuf"). Default protocol.JSON.
 	Codec protocol.Codec
 
 	// Window is the credit window sent in connect: the server keeps at

@@ -246,7 +246,7 @@ func (c *Client) awaitConnected(ctx context.Context, cn *conn, id uint32) (*prot
 			return nil, nil, err
 		}
 		cn.touch()
-		frames, err := decodeServer(nil, b, typ == websocket.MessageBinary)
+		frames, err := decodeServer(nil, b, c.wire.forMessage(typ))
 		if err != nil {
 			return nil, nil, err
 		}
@@ -484,7 +484,7 @@ func (c *Client) readLoop(cn *conn) error {
 			return err
 		}
 		cn.touch()
-		frames, err = decodeServer(frames[:0], b, typ == websocket.MessageBinary)
+		frames, err = decodeServer(frames[:0], b, c.wire.forMessage(typ))
 		if err != nil {
 			c.log.Warn("ferry: bad message from the server", slog.Any("err", err))
 			return err
@@ -552,15 +552,15 @@ func (cn *conn) writeFramesLocked(ctx context.Context, frames []protocol.ClientF
 	if limit <= 0 {
 		limit = defaultMaxFrame
 	}
-	binary := cn.c.binary
+	wire := cn.c.wire
 	typ := websocket.MessageText
-	if binary {
+	if wire != wireJSON {
 		typ = websocket.MessageBinary
 	}
 	for len(frames) > 0 {
 		n, size := 0, 16 // room for the batch's own bytes
 		for n < len(frames) && n < maxFramesPerWrite {
-			b, err := encodeClient(frames[n:n+1], binary)
+			b, err := encodeClient(frames[n:n+1], wire)
 			if err != nil {
 				return err
 			}
@@ -570,7 +570,7 @@ func (cn *conn) writeFramesLocked(ctx context.Context, frames []protocol.ClientF
 			size += len(b) + 1
 			n++
 		}
-		msg, err := encodeClient(frames[:n], binary)
+		msg, err := encodeClient(frames[:n], wire)
 		if err != nil {
 			return err
 		}

@@ -93,7 +93,7 @@ func TestDecodeServerBatches(t *testing.T) {
 	t.Parallel()
 	msg := &protocol.Message{Channel: "c", Offset: 7, Epoch: "e", Data: protocol.RawJSON(`{"k":[1,2]}`), Seq: 3}
 	pong := &protocol.Pong{ID: 9}
-	for _, codec := range []protocol.Codec{protocol.JSON, protocol.Msgpack} {
+	for _, codec := range []protocol.Codec{protocol.JSON, protocol.Msgpack, protocol.Protobuf} {
 		one, err := codec.AppendFrame(nil, msg)
 		if err != nil {
 			t.Fatal(err)
@@ -108,7 +108,7 @@ func TestDecodeServerBatches(t *testing.T) {
 		batch = append(batch, two...)
 		batch = codec.EndBatch(batch)
 		for _, in := range [][]byte{one, batch} {
-			frames, err := decodeServer(nil, in, codec.Binary())
+			frames, err := decodeServer(nil, in, wireFormatOf(codec))
 			if err != nil {
 				t.Fatalf("%s: %v", codec.Name(), err)
 			}
@@ -122,7 +122,7 @@ func TestDecodeServerBatches(t *testing.T) {
 		}
 	}
 	for _, bad := range []string{"", "nope", "[1,2]", `{"type":`} {
-		if _, err := decodeServer(nil, []byte(bad), false); err == nil {
+		if _, err := decodeServer(nil, []byte(bad), wireJSON); err == nil {
 			t.Errorf("decoded %q", bad)
 		}
 	}
@@ -135,9 +135,9 @@ func TestEncodeClientRoundTrip(t *testing.T) {
 		{Type: protocol.TypeSubscribe, ID: 5, Channel: "chat:y", Since: &protocol.StreamPosition{Offset: 3, Epoch: "e"}},
 		{Type: protocol.TypeAck, Seq: 12},
 	}
-	for _, codec := range []protocol.Codec{protocol.JSON, protocol.Msgpack} {
+	for _, codec := range []protocol.Codec{protocol.JSON, protocol.Msgpack, protocol.Protobuf} {
 		for n := 1; n <= len(frames); n++ {
-			b, err := encodeClient(frames[:n], codec.Binary())
+			b, err := encodeClient(frames[:n], wireFormatOf(codec))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -173,11 +173,15 @@ func FuzzDecodeServer(f *testing.F) {
 	f.Add(arr, true)
 	f.Add([]byte{0xdd, 0xff, 0xff, 0xff, 0xff}, true)
 	f.Fuzz(func(t *testing.T, b []byte, binary bool) {
-		frames, err := decodeServer(nil, b, binary)
+		wire := wireJSON
+		if binary {
+			wire = wireMsgpack
+		}
+		frames, err := decodeServer(nil, b, wire)
 		if err != nil {
 			return
 		}
-		again, err := decodeServer(nil, b, binary)
+		again, err := decodeServer(nil, b, wire)
 		if err != nil || len(again) != len(frames) {
 			t.Fatalf("second decode differs: %v", err)
 		}

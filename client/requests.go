@@ -201,7 +201,7 @@ func (c *Client) Publish(ctx context.Context, ch string, data any, opts ...Publi
 // checkSize refuses a frame the server would close the connection for.
 func (c *Client) checkSize(f protocol.ClientFrame) error {
 	f.ID = ^uint32(0) // the largest id it may get
-	b, err := encodeClient([]protocol.ClientFrame{f}, c.binary)
+	b, err := encodeClient([]protocol.ClientFrame{f}, c.wire)
 	if err != nil {
 		return err
 	}

@@ -41,6 +41,12 @@ func (m Message) Decode(v any) error {
 	return nil
 }
 
+// Bytes returns the bytes of a binary payload ({"$bin": base64}, see
+// protocol.BinaryKey), and false when the payload is not one. Publish
+// binary with protocol.BinaryJSON(b) as data; over ferry.v1.protobuf the
+// bytes travel as they are.
+func (m Message) Bytes() ([]byte, bool) { return protocol.RawJSON(m.Data).Binary() }
+
 // Position returns the message's position.
 func (m Message) Position() Position { return Position{Offset: m.Offset, Epoch: m.Epoch} }
 

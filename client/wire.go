@@ -11,19 +11,18 @@ import (
 )
 
 // decodeServer reads one message from the server (a frame, or a batch)
-// with protocol's decoder: binary selects MessagePack, else JSON.
-func decodeServer(dst []protocol.ServerMessage, msg []byte, binary bool) ([]protocol.ServerMessage, error) {
-	var codec protocol.Codec = protocol.JSON
-	if binary {
-		codec = protocol.Msgpack
-	}
-	return protocol.DecodeServer(codec, dst, msg)
+// with protocol's decoder, in the encoding w.
+func decodeServer(dst []protocol.ServerMessage, msg []byte, w wireFormat) ([]protocol.ServerMessage, error) {
+	return protocol.DecodeServer(w.codec(), dst, msg)
 }
 
 // encodeClient encodes frames as one message: a frame alone, or a batch
-// (JSON array, MessagePack array).
-func encodeClient(frames []protocol.ClientFrame, binary bool) ([]byte, error) {
-	if binary {
+// (JSON array, MessagePack array, protobuf Batch).
+func encodeClient(frames []protocol.ClientFrame, w wireFormat) ([]byte, error) {
+	switch w {
+	case wireProtobuf:
+		return encodeProtobuf(frames)
+	case wireMsgpack:
 		var buf bytes.Buffer
 		enc := msgpack.NewEncoder(&buf)
 		enc.UseCompactInts(true)

@@ -46,6 +46,8 @@ func CodecFor(subprotocol string) Codec {
 		return JSON
 	case SubprotocolMsgpack:
 		return Msgpack
+	case SubprotocolProtobuf:
+		return Protobuf
 	}
 	return nil
 }

@@ -1,7 +1,8 @@
 // Package protocol defines Ferry's wire protocol, version 1: every frame of
-// PROTOCOL.md as a Go type, the close and error codes, and the two codecs
+// PROTOCOL.md as a Go type, the close and error codes, and the three codecs
 // (JSON for the "ferry.v1.json" subprotocol, MessagePack for
-// "ferry.v1.msgpack").
+// "ferry.v1.msgpack", Protocol Buffers for "ferry.v1.protobuf", whose schema
+// is protocol/ferry/v1/ferry.proto).
 //
 // The package is shared by the server and the Go SDK: one wire model for
 // both ends. It has no dependency on any transport: a codec turns bytes into

@@ -69,13 +69,7 @@ func FuzzDecodeMsgpack(f *testing.F) {
 	f.Add(mustHex(f, "84 c3 01 c0 02 cb 3f f8 00 00 00 00 00 00 03 c4 01 ff 04"))
 	f.Fuzz(func(t *testing.T, msg []byte) {
 		frames, err := Msgpack.DecodeClient(nil, msg)
-		if err != nil {
-			if !errors.Is(err, ErrMalformed) {
-				t.Fatalf("error %v does not wrap ErrMalformed", err)
-			}
-			if len(frames) != 0 {
-				t.Fatalf("frames %+v with an error", frames)
-			}
+		if checkDecodeError(t, frames, err) {
 			return
 		}
 		if len(frames) == 0 && !(len(msg) == 1 && msg[0] == 0x90) && !(len(msg) == 3 && msg[0] == 0xdc) && !(len(msg) == 5 && msg[0] == 0xdd) {
@@ -83,6 +77,22 @@ func FuzzDecodeMsgpack(f *testing.F) {
 		}
 		checkDecodedFrames(t, frames)
 	})
+}
+
+// checkDecodeError reports whether DecodeClient failed, checking that a
+// failure wraps ErrMalformed and returns no frames.
+func checkDecodeError(t *testing.T, frames []ClientFrame, err error) bool {
+	t.Helper()
+	if err == nil {
+		return false
+	}
+	if !errors.Is(err, ErrMalformed) {
+		t.Fatalf("error %v does not wrap ErrMalformed", err)
+	}
+	if len(frames) != 0 {
+		t.Fatalf("frames %+v with an error", frames)
+	}
+	return true
 }
 
 // checkDecodedFrames checks the invariants of decoded frames: at most
@@ -169,4 +179,45 @@ func validUTF8Strings(f ClientFrame) bool {
 	}
 	walk(reflect.ValueOf(f))
 	return ok
+}
+
+func FuzzDecodeProtobuf(f *testing.F) {
+	for _, c := range decodeCases {
+		if protobufEncodable(c) {
+			f.Add(encodeProtobufClient(f, c.want))
+		}
+	}
+	f.Add([]byte{})
+	f.Add([]byte{0x0a, 0x00})
+	f.Add([]byte{0x0a, 0x04, 0xd2, 0x05, 0x01, 0x00}) // a frame of unknown kind 90
+	f.Fuzz(func(t *testing.T, msg []byte) {
+		frames, err := Protobuf.DecodeClient(nil, msg)
+		if checkDecodeError(t, frames, err) {
+			return
+		}
+		if len(frames) == 0 || len(frames) > MaxFramesPerMessage {
+			t.Fatalf("%d frames from %x", len(frames), msg)
+		}
+		for _, fr := range frames {
+			if e := fr.Validate(); e != nil && e.Code != CodeBadRequest {
+				t.Fatalf("Validate() = %+v", e)
+			}
+			if fr.Data != nil && !json.Valid(fr.Data) {
+				t.Fatalf("data %q is not valid JSON", fr.Data)
+			}
+			if fr.Invalid != "" || fr.Validate() != nil {
+				continue
+			}
+			// A valid frame survives the client encoder and back.
+			again, err := AppendProtobufClientFrame(nil, &fr)
+			if err != nil {
+				t.Fatalf("encode %+v: %v", fr, err)
+			}
+			back, err := Protobuf.DecodeClient(nil, again)
+			if err != nil || len(back) != 1 {
+				t.Fatalf("decode of %x: %v", again, err)
+			}
+			sameFrame(t, back[0], fr)
+		}
+	})
 }

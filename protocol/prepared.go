@@ -10,8 +10,8 @@ import (
 // and it is the frame's last field: each codec keeps the frame's bytes up to
 // the seq value, and AppendMessage appends them and the recipient's seq.
 //
-// The JSON body is built by NewPreparedMessage; the MessagePack body the
-// first time a MessagePack recipient needs it. A PreparedMessage is safe for
+// The JSON body is built by NewPreparedMessage; the MessagePack and
+// protobuf bodies the first time a recipient of that codec needs them. A PreparedMessage is safe for
 // concurrent use and must not be modified.
 type PreparedMessage struct {
 	channel  string
@@ -27,6 +27,11 @@ type PreparedMessage struct {
 
 	mpOnce sync.Once
 	mp     []byte // the MessagePack frame up to the seq value
+
+	// pbOnce guards pb: built on first use by a protobuf recipient, so a
+	// deployment without protobuf clients never pays for it.
+	pbOnce sync.Once
+	pb     []byte // the fields of the ferry.v1.Message before seq
 }
 
 const maxUint64Digits = 20
@@ -142,6 +147,13 @@ func (p *PreparedMessage) buildMsgpack() {
 	}
 	b = appendMsgpackString(b, "seq")
 	p.mp = b
+}
+
+// protobuf returns the fields of the ferry.v1.Message before seq, building
+// them on first use.
+func (p *PreparedMessage) protobuf() []byte {
+	p.pbOnce.Do(func() { p.pb = appendProtobufMessageBody(nil, p) })
+	return p.pb
 }
 
 // Channel returns the channel the message was published to.

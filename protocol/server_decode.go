@@ -54,7 +54,8 @@ type ServerMessage struct {
 }
 
 // DecodeServer reads one message from a server, a frame or an array of
-// frames (a batch) in codec's encoding, appending to dst. It returns an
+// frames (a batch) in codec's encoding (for Protobuf, a ferry.v1.Batch),
+// appending to dst. It returns an
 // error wrapping ErrMalformed when the message cannot be read, and one
 // naming the codec when there is no server-frame decoder for it.
 func DecodeServer(codec Codec, dst []ServerMessage, msg []byte) ([]ServerMessage, error) {
@@ -63,6 +64,8 @@ func DecodeServer(codec Codec, dst []ServerMessage, msg []byte) ([]ServerMessage
 		return decodeServerJSON(dst, msg)
 	case Msgpack.Name():
 		return decodeServerMsgpack(dst, msg)
+	case Protobuf.Name():
+		return decodeServerProtobuf(dst, msg)
 	}
 	return dst, fmt.Errorf("decode server message: no decoder for codec %q", codec.Name())
 }

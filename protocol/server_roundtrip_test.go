@@ -42,12 +42,12 @@ func TestServerRoundTrip(t *testing.T) {
 	}
 	message := ServerMessage{Type: TypeMessage, Channel: "chat:a", Offset: 7, Epoch: "e1", Data: RawJSON(`{"text":"hi","n":[1,2]}`), Priority: "critical", From: "alice", Seq: 42}
 
-	for _, codec := range []Codec{JSON, Msgpack} {
+	for _, codec := range []Codec{JSON, Msgpack, Protobuf} {
 		t.Run(codec.Name(), func(t *testing.T) {
 			check := func(name string, got, want ServerMessage) {
 				t.Helper()
 				// The payload is compared as JSON text (MessagePack
-				// carries it converted, and converts it back).
+				// and protobuf carry it converted, and convert it back).
 				gd, wd := got.Data, want.Data
 				got.Data, want.Data = nil, nil
 				if !reflect.DeepEqual(got, want) {
@@ -118,6 +118,24 @@ func FuzzDecodeServer(f *testing.F) {
 			codec = Msgpack
 		}
 		got, err := DecodeServer(codec, nil, msg)
+		if err != nil && !errors.Is(err, ErrMalformed) {
+			t.Fatalf("error %v does not wrap ErrMalformed", err)
+		}
+		if len(got) > MaxFramesPerMessage {
+			t.Fatalf("%d frames from one message", len(got))
+		}
+	})
+}
+
+// FuzzDecodeServerProtobuf: DecodeServer's protobuf case, like
+// FuzzDecodeServer for the other two.
+func FuzzDecodeServerProtobuf(f *testing.F) {
+	b, _ := Protobuf.AppendFrame(nil, &Subscribed{ID: 2, Channel: "chat:a", Offset: 9, Epoch: "e1"})
+	f.Add(b)
+	f.Add(Protobuf.AppendMessage(nil, NewPreparedMessage("c", 1, "e", RawJSON(`{"a":[1,"x"]}`), PriorityNormal, ""), 3))
+	f.Add(Protobuf.AppendMessage(nil, NewPreparedMessage("c", 1, "e", BinaryJSON([]byte{0, 0xff}), PriorityNormal, ""), 3))
+	f.Fuzz(func(t *testing.T, msg []byte) {
+		got, err := DecodeServer(Protobuf, nil, msg)
 		if err != nil && !errors.Is(err, ErrMalformed) {
 			t.Fatalf("error %v does not wrap ErrMalformed", err)
 		}

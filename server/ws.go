@@ -14,7 +14,7 @@ import (
 func (s *Server) wsOptions() *ws.Options {
 	s.wsOnce.Do(func() {
 		s.wsOpts = &ws.Options{
-			Subprotocols:       []string{protocol.SubprotocolJSON, protocol.SubprotocolMsgpack},
+			Subprotocols:       []string{protocol.SubprotocolJSON, protocol.SubprotocolMsgpack, protocol.SubprotocolProtobuf},
 			RequireSubprotocol: true,
 			MaxMessageBytes:    int64(s.cfg.MaxFrameBytes),
 			TooBigCloseCode:    protocol.CloseTooBig,

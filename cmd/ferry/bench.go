@@ -27,6 +27,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	rate := fs.Float64("rate", 0, "publishes per second over all channels (default 10 in fanout; cluster without --rate is an idle run)")
 	duration := fs.Duration("duration", 0, "how long to publish (fanout, cluster) or at least to hold the connections (idle) (default 10s; idle 30s)")
 	payload := fs.Int("payload", 64, "approximate payload size in bytes")
+	codec := fs.String("codec", "json", "encoding of the bench connections: json, msgpack or protobuf")
 	secret := fs.String("secret", os.Getenv("FERRY_TOKEN_HMAC_SECRET"), "HMAC secret to sign connection tokens (default $FERRY_TOKEN_HMAC_SECRET)")
 	apiKey := fs.String("api-key", os.Getenv("FERRY_API_KEY"), "server API key, for /v1/api/stats and publishing (default $FERRY_API_KEY)")
 	workers := fs.Int("workers", 0, "child processes that hold the connections (default: 0 = this process, or enough for --conns-per-process)")
@@ -46,7 +47,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	quiet := fs.Bool("quiet", false, "no progress lines")
 	worker := fs.Bool("worker", false, "internal: run as a worker process of another ferry bench")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: ferry bench --mode idle|connect|fanout|cluster [--url URL[,URL...]] [--conns N] [--rate R] [--duration D] [--json] ...")
+		fmt.Fprintln(stderr, "usage: ferry bench --mode idle|connect|fanout|cluster [--url URL[,URL...]] [--conns N] [--rate R] [--duration D] [--codec json|msgpack|protobuf] [--json] ...")
 		fs.PrintDefaults()
 	}
 	if err := parseFlags(fs, args); err != nil {
@@ -69,6 +70,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		Rate:            *rate,
 		Duration:        *duration,
 		Payload:         *payload,
+		Codec:           *codec,
 		Secret:          *secret,
 		APIKey:          *apiKey,
 		Workers:         *workers,

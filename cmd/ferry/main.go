@@ -48,7 +48,7 @@ const usage = `ferry: a self-hosted real-time messaging gateway
 usage:
   ferry serve [--dev] [--config FILE] [--addr ADDR] [--broker URL]
   ferry token --sub USER [--ttl 1h] [--channels PATTERNS] [--subscribe PATTERNS] [--publish PATTERNS]
-  ferry sub [--url URL] [--token TOKEN] [--codec json|msgpack] [--window N] CHANNEL...
+  ferry sub [--url URL] [--token TOKEN] [--codec json|msgpack|protobuf] [--window N] CHANNEL...
   ferry pub [--url URL] [--token TOKEN | --api-key KEY] [--key KEY] [--priority P] CHANNEL DATA
   ferry bench --mode idle|connect|fanout|cluster [--url URL[,URL...]] [--conns N] [--rate R] [--duration D] [--json]
   ferry config check FILE

@@ -31,10 +31,10 @@ func runSub(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs := newFlagSet("sub", stderr)
 	url := fs.String("url", defaultURL, "the node: base URL (http://host:8080, ws://host:8080) or WebSocket URL (ws://host:8080/v1/ws)")
 	token := fs.String("token", os.Getenv("FERRY_TOKEN"), "connection token (default $FERRY_TOKEN)")
-	codecName := fs.String("codec", "json", "wire format: json or msgpack")
+	codecName := fs.String("codec", "json", "wire format: json, msgpack or protobuf")
 	window := fs.Uint("window", 0, "credit window: most unacknowledged messages in flight (0: none)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: ferry sub [--url URL] [--token TOKEN] [--codec json|msgpack] [--window N] CHANNEL...")
+		fmt.Fprintln(stderr, "usage: ferry sub [--url URL] [--token TOKEN] [--codec json|msgpack|protobuf] [--window N] CHANNEL...")
 		fmt.Fprintln(stderr, "Prints each message as a JSON line {channel, offset, epoch, data}; state changes go to stderr.")
 		fs.PrintDefaults()
 	}
@@ -152,6 +152,8 @@ func codecFlag(name string) (protocol.Codec, error) {
 		return protocol.JSON, nil
 	case "msgpack":
 		return protocol.Msgpack, nil
+	case "protobuf":
+		return protocol.Protobuf, nil
 	}
-	return nil, usageError{fmt.Sprintf("--codec %q: want json or msgpack", name)}
+	return nil, usageError{fmt.Sprintf("--codec %q: want json, msgpack or protobuf", name)}
 }
