@@ -14,10 +14,11 @@ echo "== go vet"
 go vet ./...
 
 echo "== go mod tidy"
-cp go.mod /tmp/ferry-go.mod.bak; cp go.sum /tmp/ferry-go.sum.bak
+modbak=$(mktemp -d); trap 'rm -rf "$modbak"' EXIT
+cp go.mod "$modbak/go.mod"; cp go.sum "$modbak/go.sum"
 go mod tidy
-if ! cmp -s go.mod /tmp/ferry-go.mod.bak || ! cmp -s go.sum /tmp/ferry-go.sum.bak; then
-  echo "go mod tidy changed go.mod/go.sum: run it and commit"; diff /tmp/ferry-go.mod.bak go.mod || true; exit 1
+if ! cmp -s go.mod "$modbak/go.mod" || ! cmp -s go.sum "$modbak/go.sum"; then
+  echo "go mod tidy changed go.mod/go.sum: run it and commit"; diff "$modbak/go.mod" go.mod || true; exit 1
 fi
 
 echo "== go test -race"

@@ -258,7 +258,7 @@ func (s *Session) handleConnect(f *protocol.ClientFrame) {
 	env.Logger.Info("connection opened",
 		slog.String("conn", s.connID), slog.String("session", s.id),
 		slog.String("user", s.user), slog.String("transport", s.t.Name()),
-		slog.String("remote", s.remote), slog.String("client", f.Client),
+		slog.String("remote", s.remote), slog.String("client", auth.Clip(f.Client)),
 		slog.Bool("resumed", snap != nil))
 
 	s.enforceUserLimit(ctx)
