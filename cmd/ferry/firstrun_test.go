@@ -136,3 +136,13 @@ func TestUnknownVariableWarned(t *testing.T) {
 		t.Errorf("warned about a known variable:\n%s", got)
 	}
 }
+
+func TestVersionFromBuildInfo(t *testing.T) {
+	var out, errOut bytes.Buffer
+	if err := run(context.Background(), []string{"version"}, &out, &errOut); err != nil {
+		t.Fatal(err)
+	}
+	if got := out.String(); !strings.HasPrefix(got, "ferry ") || !strings.Contains(got, "go1.") {
+		t.Errorf("ferry version = %q", got)
+	}
+}

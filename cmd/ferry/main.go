@@ -16,10 +16,9 @@ import (
 	"io"
 	"os"
 	"strings"
-)
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
+	"github.com/ferry-io/ferry/internal/version"
+)
 
 func main() {
 	if err := run(context.Background(), os.Args[1:], os.Stdout, os.Stderr); err != nil {
@@ -81,7 +80,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	case "config":
 		return runConfig(args[1:], stdout, stderr)
 	case "version", "--version":
-		fmt.Fprintln(stdout, "ferry", version)
+		fmt.Fprintln(stdout, version.Get())
 		return nil
 	case "help", "-h", "--help":
 		fmt.Fprintln(stdout, usage)
