@@ -130,7 +130,8 @@ func New(cfg Config, opts ...Options) (*Server, error) {
 	for name, ns := range cfg.Namespaces {
 		s.rules[name] = rulesOf(ns)
 	}
-	s.metrics = metrics.New(o.Registerer)
+	s.metrics = metrics.New(o.Registerer, namespaceNames(cfg)...)
+	s.metrics.SetMaxConnections(s.maxConns)
 
 	s.broker = o.Broker
 	if s.broker == nil {
@@ -168,6 +169,7 @@ func New(cfg Config, opts ...Options) (*Server, error) {
 	}
 	s.handler = s.routes()
 	s.goTracked(s.sweepLoop)
+	s.goTracked(s.brokerProbe())
 	return s, nil
 }
 

@@ -3,8 +3,10 @@ package session
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/ferry-io/ferry/broker"
+	"github.com/ferry-io/ferry/internal/metrics"
 	"github.com/ferry-io/ferry/protocol"
 )
 
@@ -34,6 +36,7 @@ func (e *Env) Publish(ctx context.Context, rules Rules, a PublishArgs) (broker.P
 		}
 		prio = p
 	}
+	start := time.Now()
 	res, err := e.Broker.Publish(ctx, a.Channel, broker.Publication{
 		Data:     a.Data,
 		Priority: uint8(prio),
@@ -49,7 +52,9 @@ func (e *Env) Publish(ctx context.Context, rules Rules, a PublishArgs) (broker.P
 		e.Metrics.BrokerError("publish")
 		return res, BrokerError("publish", err)
 	}
+	e.Metrics.BrokerLatency(metrics.OpPublish, time.Since(start))
 	e.Metrics.Published(a.Source)
+	e.Metrics.PublishedTo(a.Channel)
 	if res.Duplicate {
 		e.Metrics.PublishDuplicate()
 	}
@@ -61,10 +66,12 @@ func (e *Env) History(ctx context.Context, ch string, rules Rules, q broker.Hist
 	if rules.HistorySize <= 0 {
 		return broker.HistoryResult{}, protocol.Errorf(protocol.CodeNotFound, "history is not kept for channel %q", ch)
 	}
+	start := time.Now()
 	res, err := e.Broker.History(ctx, ch, q)
 	if err != nil {
 		return res, BrokerError("history", err)
 	}
+	e.Metrics.BrokerLatency(metrics.OpHistory, time.Since(start))
 	return res, nil
 }
 

@@ -251,6 +251,7 @@ func (s *Session) handleConnect(f *protocol.ClientFrame) {
 	s.mu.Unlock()
 	if env.Metrics != nil {
 		env.Metrics.ConnOpened(s.t.Name())
+		env.Metrics.Handshake(time.Duration(env.now().UnixNano() - s.opened))
 		if f.Resume != nil {
 			env.Metrics.Resume(snap != nil)
 		}

@@ -131,6 +131,10 @@ type Session struct {
 	// unsent in the transport: while it is clear, flush does not ask the
 	// transport for its backlog (Pending takes the transport's lock).
 	lastWrite atomic.Int64
+	// queuedAt is when a message last found the queue with nothing
+	// waiting, on the pool's clock; 0 = none since the last write. One
+	// clock reading per write batch, for ferry_queue_to_write_seconds.
+	queuedAt atomic.Int64
 }
 
 // pendingBit is the flag bit of Session.lastWrite.
@@ -473,6 +477,9 @@ func (s *Session) afterPush(err error) {
 // schedule asks the writer pool to flush this session (at most once at a
 // time), after the batch delay when batching is on.
 func (s *Session) schedule() {
+	if s.env.Metrics != nil && s.puller == nil && s.queuedAt.Load() == 0 {
+		s.queuedAt.CompareAndSwap(0, s.env.Writers.now())
+	}
 	if d := s.env.Limits.BatchDelay; d > 0 {
 		s.mu.Lock()
 		if s.batchTimer == nil && s.state != stateClosed {
@@ -567,6 +574,9 @@ func (s *Session) flush(buf []byte, now int64) (_ []byte, writes, frames int) {
 		if s.env.Metrics != nil {
 			s.env.Metrics.FrameOut(n)
 			s.env.Metrics.Batch(n)
+			if q := s.queuedAt.Swap(0); q != 0 {
+				s.env.Metrics.QueueToWrite(time.Duration(now - q))
+			}
 		}
 		if replays {
 			s.maybeContinueReplay()
