@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Checks the operations kit in deploy/ with the tools operators run it
 # with: the Prometheus rules (promtool check, then the rules' unit tests on
-# synthetic series), the example Prometheus configuration, and the systemd
-# unit (systemd-analyze verify). CI runs it from .ci/run; it needs
+# synthetic series), the example Prometheus configuration, the Grafana
+# dashboard's queries (parsed by Prometheus' own parser, in a module of
+# their own), and the systemd unit (systemd-analyze verify). CI runs it from .ci/run; it needs
 # Debian's prometheus (promtool) and systemd (systemd-analyze) packages.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,6 +16,20 @@ promtool test rules deploy/prometheus/ferry-alerts_test.yml
 
 echo "== promtool check config"
 promtool check config deploy/prometheus/prometheus.yml
+
+echo "== Grafana dashboard queries (module deploy/grafana/querytest)"
+(
+  cd deploy/grafana/querytest
+  modbak=$(mktemp -d)
+  cp go.mod go.sum "$modbak/"
+  go mod tidy
+  if ! cmp -s go.mod "$modbak/go.mod" || ! cmp -s go.sum "$modbak/go.sum"; then
+    echo "go mod tidy changed deploy/grafana/querytest/go.mod or go.sum: run it and commit"; rm -rf "$modbak"; exit 1
+  fi
+  rm -rf "$modbak"
+  go vet ./...
+  go test -count=1 ./...
+)
 
 if [ -f deploy/systemd/ferry.service ]; then
   echo "== systemd-analyze verify"
