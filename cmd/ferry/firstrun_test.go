@@ -146,3 +146,14 @@ func TestVersionFromBuildInfo(t *testing.T) {
 		t.Errorf("ferry version = %q", got)
 	}
 }
+
+func TestHealth(t *testing.T) {
+	base := startSubPubNode(t)
+	var out, errOut bytes.Buffer
+	if err := run(context.Background(), []string{"health", "--url", base + "/healthz"}, &out, &errOut); err != nil {
+		t.Fatalf("health of a running node: %v", err)
+	}
+	if err := run(context.Background(), []string{"health", "--url", base + "/no-such-endpoint"}, &out, &errOut); err == nil || !strings.Contains(err.Error(), "404") {
+		t.Fatalf("health of a missing endpoint: %v", err)
+	}
+}

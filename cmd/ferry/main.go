@@ -5,6 +5,7 @@
 //	ferry sub [--url URL] [--token T] CHANNEL...          print messages as JSON lines
 //	ferry pub [--url URL] [--token T | --api-key K] CHANNEL DATA
 //	ferry config check FILE
+//	ferry health [--url URL]                              for container health checks
 //	ferry version
 package main
 
@@ -56,6 +57,7 @@ usage:
   ferry pub [--url URL] [--token TOKEN | --api-key KEY] [--key KEY] [--priority P] CHANNEL DATA
   ferry bench --mode idle|connect|fanout|cluster [--url URL[,URL...]] [--conns N] [--rate R] [--duration D] [--json]
   ferry config check FILE
+  ferry health [--url http://127.0.0.1:8080/healthz]   exit 0 when the node answers 200
   ferry version
 
 Settings come from defaults < the YAML file < FERRY_* variables < flags;
@@ -79,6 +81,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runBench(ctx, args[1:], stdout, stderr)
 	case "config":
 		return runConfig(args[1:], stdout, stderr)
+	case "health":
+		return runHealth(ctx, args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, version.Get())
 		return nil
