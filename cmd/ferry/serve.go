@@ -80,6 +80,11 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	cfg := loaded.Config
 	log := newLogger(stderr, cfg.Logs.Level)
 	warnUnknownEnv(log, environ)
+	if len(generated) > 0 && cfg.Broker != "" && cfg.Broker != "memory" {
+		// Nodes on one broker share channels but not generated secrets.
+		log.Warn("this --dev node generated its own token secret or API key; other nodes on the same broker reject its tokens unless they are started with the same FERRY_TOKEN_HMAC_SECRET and FERRY_API_KEY (the banner shows the command)",
+			slog.Any("generated", generated))
+	}
 	srv, err := server.New(cfg, server.Options{Logger: log})
 	if err != nil {
 		return err
