@@ -1,8 +1,11 @@
 # Thin wrappers over scripts/, the same scripts CI runs.
-.PHONY: test build dev fuzz ci proto
+.PHONY: test test-ops build dev fuzz ci proto
 
 test:
 	bash scripts/test.sh
+
+test-ops:
+	bash scripts/test-ops.sh
 
 build:
 	bash scripts/build.sh

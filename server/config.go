@@ -73,7 +73,8 @@ type Config struct {
 
 // TokenConfig says how connection tokens (JWT) are verified.
 type TokenConfig struct {
-	// HMACSecret verifies HS256 tokens (FERRY_TOKEN_HMAC_SECRET).
+	// HMACSecret verifies HS256 tokens (FERRY_TOKEN_HMAC_SECRET); at least
+	// MinHMACSecretBytes long outside Dev. Default: none.
 	HMACSecret string `yaml:"hmac_secret"`
 	// PublicKeyFile is a PEM file with an RSA, ECDSA or Ed25519 public key.
 	PublicKeyFile string `yaml:"public_key_file"`
@@ -278,12 +279,26 @@ func setDefault[T comparable](p *T, v T) {
 	}
 }
 
-// Validate checks the configuration and names the first bad field by its
-// yaml path.
+// MinHMACSecretBytes is the shortest token.hmac_secret Validate accepts
+// outside Dev: the size of the HS256 hash, as RFC 7518 section 3.2 asks.
+const MinHMACSecretBytes = 32
+
+// FieldError is one problem Validate found, with the setting's yaml path
+// (a section such as "tls" when the problem spans several settings), so
+// that a loader can say in which file and line the setting was written.
+type FieldError struct {
+	Path string
+	Msg  string
+}
+
+func (e *FieldError) Error() string { return e.Path + ": " + e.Msg }
+
+// Validate checks the configuration and reports every bad field by its
+// yaml path, each as a *FieldError (joined).
 func (c *Config) Validate() error {
 	var errs []error
 	bad := func(field, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%s: %s", field, fmt.Sprintf(format, args...)))
+		errs = append(errs, &FieldError{Path: field, Msg: fmt.Sprintf(format, args...)})
 	}
 	if c.Broker != "" && c.Broker != "memory" && !hasAnyPrefix(c.Broker, "redis://", "rediss://", "redis+sentinel://", "rediss+sentinel://") {
 		bad("broker", "%q: want memory, a redis:// or rediss:// URL (comma-separated for shards), or redis+sentinel://", c.Broker)
@@ -369,6 +384,11 @@ func (c *Config) Validate() error {
 	case "", "debug", "info", "warn", "error":
 	default:
 		bad("logs.level", "%q: want debug, info, warn or error", c.Logs.Level)
+	}
+	// A short HMAC secret can be guessed offline from one token; --dev
+	// (which generates a long one unless given) is exempt for local trials.
+	if !c.Dev && c.Token.HMACSecret != "" && len(c.Token.HMACSecret) < MinHMACSecretBytes {
+		bad("token.hmac_secret", "%d bytes: must be at least %d (HS256 keys shorter than the hash can be brute-forced from one token; generate one with `openssl rand -hex 32`)", len(c.Token.HMACSecret), MinHMACSecretBytes)
 	}
 	if !c.Dev && c.Token.HMACSecret == "" && c.Token.PublicKeyFile == "" && c.Token.JWKSURL == "" && !c.Auth.Anonymous {
 		bad("token", "no way to verify tokens: set FERRY_TOKEN_HMAC_SECRET (token.hmac_secret), token.public_key_file or token.jwks_url, or run with --dev")

@@ -258,5 +258,6 @@ func (s *Server) ReloadTLS() error {
 		return fmt.Errorf("tls: %w", err)
 	}
 	s.cert.Store(&c)
+	s.metrics.SetCertExpiry(certExpiry(&c))
 	return nil
 }

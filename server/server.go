@@ -157,7 +157,8 @@ func New(cfg Config, opts ...Options) (*Server, error) {
 	}
 	s.limiter = auth.NewHandshakeLimiter(cfg.Handshake.Rate, cfg.Handshake.Burst, nil)
 	s.maxConns = connectionCap(cfg.MaxConnections, log)
-	s.metrics = metrics.New(o.Registerer)
+	s.metrics = metrics.New(o.Registerer, namespaceNames(cfg)...)
+	s.metrics.SetMaxConnections(s.maxConns)
 
 	s.broker = o.Broker
 	s.hub = hub.New(s.broker)
@@ -206,6 +207,7 @@ func New(cfg Config, opts ...Options) (*Server, error) {
 	}
 	s.handler = s.routes()
 	s.goTracked(s.sweepLoop)
+	s.goTracked(s.brokerProbe())
 	return s, nil
 }
 

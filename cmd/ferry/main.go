@@ -5,6 +5,7 @@
 //	ferry sub [--url URL] [--token T] CHANNEL...          print messages as JSON lines
 //	ferry pub [--url URL] [--token T | --api-key K] CHANNEL DATA
 //	ferry config check FILE
+//	ferry health [--url URL]                              for container health checks
 //	ferry version
 package main
 
@@ -16,10 +17,9 @@ import (
 	"io"
 	"os"
 	"strings"
-)
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
+	"github.com/ferry-io/ferry/internal/version"
+)
 
 func main() {
 	if err := run(context.Background(), os.Args[1:], os.Stdout, os.Stderr); err != nil {
@@ -35,9 +35,14 @@ type usageError struct{ msg string }
 
 func (e usageError) Error() string { return e.msg }
 
+// exitCode is 0 for a --help that was asked for (the help went to the
+// output, as asked), 2 for a usage error and 1 for anything else.
 func exitCode(err error) int {
 	var ue usageError
-	if errors.As(err, &ue) || errors.Is(err, flag.ErrHelp) {
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.As(err, &ue):
 		return 2
 	}
 	return 1
@@ -52,6 +57,7 @@ usage:
   ferry pub [--url URL] [--token TOKEN | --api-key KEY] [--key KEY] [--priority P] CHANNEL DATA
   ferry bench --mode idle|connect|fanout|cluster [--url URL[,URL...]] [--conns N] [--rate R] [--duration D] [--json]
   ferry config check FILE
+  ferry health [--url http://127.0.0.1:8080/healthz]   exit 0 when the node answers 200
   ferry version
 
 Settings come from defaults < the YAML file < FERRY_* variables < flags;
@@ -75,8 +81,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runBench(ctx, args[1:], stdout, stderr)
 	case "config":
 		return runConfig(args[1:], stdout, stderr)
+	case "health":
+		return runHealth(ctx, args[1:], stdout, stderr)
 	case "version", "--version":
-		fmt.Fprintln(stdout, "ferry", version)
+		fmt.Fprintln(stdout, version.Get())
 		return nil
 	case "help", "-h", "--help":
 		fmt.Fprintln(stdout, usage)

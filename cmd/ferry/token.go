@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"time"
 
 	"github.com/ferry-io/ferry/cmd/ferry/internal/config"
 	"github.com/ferry-io/ferry/internal/auth"
@@ -13,7 +14,7 @@ import (
 func runToken(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("token", stderr)
 	sub := fs.String("sub", "", "user id (the token's sub claim); required")
-	ttl := fs.Duration("ttl", 0, "lifetime, e.g. 1h (0: no expiry)")
+	ttl := fs.Duration("ttl", time.Hour, "lifetime, e.g. 30m or 24h (0: never expires, not recommended)")
 	channels := fs.String("channels", "", "comma-separated channel patterns the user may subscribe and publish to (e.g. 'room:*,user:{sub}')")
 	subscribe := fs.String("subscribe", "", "comma-separated patterns for subscribe only")
 	publish := fs.String("publish", "", "comma-separated patterns for publish only")

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // OriginPolicy decides which Origin headers may open a connection. It is
@@ -117,12 +118,12 @@ func (p *OriginPolicy) Check(r *http.Request) error {
 		case site == "same-origin" || site == "none":
 			return nil
 		default:
-			return &OriginError{Reason: fmt.Sprintf("browser request (Sec-Fetch-Site %q) without an Origin header", clip(site))}
+			return &OriginError{Reason: fmt.Sprintf("browser request (Sec-Fetch-Site %q) without an Origin header", Clip(site))}
 		}
 	}
 	raw := vals[0]
 	if len(vals) > 1 {
-		return &OriginError{Origin: clip(raw), Reason: "more than one Origin header"}
+		return &OriginError{Origin: Clip(raw), Reason: "more than one Origin header"}
 	}
 	if p.any {
 		return nil
@@ -135,7 +136,7 @@ func (p *OriginPolicy) Check(r *http.Request) error {
 	}
 	o, err := parseOrigin(raw)
 	if err != nil {
-		return &OriginError{Origin: clip(raw), Reason: "malformed: " + err.Error()}
+		return &OriginError{Origin: Clip(raw), Reason: "malformed: " + err.Error()}
 	}
 	if _, ok := p.exact[o]; ok {
 		return nil
@@ -152,7 +153,7 @@ func (p *OriginPolicy) Check(r *http.Request) error {
 	if sameHost(o, r.Host) {
 		return nil
 	}
-	return &OriginError{Origin: clip(raw), Reason: "not in allowed_origins"}
+	return &OriginError{Origin: Clip(raw), Reason: "not in allowed_origins"}
 }
 
 // wildHost reports whether host is one or more DNS labels followed by
@@ -262,11 +263,20 @@ func parseOrigin(s string) (origin, error) {
 	return o, nil
 }
 
-// clip cuts attacker-controlled text for error messages and logs.
-func clip(s string) string {
-	const limit = 200
-	if len(s) > limit {
-		return s[:limit] + "..."
+// ClipLimit is how many bytes of a client-supplied string (an origin, the
+// connect frame's client name) Clip keeps.
+const ClipLimit = 200
+
+// Clip cuts text a client chose to at most ClipLimit bytes (at a UTF-8
+// boundary) plus "...", so that one connection cannot write kilobytes of
+// its own text into every log line about it.
+func Clip(s string) string {
+	if len(s) <= ClipLimit {
+		return s
 	}
-	return s
+	cut := ClipLimit
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "..."
 }

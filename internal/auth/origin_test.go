@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 func TestOriginPolicy(t *testing.T) {
@@ -145,5 +146,16 @@ func TestNewOriginPolicyRejects(t *testing.T) {
 		if _, err := NewOriginPolicy([]string{entry}, false); err != nil {
 			t.Errorf("NewOriginPolicy(%q): %v", entry, err)
 		}
+	}
+}
+
+func TestClip(t *testing.T) {
+	long := strings.Repeat("é", ClipLimit) // 2 bytes each
+	got := Clip(long)
+	if len(got) > ClipLimit+len("...") || !strings.HasSuffix(got, "...") || !utf8.ValidString(got) {
+		t.Errorf("Clip of %d bytes = %d bytes, valid UTF-8 %v", len(long), len(got), utf8.ValidString(got))
+	}
+	if Clip("short") != "short" {
+		t.Error("Clip changed a short string")
 	}
 }

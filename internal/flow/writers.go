@@ -188,6 +188,10 @@ func NewWritersWith(n int, c Coalescing) *Writers {
 // time stored without its lowest bit is never 0).
 func (w *Writers) now() int64 { return int64(time.Since(w.base)) + 2 }
 
+// Now is the pool's clock (see now), the one Flush is given: a connection
+// that stamps when something was queued compares it with Flush's now.
+func (w *Writers) Now() int64 { return w.now() }
+
 // Window returns the current coalescing window (0 when writes go out at
 // once).
 func (w *Writers) Window() time.Duration { return time.Duration(w.window.Load()) }

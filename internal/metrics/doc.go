@@ -37,4 +37,24 @@
 //	ferry_broker_errors_total{op}                 counter  publish, subscribe, ..., other
 //	ferry_history_recoveries_total{result}        counter  recovered, incomplete
 //	ferry_session_resumes_total{result}           counter  ok, failed
+//	ferry_build_info{version,revision,goversion}  gauge    always 1 (internal/version)
+//	ferry_max_connections                         gauge    the connection cap in force
+//	ferry_ready                                   gauge    1 when /readyz would answer 200
+//	ferry_broker_up                               gauge    1 when the broker answered the last ping
+//	ferry_tls_cert_expiry_timestamp_seconds       gauge    Unix time; only with TLS
+//	ferry_handshake_duration_seconds              histogram upgrade done to connected reply
+//	ferry_broker_request_duration_seconds{op}     histogram publish, history, ping, ...
+//	ferry_queue_to_write_seconds                  histogram per write batch, first queued to written
+//	ferry_namespace_publishes_total{namespace}    counter  configured namespaces, default, other
+//
+// The open-file limit is the process collector's process_max_fds; the
+// capacity alert divides ferry_connections by ferry_max_connections, which
+// is never above that limit less a reserve.
+//
+// ferry_queue_to_write_seconds costs one clock reading per write batch,
+// not per message: the session notes the time when its idle queue gets a
+// message, and the writer compares it with the pool clock it reads for the
+// batch anyway. It covers queueing, coalescing and the writer's wait on
+// this node; the broker leg of a publish is
+// ferry_broker_request_duration_seconds{op="publish"}.
 package metrics

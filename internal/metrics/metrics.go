@@ -36,6 +36,8 @@ type Metrics struct {
 	brokerErrors []prometheus.Counter // by brokerOps, then "other"
 	recoveries   [2]prometheus.Counter
 	resumes      [2]prometheus.Counter
+
+	operations // build, capacity, readiness, latencies (ops.go)
 }
 
 // New builds the node's metrics and registers them on a registry of their
@@ -45,7 +47,11 @@ type Metrics struct {
 // registry; a second Metrics built on the same reg shares the first one's
 // series. New panics if reg holds a different collector under one of the
 // ferry_ names (a programming error, as with prometheus.MustRegister).
-func New(reg prometheus.Registerer) *Metrics {
+//
+// namespaces are the configured namespaces, the label values of
+// ferry_namespace_publishes_total besides "default" and "other": a fixed
+// set, so a client cannot add series by publishing to new names.
+func New(reg prometheus.Registerer, namespaces ...string) *Metrics {
 	m := &Metrics{own: prometheus.NewRegistry()}
 	m.own.MustRegister(
 		collectors.NewGoCollector(),
@@ -157,6 +163,7 @@ func New(reg prometheus.Registerer) *Metrics {
 	}, []string{"result"}))
 	m.resumes = [2]prometheus.Counter{resumes.WithLabelValues("failed"), resumes.WithLabelValues("ok")}
 
+	m.operations = newOperations(r, namespaces)
 	return m
 }
 

@@ -3,8 +3,10 @@ package node
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/ferry-io/ferry/broker"
+	"github.com/ferry-io/ferry/internal/metrics"
 	"github.com/ferry-io/ferry/protocol"
 )
 
@@ -34,6 +36,7 @@ func (n *Node) Publish(ctx context.Context, rules Rules, a PublishArgs) (broker.
 		}
 		prio = p
 	}
+	start := time.Now()
 	res, err := n.broker.Publish(ctx, a.Channel, broker.Publication{
 		Data:     a.Data,
 		Priority: uint8(prio),
@@ -49,7 +52,9 @@ func (n *Node) Publish(ctx context.Context, rules Rules, a PublishArgs) (broker.
 		n.metrics.BrokerError("publish")
 		return res, BrokerError("publish", err)
 	}
+	n.metrics.BrokerLatency(metrics.OpPublish, time.Since(start))
 	n.metrics.Published(a.Source)
+	n.metrics.PublishedTo(a.Channel)
 	if res.Duplicate {
 		n.metrics.PublishDuplicate()
 	}
@@ -61,10 +66,12 @@ func (n *Node) History(ctx context.Context, ch string, rules Rules, q broker.His
 	if rules.HistorySize <= 0 {
 		return broker.HistoryResult{}, protocol.Errorf(protocol.CodeNotFound, "history is not kept for channel %q", ch)
 	}
+	start := time.Now()
 	res, err := n.broker.History(ctx, ch, q)
 	if err != nil {
 		return res, BrokerError("history", err)
 	}
+	n.metrics.BrokerLatency(metrics.OpHistory, time.Since(start))
 	return res, nil
 }
 

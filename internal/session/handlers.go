@@ -252,6 +252,7 @@ func (s *Session) handleConnect(f *protocol.ClientFrame) {
 	s.mu.Unlock()
 	if env.Metrics != nil {
 		env.Metrics.ConnOpened(s.t.Name())
+		env.Metrics.Handshake(time.Duration(env.now().UnixNano() - s.opened))
 		if f.Resume != nil {
 			env.Metrics.Resume(snap != nil)
 		}
@@ -259,7 +260,7 @@ func (s *Session) handleConnect(f *protocol.ClientFrame) {
 	env.Logger.Info("connection opened",
 		slog.String("conn", s.connID), slog.String("session", s.id),
 		slog.String("user", s.user), slog.String("transport", s.t.Name()),
-		slog.String("remote", s.remote), slog.String("client", f.Client),
+		slog.String("remote", s.remote), slog.String("client", auth.Clip(f.Client)),
 		slog.Bool("resumed", snap != nil))
 
 	s.enforceUserLimit(ctx)

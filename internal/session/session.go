@@ -126,6 +126,11 @@ type Session struct {
 	// slot is the session's place in the node's writer pool: whether it
 	// is scheduled, when it was last written (atomics, see flow.Slot).
 	slot flow.Slot
+	// queuedAt is when a message last found the queue with nothing
+	// waiting, on the pool's clock (flow.Writers.Now); 0 = none since the
+	// last write. One clock reading per write batch, for
+	// ferry_queue_to_write_seconds.
+	queuedAt atomic.Int64
 }
 
 // sessionExtra is what few sessions need, made on first use (an idle
@@ -465,6 +470,9 @@ func (s *Session) afterPush(err error) {
 // schedule asks the writer pool to flush this session (at most once at a
 // time), after the batch delay when batching is on.
 func (s *Session) schedule() {
+	if s.env.Metrics != nil && s.puller == nil && s.queuedAt.Load() == 0 {
+		s.queuedAt.CompareAndSwap(0, s.env.Writers.Now())
+	}
 	if d := s.env.Limits.BatchDelay; d > 0 {
 		s.mu.Lock()
 		if s.batchTimer == nil && s.state != stateClosed {
@@ -553,6 +561,9 @@ func (s *Session) Flush(buf []byte, now int64) (_ []byte, writes, frames int) {
 		if s.env.Metrics != nil {
 			s.env.Metrics.FrameOut(n)
 			s.env.Metrics.Batch(n)
+			if q := s.queuedAt.Swap(0); q != 0 {
+				s.env.Metrics.QueueToWrite(time.Duration(now - q))
+			}
 		}
 		if replays {
 			s.maybeContinueReplay()

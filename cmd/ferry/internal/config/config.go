@@ -28,27 +28,135 @@ const envPrefix = "FERRY_"
 // cannot be read is reported as such, errors.Is fs.ErrNotExist and so on);
 // the Config is then the zero value.
 func Load(path string, environ []string) (server.Config, error) {
-	cfg := server.Default()
+	l, err := LoadSources(path, environ)
+	if err != nil {
+		return server.Config{}, err
+	}
+	return l.Config, nil
+}
+
+// Loaded is a Config together with where each of its settings was last
+// set (file and line, variable, or flag), so that Validate can say where
+// to fix a value that is of the right type but out of range.
+type Loaded struct {
+	Config  server.Config
+	origins origins
+}
+
+// origins maps a setting's yaml path to where it was last set.
+type origins map[string]origin
+
+type origin struct {
+	source string // file name, variable name or flag ("--addr")
+	line   int    // line in the file; 0 when not a file
+}
+
+// LoadSources loads as Load does, but returns the Config even when some
+// settings were refused (those keep their earlier value), so that a caller
+// can validate the rest and report every problem at once. The error
+// (joined *Error values) is nil when every setting could be read.
+func LoadSources(path string, environ []string) (*Loaded, error) {
+	l := &Loaded{Config: server.Default(), origins: origins{}}
 	var errs []error
 	if path != "" {
-		errs = append(errs, loadFile(&cfg, path)...)
+		errs = append(errs, loadFile(&l.Config, path, l.origins)...)
 	}
-	errs = append(errs, loadEnv(&cfg, environ)...)
-	if len(errs) > 0 {
-		return server.Config{}, errors.Join(errs...)
+	errs = append(errs, loadEnv(&l.Config, environ, l.origins)...)
+	return l, errors.Join(errs...)
+}
+
+// ApplyFlag sets a setting from a flag as the package's ApplyFlag does
+// and remembers the flag's name (e.g. "--addr") as where it came from.
+func (l *Loaded) ApplyFlag(flagName, path, value string) error {
+	if err := ApplyFlag(&l.Config, path, value); err != nil {
+		var e *Error
+		if errors.As(err, &e) {
+			e.Source = flagName
+		}
+		return err
 	}
-	return cfg, nil
+	l.origins[path] = origin{source: flagName}
+	return nil
+}
+
+// Validate validates the Config and returns every problem as an *Error
+// that names where the setting was written ("ferry.yaml:12: max_connections:
+// -1: must not be negative"); settings left at their default carry no
+// source. For a problem about a section ("tls"), the earliest setting of
+// the section that was written somewhere is named.
+func (l *Loaded) Validate() error {
+	err := l.Config.Validate()
+	if err == nil {
+		return nil
+	}
+	var out []error
+	for _, e := range flatten(err) {
+		var fe *server.FieldError
+		if !errors.As(e, &fe) {
+			out = append(out, e)
+			continue
+		}
+		o := l.origins.of(fe.Path)
+		out = append(out, &Error{Source: o.source, Line: o.line, Path: fe.Path, Err: &problem{msg: fe.Msg, kind: ErrInvalidValue}})
+	}
+	return errors.Join(out...)
+}
+
+// of returns where path, or failing that the first-written setting under
+// it, was set; the zero origin when it kept its default.
+func (o origins) of(path string) origin {
+	if at, ok := o[path]; ok {
+		return at
+	}
+	var best origin
+	found := false
+	for p, at := range o {
+		if !strings.HasPrefix(p, path+".") {
+			continue
+		}
+		if !found || at.source < best.source || (at.source == best.source && at.line < best.line) {
+			best, found = at, true
+		}
+	}
+	return best
+}
+
+// flatten returns the errors joined in err (err itself when it joins
+// none).
+func flatten(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var out []error
+		for _, e := range j.Unwrap() {
+			out = append(out, flatten(e)...)
+		}
+		return out
+	}
+	return []error{err}
 }
 
 // Check loads a configuration as Load does and validates it, for
 // `ferry config check`: nil means a node would start with it (flags
-// aside).
+// aside). Settings that cannot be read and settings out of range are
+// reported together, each with its file and line or variable.
 func Check(path string, environ []string) error {
-	cfg, err := Load(path, environ)
-	if err != nil {
+	l, err := LoadSources(path, environ)
+	if IsUnreadable(err) {
 		return err
 	}
-	return cfg.Validate()
+	return errors.Join(err, l.Validate())
+}
+
+// IsUnreadable reports whether err, from LoadSources, says the file could
+// not be read at all, after which validating the defaults would only add
+// noise.
+func IsUnreadable(err error) bool {
+	for _, e := range flatten(err) {
+		var ce *Error
+		if e != nil && !errors.As(e, &ce) {
+			return true
+		}
+	}
+	return false
 }
 
 // ApplyFlag sets the setting at a yaml path (heartbeat.interval) from a
@@ -86,17 +194,17 @@ func UnknownEnv(environ []string) []string {
 	return out
 }
 
-func loadFile(cfg *server.Config, path string) []error {
+func loadFile(cfg *server.Config, path string, at origins) []error {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return []error{fmt.Errorf("read config: %w", err)}
 	}
-	a := &applier{source: path, lines: true}
+	a := &applier{source: path, lines: true, origins: at}
 	a.document(reflect.ValueOf(cfg).Elem(), data, "")
 	return a.errs
 }
 
-func loadEnv(cfg *server.Config, environ []string) []error {
+func loadEnv(cfg *server.Config, environ []string, at origins) []error {
 	vars := envVars(environ)
 	if len(vars) == 0 {
 		return nil
@@ -109,7 +217,7 @@ func loadEnv(cfg *server.Config, environ []string) []error {
 		if !ok || s == "" {
 			continue
 		}
-		a := &applier{source: name}
+		a := &applier{source: name, origins: at}
 		a.setText(root.FieldByIndex(l.index), l.path, s)
 		errs = append(errs, a.errs...)
 	}

@@ -387,7 +387,7 @@ func TestApplyFlag(t *testing.T) {
 }
 
 func TestCheck(t *testing.T) {
-	const secret = "token:\n  hmac_secret: s3cret\n"
+	const secret = "token:\n  hmac_secret: s3cret-0123456789abcdef0123456789\n"
 	tests := []struct {
 		name    string
 		yaml    string
@@ -397,11 +397,13 @@ func TestCheck(t *testing.T) {
 		{"valid", secret, nil, ""},
 		{"dev needs no secret", "dev: true\n", nil, ""},
 		{"dev from env", "", []string{"FERRY_DEV=true"}, ""},
-		{"secret from env", "", []string{"FERRY_TOKEN_HMAC_SECRET=x"}, ""},
+		{"secret from env", "", []string{"FERRY_TOKEN_HMAC_SECRET=0123456789abcdef0123456789abcdef"}, ""},
+		{"short secret", "", []string{"FERRY_TOKEN_HMAC_SECRET=x"}, "FERRY_TOKEN_HMAC_SECRET: 1 bytes: must be at least 32"},
+		{"short secret in dev", "dev: true\n", []string{"FERRY_TOKEN_HMAC_SECRET=x"}, ""},
 		{"no way to verify tokens", "addr: \":80\"\n", nil, "token: no way to verify tokens"},
 		{"negative count", secret + "max_connections: -1\n", nil, "max_connections: -1: must not be negative"},
 		{"negative duration", secret + "heartbeat:\n  interval: -5s\n", nil, "heartbeat.interval: -5s: must not be negative"},
-		{"negative from env", secret, []string{"FERRY_HANDSHAKE_RATE=-1"}, "handshake.rate: -1: must not be negative"},
+		{"negative from env", secret, []string{"FERRY_HANDSHAKE_RATE=-1"}, "FERRY_HANDSHAKE_RATE: -1: must not be negative"},
 		{"bad priority", secret + "namespaces:\n  chat:\n    priority: urgent\n", nil, `namespaces.chat.priority: "urgent"`},
 		{"bad broker", secret + "broker: kafka://x\n", nil, `broker: "kafka://x"`},
 		{"load error first", secret + "nope: 1\n", nil, "nope: unknown setting"},
@@ -418,6 +420,52 @@ func TestCheck(t *testing.T) {
 				t.Errorf("Check: %q\ndoes not contain %q", err, tt.wantErr)
 			}
 		})
+	}
+}
+
+// TestCheckReportsRangeAndTypeErrorsTogether: a value of the wrong type
+// and a value out of range are reported in one run, each with the file
+// and line (or the variable) where it was written.
+func TestCheckReportsRangeAndTypeErrorsTogether(t *testing.T) {
+	path := writeConfig(t, "token:\n  hmac_secret: s3cret-0123456789abcdef0123456789\nmax_connections: -1\nheartbeat:\n  interval: soon\nnamespaces:\n  chat:\n    history_size: -3\n")
+	err := config.Check(path, []string{"FERRY_HANDSHAKE_RATE=-2"})
+	if err == nil {
+		t.Fatal("Check succeeded")
+	}
+	for _, want := range []string{
+		path + ":3: max_connections: -1: must not be negative",
+		path + ":5: heartbeat.interval: \"soon\" is not a duration",
+		path + ":8: namespaces.chat.history_size: -3: must not be negative",
+		"FERRY_HANDSHAKE_RATE: -2: must not be negative",
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("Check: %v\nlacks %q", err, want)
+		}
+	}
+	if !errors.Is(err, config.ErrInvalidValue) {
+		t.Errorf("errors.Is(%v, ErrInvalidValue) = false", err)
+	}
+}
+
+// TestLoadedApplyFlagNamesTheFlag: a flag's value out of range is
+// reported under the flag's name.
+func TestLoadedApplyFlagNamesTheFlag(t *testing.T) {
+	l, err := config.LoadSources("", []string{"FERRY_TOKEN_HMAC_SECRET=s3cret-0123456789abcdef0123456789"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.ApplyFlag("--max-connections", "max_connections", "-5"); err != nil {
+		t.Fatal(err)
+	}
+	err = l.Validate()
+	if err == nil || !strings.Contains(err.Error(), "--max-connections: max_connections: -5: must not be negative") {
+		t.Fatalf("Validate: %v", err)
+	}
+	if err := l.ApplyFlag("--log-level", "logs.level", "loud"); err != nil {
+		t.Fatal(err) // a string of the right type; Validate refuses it
+	}
+	if err := l.Validate(); err == nil || !strings.Contains(err.Error(), `--log-level: logs.level: "loud"`) {
+		t.Fatalf("Validate: %v", err)
 	}
 }
 

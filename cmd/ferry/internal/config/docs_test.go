@@ -114,7 +114,7 @@ func TestDocExampleLoads(t *testing.T) {
 		t.Fatalf("%s: unterminated yaml block", docPath)
 	}
 	path := writeConfig(t, example)
-	env := []string{"FERRY_TOKEN_HMAC_SECRET=from-the-environment"}
+	env := []string{"FERRY_TOKEN_HMAC_SECRET=from-the-environment-0123456789abcdef"}
 	if err := config.Check(path, env); err != nil {
 		t.Fatalf("the documented example does not pass Check: %v", err)
 	}

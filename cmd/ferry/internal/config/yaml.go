@@ -16,6 +16,20 @@ type applier struct {
 	source string // file name, variable name, or "" for a flag
 	lines  bool   // whether YAML line numbers mean something to the reader
 	errs   []error
+	// origins, when not nil, records where each setting applied without
+	// error was written, so that Validate's problems can name it too.
+	origins origins
+}
+
+// set records that the setting at path was set from line of a.source.
+func (a *applier) set(line int, path string) {
+	if a.origins == nil {
+		return
+	}
+	if !a.lines {
+		line = 0
+	}
+	a.origins[path] = origin{source: a.source, line: line}
 }
 
 func (a *applier) fail(line int, path string, err error) {
@@ -32,6 +46,8 @@ func (a *applier) setText(v reflect.Value, path, s string) {
 	if v.Kind() != reflect.Map {
 		if err := parseInto(v, s); err != nil {
 			a.fail(0, path, err)
+		} else {
+			a.set(0, path)
 		}
 		return
 	}
@@ -41,6 +57,7 @@ func (a *applier) setText(v reflect.Value, path, s string) {
 	a.document(tmp, []byte(s), path)
 	if len(a.errs) == before {
 		v.Set(tmp)
+		a.set(0, path)
 	}
 }
 
@@ -91,6 +108,8 @@ func (a *applier) node(v reflect.Value, n *yaml.Node, path string) {
 		}
 		if err := parseInto(v, n.Value); err != nil {
 			a.fail(n.Line, path, err)
+		} else {
+			a.set(n.Line, path)
 		}
 	}
 }
@@ -144,6 +163,7 @@ func (a *applier) mapOf(v reflect.Value, n *yaml.Node, path string) {
 	}
 	add(n)
 	v.Set(m)
+	a.set(n.Line, path)
 }
 
 // list sets a list of strings from a YAML sequence of values or from one
@@ -158,6 +178,8 @@ func (a *applier) list(v reflect.Value, n *yaml.Node, path string) {
 	case yaml.ScalarNode:
 		if err := parseInto(v, n.Value); err != nil {
 			a.fail(n.Line, path, err)
+		} else {
+			a.set(n.Line, path)
 		}
 	case yaml.SequenceNode:
 		items := make([]string, 0, len(n.Content))
@@ -173,6 +195,7 @@ func (a *applier) list(v reflect.Value, n *yaml.Node, path string) {
 		}
 		if ok {
 			v.Set(stringList(t, items))
+			a.set(n.Line, path)
 		}
 	default:
 		a.fail(n.Line, path, invalidf("want a list, got a %s", kindName(n)))
