@@ -1,0 +1,192 @@
+package nats
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/ferry-io/ferry/broker"
+)
+
+// maxPublishAttempts bounds the compare-and-set retries of one publish
+// (each lost race means another node's publish to the channel succeeded).
+const maxPublishAttempts = 1000
+
+// maxTails bounds the tails cached per lock shard.
+const maxTails = 1024
+
+// Publish appends p to ch's stream and fans it out.
+//
+// The next offset is the channel's last offset + 1, written in the message's
+// headers and made atomic by JetStream's expected-last-subject-sequence
+// check: the append succeeds only if the channel's last message is still
+// the one the offset was computed from, else the tail is read again and the
+// publish retried. The idempotency key travels as the JetStream message id,
+// so JetStream's deduplication refuses a second append with the same key in
+// the same check. Publishes of one node to one channel are serialized by a
+// local lock, so only publishes from other nodes ever race.
+func (b *Broker) Publish(ctx context.Context, ch string, p broker.Publication, opts broker.PublishOptions) (broker.PublishResult, error) {
+	if err := b.checkOpen(); err != nil {
+		return broker.PublishResult{}, err
+	}
+	if opts.HistorySize < 0 || opts.HistoryTTL < 0 {
+		return broker.PublishResult{}, fmt.Errorf("nats broker: publish %q: negative history size or ttl", ch)
+	}
+	window := opts.IdempotencyWindow
+	if window <= 0 {
+		window = DefaultIdempotencyWindow
+	}
+	if opts.IdempotencyKey != "" && window > b.cfg.MaxIdempotencyWindow {
+		return broker.PublishResult{}, fmt.Errorf("publish %q: %w (%v > %v)", ch, ErrWindowTooLong, window, b.cfg.MaxIdempotencyWindow)
+	}
+	ctx, cancel := context.WithTimeout(ctx, b.cfg.Timeout)
+	defer cancel()
+
+	sh := b.chanLock(ch)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+
+	subj := b.names.chanSubj + token(ch)
+	msgID := ""
+	if opts.IdempotencyKey != "" {
+		msgID = token(ch) + ":" + token(opts.IdempotencyKey)
+	}
+	t, known := sh.tails[ch]
+	for range maxPublishAttempts {
+		stream, err := b.channelStream(ctx, false)
+		if err != nil {
+			return broker.PublishResult{}, b.fail("publish", err)
+		}
+		if !known {
+			if t, err = b.readTail(ctx, stream, subj); err != nil {
+				return broker.PublishResult{}, b.fail("publish", err)
+			}
+			known = true
+		}
+		e := entry{pub: p, prev: t.seq, size: opts.HistorySize, ttl: opts.HistoryTTL}
+		e.pub.Channel = ch
+		e.pub.Offset = t.offset + 1
+		e.pub.Epoch = t.epoch
+		if t.seq == 0 {
+			e.pub.Epoch = randomHex(8) // a new stream
+		}
+		e.pub.Time = time.Now().UnixMilli()
+		msg := &nats.Msg{Subject: subj, Header: e.header(), Data: p.Data}
+		popts := []jetstream.PublishOpt{jetstream.WithExpectLastSequencePerSubject(t.seq)}
+		if msgID != "" {
+			popts = append(popts, jetstream.WithMsgID(msgID))
+		}
+		ack, err := b.js.PublishMsg(ctx, msg, popts...)
+		switch {
+		case casConflict(err):
+			known = false // another node published; read the tail again
+			continue
+		case errors.Is(err, jetstream.ErrNoStreamResponse) && ctx.Err() == nil:
+			// The stream is gone (deleted, or its server lost it): make it
+			// again; the channel starts over in a new epoch.
+			if _, err := b.channelStream(ctx, true); err != nil {
+				return broker.PublishResult{}, b.fail("publish", err)
+			}
+			known = false
+			continue
+		case err != nil:
+			delete(sh.tails, ch)
+			return broker.PublishResult{}, b.fail("publish", err)
+		}
+		if ack.Duplicate {
+			res, again, err := b.duplicate(ctx, stream, ack.Sequence, window)
+			if err != nil {
+				return broker.PublishResult{}, b.fail("publish", err)
+			}
+			if again {
+				// The original is older than this publish's window: the key
+				// is free again. A derived id keeps concurrent retries of
+				// this renewed publish deduplicated in turn.
+				msgID = fmt.Sprintf("%s#%d", msgID, ack.Sequence)
+				continue
+			}
+			return res, nil
+		}
+		e.seq = ack.Sequence
+		t = tail{seq: e.seq, offset: e.pub.Offset, epoch: e.pub.Epoch}
+		if len(sh.tails) >= maxTails {
+			clear(sh.tails) // a cache: dropping it costs one read per channel
+		}
+		sh.tails[ch] = t
+		b.fanOut(&e)
+		b.trim(ctx, stream, subj, &e)
+		return broker.PublishResult{Offset: e.pub.Offset, Epoch: e.pub.Epoch}, nil
+	}
+	delete(sh.tails, ch)
+	return broker.PublishResult{}, fmt.Errorf("nats broker: publish %q: %w: lost %d races for the channel's tail", ch, broker.ErrUnavailable, maxPublishAttempts)
+}
+
+// readTail reads the channel's latest message.
+func (b *Broker) readTail(ctx context.Context, stream jetstream.Stream, subj string) (tail, error) {
+	m, err := stream.GetLastMsgForSubject(ctx, subj)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return tail{}, nil
+	}
+	if err != nil {
+		return tail{}, err
+	}
+	e, err := decodeEntry(m.Header, nil, m.Sequence)
+	if err != nil {
+		return tail{}, err
+	}
+	return tail{seq: m.Sequence, offset: e.pub.Offset, epoch: e.pub.Epoch}, nil
+}
+
+// duplicate answers a publish JetStream found to be a duplicate of the
+// message at seq: the original's position, or again=true when the original
+// is older than window (the key may be used afresh). When the original was
+// already trimmed from the stream its offset is unknown, and the result
+// carries only Duplicate (see docs/adr/005-nats-broker.md).
+func (b *Broker) duplicate(ctx context.Context, stream jetstream.Stream, seq uint64, window time.Duration) (res broker.PublishResult, again bool, err error) {
+	m, err := stream.GetMsg(ctx, seq)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return broker.PublishResult{Duplicate: true}, false, nil
+	}
+	if err != nil {
+		return res, false, err
+	}
+	e, err := decodeEntry(m.Header, nil, seq)
+	if err != nil {
+		return res, false, err
+	}
+	if time.Since(time.UnixMilli(e.pub.Time)) >= window {
+		return res, true, nil
+	}
+	return broker.PublishResult{Offset: e.pub.Offset, Epoch: e.pub.Epoch, Duplicate: true}, false, nil
+}
+
+// fanOut sends a copy of e to the nodes subscribed to its channel. It is
+// fire-and-forget (at-most-once); a node that misses it recovers the
+// message from the stream when the next one shows the gap.
+func (b *Broker) fanOut(e *entry) {
+	h := e.header()
+	h.Set(hdrSeq, fmt.Sprint(e.seq))
+	msg := &nats.Msg{Subject: b.names.fanSubj + token(e.pub.Channel), Header: h, Data: e.pub.Data}
+	if err := b.nc.PublishMsg(msg); err != nil {
+		b.cfg.Logger.Warn("nats broker: fan-out failed", "channel", e.pub.Channel, "offset", e.pub.Offset, "err", err)
+	}
+}
+
+// trim removes messages pushed out of the channel's history by its size,
+// every few publishes (reads filter by size and ttl anyway, so a late trim
+// only costs storage). The channel's last message always stays: it holds
+// the offset and epoch.
+func (b *Broker) trim(ctx context.Context, stream jetstream.Stream, subj string, e *entry) {
+	keep := uint64(max(e.size, 1))
+	every := max(keep/4, 16)
+	if e.pub.Offset <= keep || e.pub.Offset%every != 0 {
+		return
+	}
+	if err := stream.Purge(ctx, jetstream.WithPurgeSubject(subj), jetstream.WithPurgeKeep(keep)); err != nil {
+		b.cfg.Logger.Debug("nats broker: trim failed", "channel", e.pub.Channel, "err", err)
+	}
+}
