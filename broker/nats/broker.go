@@ -55,15 +55,15 @@ type Broker struct {
 	baselines chan string        // channels whose position the worker must read
 	pos       map[string]*cursor // worker-owned: where each channel's delivery is
 
-	mu       sync.Mutex // guards what follows
-	stream   jetstream.Stream
-	buckets  map[string]jetstream.KeyValue
-	handler  broker.Handler
-	started  bool
-	closed   bool
-	subs     map[string]*chanSub
-	nextGen  uint64
-	ctlSubs  []*nats.Subscription
+	mu      sync.Mutex // guards what follows
+	stream  jetstream.Stream
+	buckets map[string]jetstream.Stream // by bucket name
+	handler broker.Handler
+	started bool
+	closed  bool
+	subs    map[string]*chanSub
+	nextGen uint64
+	ctlSubs []*nats.Subscription
 }
 
 // shard serializes this node's publishes to the channels hashed to it and
@@ -130,7 +130,7 @@ func New(ctx context.Context, cfg Config) (*Broker, error) {
 		ctls:      make(chan *nats.Msg, cfg.DeliveryQueue),
 		baselines: make(chan string, 64),
 		pos:       make(map[string]*cursor),
-		buckets:   make(map[string]jetstream.KeyValue),
+		buckets:   make(map[string]jetstream.Stream),
 		subs:      make(map[string]*chanSub),
 	}
 	for i := range b.shards {
@@ -238,31 +238,42 @@ func (b *Broker) channelStream(ctx context.Context, fresh bool) (jetstream.Strea
 	return s, nil
 }
 
-// bucket returns the key-value bucket name, creating it when missing.
-func (b *Broker) bucket(ctx context.Context, name string) (jetstream.KeyValue, error) {
+// bucket returns the stream of the key-value bucket name, creating it when
+// missing. The stream has the layout of a JetStream KV bucket (stream
+// KV_<name>, subjects $KV.<name>.<key>, one message per key, deletions
+// marked by the KV-Operation header), so NATS' own KV tools can read it;
+// the broker creates it itself to turn direct gets off: a direct get may be
+// answered by a replica that lags the leader, and the compare-and-set
+// writes need the latest revision.
+func (b *Broker) bucket(ctx context.Context, name string) (jetstream.Stream, error) {
 	b.mu.Lock()
-	kv := b.buckets[name]
+	s := b.buckets[name]
 	b.mu.Unlock()
-	if kv != nil {
-		return kv, nil
+	if s != nil {
+		return s, nil
 	}
-	kv, err := b.js.CreateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:   name,
-		History:  1,
-		TTL:      b.cfg.MaxRecordTTL,
-		Storage:  jetstream.FileStorage,
-		Replicas: b.cfg.Replicas,
+	s, err := b.js.CreateStream(ctx, jetstream.StreamConfig{
+		Name:              "KV_" + name,
+		Subjects:          []string{kvSubject(name, ">")},
+		MaxMsgsPerSubject: 1,
+		MaxAge:            b.cfg.MaxRecordTTL,
+		Duplicates:        min(2*time.Minute, b.cfg.MaxRecordTTL),
+		Storage:           jetstream.FileStorage,
+		Replicas:          b.cfg.Replicas,
+		Discard:           jetstream.DiscardNew,
+		AllowRollup:       true,
+		DenyDelete:        true,
 	})
-	if errors.Is(err, jetstream.ErrBucketExists) {
-		kv, err = b.js.KeyValue(ctx, name)
+	if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+		s, err = b.js.Stream(ctx, "KV_"+name)
 	}
 	if err != nil {
 		return nil, err
 	}
 	b.mu.Lock()
-	b.buckets[name] = kv
+	b.buckets[name] = s
 	b.mu.Unlock()
-	return kv, nil
+	return s, nil
 }
 
 // Start begins delivery to h: it subscribes to this node's control subjects

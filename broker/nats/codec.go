@@ -29,6 +29,9 @@ const (
 	hdrChannel  = "Ferry-Channel"  // the channel name
 )
 
+// hdrKVOperation is the header JetStream KV marks deletions with.
+const hdrKVOperation = "KV-Operation"
+
 // token encodes s as one NATS subject token (or KV key part): base64url
 // without padding, so that any channel, user or key name is safe in a
 // subject whatever dots, wildcards or spaces it holds.

@@ -3,6 +3,7 @@ package nats
 import (
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"go.uber.org/goleak"
 
@@ -15,13 +16,18 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
+// testTimeout is Config.Timeout in the tests: the suite runs its checks
+// in parallel on a loaded machine, and replicated writes wait for a
+// quorum. A bound against hangs, not an expectation of speed.
+const testTimeout = 10 * time.Second
+
 // factory makes brokers on the servers of urls, node i on urls[i%len].
 func factory(urls []string, replicas int) brokertest.Factory {
 	var n atomic.Int64
 	return brokertest.Factory{
 		New: func(t testing.TB, nodeID string) broker.Broker {
 			url := urls[int(n.Add(1)-1)%len(urls)]
-			b, err := New(t.Context(), Config{URL: url, NodeID: nodeID, Replicas: replicas})
+			b, err := New(t.Context(), Config{URL: url, NodeID: nodeID, Replicas: replicas, Timeout: testTimeout})
 			if err != nil {
 				t.Fatalf("New: %v", err)
 			}

@@ -5,10 +5,18 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/nats-io/nats.go"
 
 	"github.com/ferry-io/ferry/broker"
+)
+
+// noNodeAttempts and noNodePause shape the retries of a control request
+// that found no listener (see PublishControl).
+const (
+	noNodeAttempts = 4
+	noNodePause    = 50 * time.Millisecond
 )
 
 // PublishControl sends c to the node c.Node, or to every node when it is
@@ -31,9 +39,22 @@ func (b *Broker) PublishControl(ctx context.Context, c broker.Control) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, b.cfg.Timeout)
 	defer cancel()
-	_, err = b.nc.RequestWithContext(ctx, b.names.ctlNode+token(c.Node), data)
-	if errors.Is(err, nats.ErrNoResponders) {
-		return fmt.Errorf("nats broker: control to %q: %w", c.Node, broker.ErrNoNode)
+	for attempt := 1; ; attempt++ {
+		_, err = b.nc.RequestWithContext(ctx, b.names.ctlNode+token(c.Node), data)
+		if !errors.Is(err, nats.ErrNoResponders) {
+			break
+		}
+		// In a cluster, a node's subscription reaches the other servers a
+		// moment after it was made: ask again a few times before deciding
+		// the node is not there.
+		if attempt == noNodeAttempts {
+			return fmt.Errorf("nats broker: control to %q: %w", c.Node, broker.ErrNoNode)
+		}
+		select {
+		case <-ctx.Done():
+			return b.fail("control", ctx.Err())
+		case <-time.After(noNodePause):
+		}
 	}
 	if err != nil {
 		return b.fail("control", err)

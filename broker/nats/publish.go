@@ -22,13 +22,12 @@ const maxTails = 1024
 // Publish appends p to ch's stream and fans it out.
 //
 // The next offset is the channel's last offset + 1, written in the message's
-// headers and made atomic by JetStream's expected-last-subject-sequence
-// check: the append succeeds only if the channel's last message is still
-// the one the offset was computed from, else the tail is read again and the
-// publish retried. The idempotency key travels as the JetStream message id,
-// so JetStream's deduplication refuses a second append with the same key in
-// the same check. Publishes of one node to one channel are serialized by a
-// local lock, so only publishes from other nodes ever race.
+// headers and made atomic by a conditional append (see slot.go): it
+// succeeds only if the channel's last message is still the one the offset
+// was computed from, else the tail is read again and the publish retried.
+// Publishes of one node to one channel are serialized by a local lock, so
+// only publishes from other nodes ever race. With an idempotency key the
+// publish first reserves the key (see publishOnce).
 func (b *Broker) Publish(ctx context.Context, ch string, p broker.Publication, opts broker.PublishOptions) (broker.PublishResult, error) {
 	if err := b.checkOpen(); err != nil {
 		return broker.PublishResult{}, err
@@ -45,25 +44,36 @@ func (b *Broker) Publish(ctx context.Context, ch string, p broker.Publication, o
 	}
 	ctx, cancel := context.WithTimeout(ctx, b.cfg.Timeout)
 	defer cancel()
+	var res broker.PublishResult
+	var err error
+	if opts.IdempotencyKey != "" {
+		res, err = b.publishOnce(ctx, ch, p, opts, window)
+	} else {
+		res, err = b.append(ctx, ch, p, opts)
+	}
+	if err != nil {
+		return broker.PublishResult{}, b.fail(fmt.Sprintf("publish %q", ch), err)
+	}
+	return res, nil
+}
 
+// append is Publish without the idempotency key.
+func (b *Broker) append(ctx context.Context, ch string, p broker.Publication, opts broker.PublishOptions) (broker.PublishResult, error) {
 	sh := b.chanLock(ch)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 
 	subj := b.names.chanSubj + token(ch)
-	msgID := ""
-	if opts.IdempotencyKey != "" {
-		msgID = token(ch) + ":" + token(opts.IdempotencyKey)
-	}
 	t, known := sh.tails[ch]
 	for range maxPublishAttempts {
 		stream, err := b.channelStream(ctx, false)
 		if err != nil {
-			return broker.PublishResult{}, b.fail("publish", err)
+			return broker.PublishResult{}, err
 		}
 		if !known {
 			if t, err = b.readTail(ctx, stream, subj); err != nil {
-				return broker.PublishResult{}, b.fail("publish", err)
+				delete(sh.tails, ch)
+				return broker.PublishResult{}, err
 			}
 			known = true
 		}
@@ -76,40 +86,24 @@ func (b *Broker) Publish(ctx context.Context, ch string, p broker.Publication, o
 		}
 		e.pub.Time = time.Now().UnixMilli()
 		msg := &nats.Msg{Subject: subj, Header: e.header(), Data: p.Data}
-		popts := []jetstream.PublishOpt{jetstream.WithExpectLastSequencePerSubject(t.seq)}
-		if msgID != "" {
-			popts = append(popts, jetstream.WithMsgID(msgID))
-		}
-		ack, err := b.js.PublishMsg(ctx, msg, popts...)
+		// The id names the offset: one message per offset, even between
+		// writes in flight at once.
+		ack, err := b.casPublish(ctx, msg, t.seq, fmt.Sprintf("%s:%d", token(ch), e.pub.Offset))
 		switch {
-		case casConflict(err):
+		case errors.Is(err, errConflict):
 			known = false // another node published; read the tail again
 			continue
 		case errors.Is(err, jetstream.ErrNoStreamResponse) && ctx.Err() == nil:
 			// The stream is gone (deleted, or its server lost it): make it
 			// again; the channel starts over in a new epoch.
 			if _, err := b.channelStream(ctx, true); err != nil {
-				return broker.PublishResult{}, b.fail("publish", err)
+				return broker.PublishResult{}, err
 			}
 			known = false
 			continue
 		case err != nil:
 			delete(sh.tails, ch)
-			return broker.PublishResult{}, b.fail("publish", err)
-		}
-		if ack.Duplicate {
-			res, again, err := b.duplicate(ctx, stream, ack.Sequence, window)
-			if err != nil {
-				return broker.PublishResult{}, b.fail("publish", err)
-			}
-			if again {
-				// The original is older than this publish's window: the key
-				// is free again. A derived id keeps concurrent retries of
-				// this renewed publish deduplicated in turn.
-				msgID = fmt.Sprintf("%s#%d", msgID, ack.Sequence)
-				continue
-			}
-			return res, nil
+			return broker.PublishResult{}, err
 		}
 		e.seq = ack.Sequence
 		t = tail{seq: e.seq, offset: e.pub.Offset, epoch: e.pub.Epoch}
@@ -122,7 +116,7 @@ func (b *Broker) Publish(ctx context.Context, ch string, p broker.Publication, o
 		return broker.PublishResult{Offset: e.pub.Offset, Epoch: e.pub.Epoch}, nil
 	}
 	delete(sh.tails, ch)
-	return broker.PublishResult{}, fmt.Errorf("nats broker: publish %q: %w: lost %d races for the channel's tail", ch, broker.ErrUnavailable, maxPublishAttempts)
+	return broker.PublishResult{}, fmt.Errorf("%w: lost %d races for the channel's tail", broker.ErrUnavailable, maxPublishAttempts)
 }
 
 // readTail reads the channel's latest message.
@@ -139,29 +133,6 @@ func (b *Broker) readTail(ctx context.Context, stream jetstream.Stream, subj str
 		return tail{}, err
 	}
 	return tail{seq: m.Sequence, offset: e.pub.Offset, epoch: e.pub.Epoch}, nil
-}
-
-// duplicate answers a publish JetStream found to be a duplicate of the
-// message at seq: the original's position, or again=true when the original
-// is older than window (the key may be used afresh). When the original was
-// already trimmed from the stream its offset is unknown, and the result
-// carries only Duplicate (see docs/adr/005-nats-broker.md).
-func (b *Broker) duplicate(ctx context.Context, stream jetstream.Stream, seq uint64, window time.Duration) (res broker.PublishResult, again bool, err error) {
-	m, err := stream.GetMsg(ctx, seq)
-	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		return broker.PublishResult{Duplicate: true}, false, nil
-	}
-	if err != nil {
-		return res, false, err
-	}
-	e, err := decodeEntry(m.Header, nil, seq)
-	if err != nil {
-		return res, false, err
-	}
-	if time.Since(time.UnixMilli(e.pub.Time)) >= window {
-		return res, true, nil
-	}
-	return broker.PublishResult{Offset: e.pub.Offset, Epoch: e.pub.Epoch, Duplicate: true}, false, nil
 }
 
 // fanOut sends a copy of e to the nodes subscribed to its channel. It is

@@ -10,7 +10,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nats.go"
 
 	"github.com/ferry-io/ferry/broker"
 )
@@ -46,18 +46,15 @@ func (b *Broker) expiry(ttl time.Duration) (int64, error) {
 	return time.Now().Add(ttl).UnixMilli(), nil
 }
 
-// readSet returns the live records of key and the entry's revision (0 when
-// there is none).
-func readSet(ctx context.Context, kv jetstream.KeyValue, key string) (recordSet, uint64, error) {
-	e, err := kv.Get(ctx, key)
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return recordSet{}, 0, nil
-	}
-	if err != nil {
-		return nil, 0, err
+// readSet returns the live records of key and the revision they were
+// read at.
+func (b *Broker) readSet(ctx context.Context, bucket, key string) (recordSet, uint64, error) {
+	sl, err := b.readSlot(ctx, bucket, key)
+	if err != nil || !sl.live {
+		return recordSet{}, sl.rev, err
 	}
 	set := recordSet{}
-	if err := json.Unmarshal(e.Value(), &set); err != nil {
+	if err := json.Unmarshal(sl.val, &set); err != nil {
 		return nil, 0, fmt.Errorf("%w: %v", errMalformed, err)
 	}
 	now := time.Now().UnixMilli()
@@ -66,44 +63,34 @@ func readSet(ctx context.Context, kv jetstream.KeyValue, key string) (recordSet,
 			delete(set, conn)
 		}
 	}
-	return set, e.Revision(), nil
+	return set, sl.rev, nil
 }
 
 // updateSet applies change to the live records of key and writes the
 // result back, atomically: a write that lost a race with another node's
 // is retried on the new value. An empty result deletes the entry.
 func (b *Broker) updateSet(ctx context.Context, bucket, key string, change func(recordSet)) (recordSet, error) {
-	kv, err := b.bucket(ctx, bucket)
-	if err != nil {
-		return nil, err
-	}
 	for range maxCASAttempts {
-		set, rev, err := readSet(ctx, kv, key)
+		set, rev, err := b.readSet(ctx, bucket, key)
 		if err != nil {
 			return nil, err
 		}
+		before := len(set)
 		change(set)
 		switch {
-		case len(set) == 0 && rev == 0:
-			return set, nil
+		case len(set) == 0 && before == 0:
+			return set, nil // nothing there, nothing to write
 		case len(set) == 0:
-			err = kv.Delete(ctx, key, jetstream.LastRevision(rev))
+			_, err = b.writeSlot(ctx, bucket, key, rev, nil, true)
 		default:
 			val, merr := json.Marshal(set)
 			if merr != nil {
 				return nil, merr
 			}
-			if rev == 0 {
-				_, err = kv.Create(ctx, key, val)
-			} else {
-				_, err = kv.Update(ctx, key, val, rev)
-			}
+			_, err = b.writeSlot(ctx, bucket, key, rev, val, false)
 		}
-		if err == nil {
-			return set, nil
-		}
-		if !casConflict(err) {
-			return nil, err
+		if !errors.Is(err, errConflict) {
+			return set, err
 		}
 	}
 	return nil, fmt.Errorf("%w: lost %d races for %s", errConflict, maxCASAttempts, key)
@@ -149,11 +136,7 @@ func (b *Broker) Presence(ctx context.Context, ch string) ([]broker.PresenceInfo
 	}
 	ctx, cancel := context.WithTimeout(ctx, b.cfg.Timeout)
 	defer cancel()
-	kv, err := b.bucket(ctx, b.names.presence)
-	if err != nil {
-		return nil, b.fail(fmt.Sprintf("presence %q", ch), err)
-	}
-	set, _, err := readSet(ctx, kv, token(ch))
+	set, _, err := b.readSet(ctx, b.names.presence, token(ch))
 	if err != nil {
 		return nil, b.fail(fmt.Sprintf("presence %q", ch), err)
 	}
@@ -221,38 +204,31 @@ func (b *Broker) Set(ctx context.Context, key string, val []byte, ttl time.Durat
 	}
 	ctx, cancel := context.WithTimeout(ctx, b.cfg.Timeout)
 	defer cancel()
-	kv, err := b.bucket(ctx, b.names.kv)
-	if err != nil {
-		return b.fail(fmt.Sprintf("set %q", key), err)
-	}
 	stored := binary.BigEndian.AppendUint64(make([]byte, 0, expLen+len(val)), uint64(exp))
-	if _, err := kv.Put(ctx, token(key), append(stored, val...)); err != nil {
+	msg := &nats.Msg{Subject: kvSubject(b.names.kv, token(key)), Data: append(stored, val...)}
+	if _, err := b.js.PublishMsg(ctx, msg); err != nil {
 		return b.fail(fmt.Sprintf("set %q", key), err)
 	}
 	return nil
 }
 
 // getLive reads key; an expired value counts as missing (ErrNotFound).
-func (b *Broker) getLive(ctx context.Context, key string) (jetstream.KeyValue, jetstream.KeyValueEntry, error) {
-	kv, err := b.bucket(ctx, b.names.kv)
+func (b *Broker) getLive(ctx context.Context, key string) (slot, error) {
+	sl, err := b.readSlot(ctx, b.names.kv, token(key))
 	if err != nil {
-		return nil, nil, err
+		return slot{}, err
 	}
-	e, err := kv.Get(ctx, token(key))
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return nil, nil, broker.ErrNotFound
+	if !sl.live {
+		return slot{}, broker.ErrNotFound
 	}
-	if err != nil {
-		return nil, nil, err
+	if len(sl.val) < expLen {
+		return slot{}, fmt.Errorf("%w: value of %q", errMalformed, key)
 	}
-	v := e.Value()
-	if len(v) < expLen {
-		return nil, nil, fmt.Errorf("%w: value of %q", errMalformed, key)
+	if int64(binary.BigEndian.Uint64(sl.val)) <= time.Now().UnixMilli() {
+		return slot{}, broker.ErrNotFound
 	}
-	if int64(binary.BigEndian.Uint64(v)) <= time.Now().UnixMilli() {
-		return nil, nil, broker.ErrNotFound
-	}
-	return kv, e, nil
+	sl.val = sl.val[expLen:]
+	return sl, nil
 }
 
 // Get returns the value of key, or ErrNotFound.
@@ -262,39 +238,41 @@ func (b *Broker) Get(ctx context.Context, key string) ([]byte, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, b.cfg.Timeout)
 	defer cancel()
-	_, e, err := b.getLive(ctx, key)
+	sl, err := b.getLive(ctx, key)
 	if errors.Is(err, broker.ErrNotFound) {
 		return nil, fmt.Errorf("nats broker: get %q: %w", key, err)
 	}
 	if err != nil {
 		return nil, b.fail(fmt.Sprintf("get %q", key), err)
 	}
-	return e.Value()[expLen:], nil
+	return sl.val, nil
 }
 
 // Take returns the value of key and deletes it: the delete is conditional
-// on the revision read, so of two concurrent Takes only one succeeds.
+// on the revision read (see slot.go), so of two concurrent Takes only one
+// succeeds.
 func (b *Broker) Take(ctx context.Context, key string) ([]byte, error) {
 	if err := b.checkOpen(); err != nil {
 		return nil, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, b.cfg.Timeout)
 	defer cancel()
-	kv, e, err := b.getLive(ctx, key)
+	sl, err := b.getLive(ctx, key)
 	if errors.Is(err, broker.ErrNotFound) {
 		return nil, fmt.Errorf("nats broker: take %q: %w", key, err)
 	}
 	if err != nil {
 		return nil, b.fail(fmt.Sprintf("take %q", key), err)
 	}
-	err = kv.Delete(ctx, token(key), jetstream.LastRevision(e.Revision()))
-	if casConflict(err) {
+	_, err = b.writeSlot(ctx, b.names.kv, token(key), sl.rev, nil, true)
+	if errors.Is(err, errConflict) {
+		// Another Take (or a Set) got there first.
 		return nil, fmt.Errorf("nats broker: take %q: %w", key, broker.ErrNotFound)
 	}
 	if err != nil {
 		return nil, b.fail(fmt.Sprintf("take %q", key), err)
 	}
-	return e.Value()[expLen:], nil
+	return sl.val, nil
 }
 
 // Delete removes key; a missing key is not an error.
@@ -304,11 +282,9 @@ func (b *Broker) Delete(ctx context.Context, key string) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, b.cfg.Timeout)
 	defer cancel()
-	kv, err := b.bucket(ctx, b.names.kv)
-	if err == nil {
-		err = kv.Delete(ctx, token(key))
-	}
-	if err != nil {
+	msg := &nats.Msg{Subject: kvSubject(b.names.kv, token(key)), Header: nats.Header{}}
+	msg.Header.Set(hdrKVOperation, "DEL")
+	if _, err := b.js.PublishMsg(ctx, msg); err != nil {
 		return b.fail(fmt.Sprintf("delete %q", key), err)
 	}
 	return nil
