@@ -24,6 +24,7 @@ import (
 	"os"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -33,6 +34,7 @@ import (
 
 	"github.com/ferry-io/ferry/broker"
 	"github.com/ferry-io/ferry/broker/memory"
+	natsbroker "github.com/ferry-io/ferry/broker/nats"
 	"github.com/ferry-io/ferry/broker/redis"
 	"github.com/ferry-io/ferry/internal/auth"
 	"github.com/ferry-io/ferry/internal/hub"
@@ -235,7 +237,13 @@ func openBroker(cfg Config, log *slog.Logger) (broker.Broker, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	b, err := redis.New(ctx, redis.Config{URL: cfg.Broker, NodeID: cfg.NodeID, Logger: log})
+	var b broker.Broker
+	var err error
+	if strings.HasPrefix(cfg.Broker, "nats://") {
+		b, err = natsbroker.New(ctx, natsbroker.Config{URL: cfg.Broker, NodeID: cfg.NodeID, Logger: log})
+	} else {
+		b, err = redis.New(ctx, redis.Config{URL: cfg.Broker, NodeID: cfg.NodeID, Logger: log})
+	}
 	if err != nil {
 		return nil, fmt.Errorf("broker %s: %w", redactURL(cfg.Broker), err)
 	}
