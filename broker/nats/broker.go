@@ -29,6 +29,11 @@ const (
 	setupPause    = 200 * time.Millisecond
 )
 
+// dedupWindow is how long JetStream remembers the message ids of the
+// conditional writes (see slot.go). It only has to outlast writes in
+// flight and their retries.
+const dedupWindow = 2 * time.Minute
+
 // lockShards is the number of per-channel publish locks (see chanLock).
 const lockShards = 256
 
@@ -223,7 +228,7 @@ func (b *Broker) channelStream(ctx context.Context, fresh bool) (jetstream.Strea
 		Replicas:    b.cfg.Replicas,
 		Retention:   jetstream.LimitsPolicy,
 		Discard:     jetstream.DiscardOld,
-		Duplicates:  b.cfg.MaxIdempotencyWindow,
+		Duplicates:  dedupWindow,
 	}
 	s, err := b.js.CreateStream(ctx, cfg)
 	if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
@@ -257,7 +262,7 @@ func (b *Broker) bucket(ctx context.Context, name string) (jetstream.Stream, err
 		Subjects:          []string{kvSubject(name, ">")},
 		MaxMsgsPerSubject: 1,
 		MaxAge:            b.cfg.MaxRecordTTL,
-		Duplicates:        min(2*time.Minute, b.cfg.MaxRecordTTL),
+		Duplicates:        min(dedupWindow, b.cfg.MaxRecordTTL),
 		Storage:           jetstream.FileStorage,
 		Replicas:          b.cfg.Replicas,
 		Discard:           jetstream.DiscardNew,

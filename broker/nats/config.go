@@ -20,9 +20,6 @@ const (
 	// DefaultReplicas is the replication factor of the stream and buckets
 	// when Config.Replicas is 0.
 	DefaultReplicas = 1
-	// DefaultMaxIdempotencyWindow is the stream's deduplication window when
-	// Config.MaxIdempotencyWindow is 0.
-	DefaultMaxIdempotencyWindow = 10 * time.Minute
 	// DefaultIdempotencyWindow is how long an idempotency key is
 	// remembered when PublishOptions.IdempotencyWindow is 0.
 	DefaultIdempotencyWindow = 5 * time.Minute
@@ -63,14 +60,12 @@ type Config struct {
 	// of one server). Used when the broker creates them; an existing
 	// stream keeps its own. Default: DefaultReplicas (1).
 	Replicas int
-	// MaxIdempotencyWindow is the channel stream's deduplication window:
-	// the longest PublishOptions.IdempotencyWindow the broker accepts.
-	// Default: DefaultMaxIdempotencyWindow (10m).
-	MaxIdempotencyWindow time.Duration
 	// MaxRecordTTL caps the ttl of presence entries, user connection
-	// records and KV values: the buckets drop anything not written for this
-	// long, so that records of vanished nodes cannot pile up. A longer ttl
-	// is refused with ErrTTLTooLong. Default: DefaultMaxRecordTTL (24h).
+	// records and KV values, and the idempotency window: the buckets drop
+	// anything not written for this long, so that records of vanished
+	// nodes cannot pile up. A longer ttl is refused with ErrTTLTooLong, a
+	// longer window with ErrWindowTooLong. Default: DefaultMaxRecordTTL
+	// (24h).
 	MaxRecordTTL time.Duration
 	// DeliveryQueue is how many received messages may wait for the
 	// handler. When it is full, further messages are dropped by the NATS
@@ -105,9 +100,6 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.Replicas < 1 || c.Replicas > 5 {
 		return c, fmt.Errorf("%w: replicas %d: want 1 to 5", ErrInvalidConfig, c.Replicas)
-	}
-	if c.MaxIdempotencyWindow <= 0 {
-		c.MaxIdempotencyWindow = DefaultMaxIdempotencyWindow
 	}
 	if c.MaxRecordTTL <= 0 {
 		c.MaxRecordTTL = DefaultMaxRecordTTL

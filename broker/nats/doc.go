@@ -12,14 +12,20 @@
 // headers carry its channel offset, epoch, the history limits it was
 // published with, and the stream sequence of the channel's previous
 // message. A publish reads the channel's last message (cached per node),
-// writes the next offset and appends with JetStream's
-// expected-last-subject-sequence check, so two publishers can never both
-// append after the same message: the loser reads the tail again and
-// retries. Offsets are therefore 1, 2, 3... per channel without gaps under
-// any number of publishers on any number of nodes. The idempotency key is
-// the JetStream message id: the deduplication check and the append are one
-// step inside JetStream, cluster-wide. Publishes of one node to one
-// channel are serialized by a local lock, so only nodes race each other.
+// writes the next offset and appends conditionally: JetStream's
+// expected-last-subject-sequence check plus a message id naming the
+// channel and offset, which JetStream deduplicates even between writes in
+// flight (the check alone lets two through on replicated streams of
+// nats-server 2.9; see slot.go). Two publishers can never both append after
+// the same message: the loser reads the tail again and retries. Offsets are
+// therefore 1, 2, 3... per channel without gaps under any number of
+// publishers on any number of nodes. Publishes of one node to one channel
+// are serialized by a local lock, so only nodes race each other.
+//
+// An idempotency key is reserved first, by a conditional write of its
+// record in the KV bucket that only one publisher on any node can win; the
+// winner appends and records the offset, the others answer with it as
+// duplicates (see publishOnce for the one crash window this leaves).
 //
 // A new channel (no message in the stream) starts at offset 1 in a new
 // random epoch, so when the stream is lost (deleted, or a server came back

@@ -16,9 +16,9 @@ var (
 	// ErrNotStarted is returned by Subscribe and Unsubscribe before Start.
 	ErrNotStarted = errors.New("nats broker: not started")
 	// ErrWindowTooLong is returned by Publish when
-	// PublishOptions.IdempotencyWindow exceeds Config.MaxIdempotencyWindow,
-	// the deduplication window of the channel stream.
-	ErrWindowTooLong = errors.New("nats broker: idempotency window longer than the stream's deduplication window")
+	// PublishOptions.IdempotencyWindow exceeds Config.MaxRecordTTL, how long
+	// the idempotency records can be kept.
+	ErrWindowTooLong = errors.New("nats broker: idempotency window longer than Config.MaxRecordTTL")
 	// ErrTTLTooLong is returned when a record's ttl exceeds
 	// Config.MaxRecordTTL, the age limit of the key-value buckets.
 	ErrTTLTooLong = errors.New("nats broker: ttl longer than Config.MaxRecordTTL")

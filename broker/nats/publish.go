@@ -39,8 +39,8 @@ func (b *Broker) Publish(ctx context.Context, ch string, p broker.Publication, o
 	if window <= 0 {
 		window = DefaultIdempotencyWindow
 	}
-	if opts.IdempotencyKey != "" && window > b.cfg.MaxIdempotencyWindow {
-		return broker.PublishResult{}, fmt.Errorf("publish %q: %w (%v > %v)", ch, ErrWindowTooLong, window, b.cfg.MaxIdempotencyWindow)
+	if opts.IdempotencyKey != "" && window > b.cfg.MaxRecordTTL {
+		return broker.PublishResult{}, fmt.Errorf("publish %q: %w (%v > %v)", ch, ErrWindowTooLong, window, b.cfg.MaxRecordTTL)
 	}
 	ctx, cancel := context.WithTimeout(ctx, b.cfg.Timeout)
 	defer cancel()
