@@ -220,6 +220,7 @@ func (b *Broker) channelStream(ctx context.Context, fresh bool) (jetstream.Strea
 	if s != nil && !fresh {
 		return s, nil
 	}
+	had := s != nil
 	cfg := jetstream.StreamConfig{
 		Name:        b.names.stream,
 		Description: "Ferry channel streams (offset, epoch and history per subject)",
@@ -231,8 +232,11 @@ func (b *Broker) channelStream(ctx context.Context, fresh bool) (jetstream.Strea
 		Duplicates:  dedupWindow,
 	}
 	s, err := b.js.CreateStream(ctx, cfg)
-	if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+	switch {
+	case errors.Is(err, jetstream.ErrStreamNameAlreadyInUse):
 		s, err = b.js.Stream(ctx, b.names.stream)
+	case err == nil && had:
+		b.cfg.Logger.Warn("nats broker: the channel stream was lost and is created again; channels start new epochs", "stream", b.names.stream)
 	}
 	if err != nil {
 		return nil, err
@@ -279,6 +283,14 @@ func (b *Broker) bucket(ctx context.Context, name string) (jetstream.Stream, err
 	b.buckets[name] = s
 	b.mu.Unlock()
 	return s, nil
+}
+
+// forgetBucket drops the cached handle of a bucket whose stream is gone, so
+// that the next bucket call creates it again.
+func (b *Broker) forgetBucket(name string) {
+	b.mu.Lock()
+	delete(b.buckets, name)
+	b.mu.Unlock()
 }
 
 // Start begins delivery to h: it subscribes to this node's control subjects
@@ -390,8 +402,15 @@ func unavailable(err error) bool {
 		errors.Is(err, nats.ErrConnectionDraining) ||
 		errors.Is(err, nats.ErrDisconnected) ||
 		errors.Is(err, nats.ErrNoServers) ||
+		errors.Is(err, nats.ErrReconnectBufExceeded) ||
 		errors.Is(err, jetstream.ErrNoStreamResponse) ||
 		errors.Is(err, jetstream.ErrJetStreamNotEnabled)
+}
+
+// streamGone reports whether err says that a stream does not exist (it
+// was deleted, or a server came back without its store).
+func streamGone(err error) bool {
+	return errors.Is(err, jetstream.ErrStreamNotFound) || errors.Is(err, jetstream.ErrNoStreamResponse)
 }
 
 // casConflict reports whether err is a lost compare-and-set: the subject's

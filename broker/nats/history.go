@@ -34,7 +34,7 @@ func (b *Broker) History(ctx context.Context, ch string, q broker.HistoryQuery) 
 	}
 	subj := b.names.chanSubj + token(ch)
 	m, err := stream.GetLastMsgForSubject(ctx, subj)
-	if errors.Is(err, jetstream.ErrMsgNotFound) {
+	if errors.Is(err, jetstream.ErrMsgNotFound) || errors.Is(err, jetstream.ErrStreamNotFound) {
 		// No stream: complete only for a client that knew none either.
 		complete := q.Since == nil || q.Since.Offset == 0
 		return broker.HistoryResult{Complete: complete}, nil

@@ -71,7 +71,14 @@ func (b *Broker) append(ctx context.Context, ch string, p broker.Publication, op
 			return broker.PublishResult{}, err
 		}
 		if !known {
-			if t, err = b.readTail(ctx, stream, subj); err != nil {
+			t, err = b.readTail(ctx, stream, subj)
+			if streamGone(err) && ctx.Err() == nil {
+				if err := b.recreateStream(ctx); err != nil {
+					return broker.PublishResult{}, err
+				}
+				continue
+			}
+			if err != nil {
 				delete(sh.tails, ch)
 				return broker.PublishResult{}, err
 			}
@@ -93,10 +100,8 @@ func (b *Broker) append(ctx context.Context, ch string, p broker.Publication, op
 		case errors.Is(err, errConflict):
 			known = false // another node published; read the tail again
 			continue
-		case errors.Is(err, jetstream.ErrNoStreamResponse) && ctx.Err() == nil:
-			// The stream is gone (deleted, or its server lost it): make it
-			// again; the channel starts over in a new epoch.
-			if _, err := b.channelStream(ctx, true); err != nil {
+		case streamGone(err) && ctx.Err() == nil:
+			if err := b.recreateStream(ctx); err != nil {
 				return broker.PublishResult{}, err
 			}
 			known = false
@@ -117,6 +122,14 @@ func (b *Broker) append(ctx context.Context, ch string, p broker.Publication, op
 	}
 	delete(sh.tails, ch)
 	return broker.PublishResult{}, fmt.Errorf("%w: lost %d races for the channel's tail", broker.ErrUnavailable, maxPublishAttempts)
+}
+
+// recreateStream makes the channel stream again after it was lost (deleted,
+// or its server came back without its store): every channel starts over at
+// offset 1 in a new epoch. Cached tails are dropped.
+func (b *Broker) recreateStream(ctx context.Context) error {
+	_, err := b.channelStream(ctx, true)
+	return err
 }
 
 // readTail reads the channel's latest message.

@@ -206,7 +206,15 @@ func (b *Broker) Set(ctx context.Context, key string, val []byte, ttl time.Durat
 	defer cancel()
 	stored := binary.BigEndian.AppendUint64(make([]byte, 0, expLen+len(val)), uint64(exp))
 	msg := &nats.Msg{Subject: kvSubject(b.names.kv, token(key)), Data: append(stored, val...)}
-	if _, err := b.js.PublishMsg(ctx, msg); err != nil {
+	_, err = b.js.PublishMsg(ctx, msg)
+	if streamGone(err) && ctx.Err() == nil {
+		// The bucket was lost with its server's store: make it again.
+		b.forgetBucket(b.names.kv)
+		if _, err = b.bucket(ctx, b.names.kv); err == nil {
+			_, err = b.js.PublishMsg(ctx, msg)
+		}
+	}
+	if err != nil {
 		return b.fail(fmt.Sprintf("set %q", key), err)
 	}
 	return nil

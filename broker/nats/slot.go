@@ -38,6 +38,15 @@ func (b *Broker) readSlot(ctx context.Context, bucket, key string) (slot, error)
 		return slot{}, err
 	}
 	m, err := s.GetLastMsgForSubject(ctx, kvSubject(bucket, key))
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		// The bucket was lost with its server's store: make it again,
+		// empty.
+		b.forgetBucket(bucket)
+		if _, err := b.bucket(ctx, bucket); err != nil {
+			return slot{}, err
+		}
+		return slot{}, nil
+	}
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return slot{}, nil
 	}

@@ -191,6 +191,9 @@ func (b *Broker) cursorOf(ch string, cs *chanSub) (*cursor, error) {
 		return nil, err
 	}
 	t, err := b.readTail(ctx, stream, b.names.chanSubj+token(ch))
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		t, err = tail{}, nil // no stream, no channel: the next publish makes both
+	}
 	if err != nil {
 		return nil, err
 	}
