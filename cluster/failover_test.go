@@ -106,11 +106,15 @@ func waitDelivered(t *testing.T, subs []subscriber, want []position) {
 }
 
 // TestKillNodeDuringTraffic: kill -9 one of three nodes while a publisher
-// sends 50 messages a second through nginx for about 10 s. Its clients
-// reconnect through nginx to the other nodes and recover every message:
-// none lost, none duplicated (checked by offsets).
+// sends 50 messages a second through nginx for about 10 s, on each engine.
+// Its clients reconnect through nginx to the other nodes and recover every
+// message: none lost, none duplicated (checked by offsets).
 func TestKillNodeDuringTraffic(t *testing.T) {
-	c := startCluster(t, 3)
+	onEngines(t, killNodeDuringTraffic)
+}
+
+func killNodeDuringTraffic(t *testing.T, e engine) {
+	c := startClusterOn(t, e, 3)
 	ngx := proxytest.StartNginx(t, c.backends()...)
 	const ch = "chat:kill"
 	subs := startSubscribers(t, c, ngx, ch)

@@ -12,12 +12,16 @@ import (
 	"github.com/ferry-io/ferry/internal/testutil/proxytest"
 )
 
-// TestFanOutAcrossNodesThroughNginx: three nodes on one Redis behind nginx
-// (round-robin). A subscriber on each node receives what a client publishes
-// on another node, and what the server API publishes through nginx or
-// directly on a third node.
+// TestFanOutAcrossNodesThroughNginx: three nodes on one engine (Redis, or a
+// NATS cluster) behind nginx (round-robin). A subscriber on each node
+// receives what a client publishes on another node, and what the server API
+// publishes through nginx or directly on a third node.
 func TestFanOutAcrossNodesThroughNginx(t *testing.T) {
-	c := startCluster(t, 3)
+	onEngines(t, fanOutAcrossNodes)
+}
+
+func fanOutAcrossNodes(t *testing.T, e engine) {
+	c := startClusterOn(t, e, 3)
 	ngx := proxytest.StartNginx(t, c.backends()...)
 	const ch = "chat:fanout"
 

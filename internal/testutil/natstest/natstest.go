@@ -151,6 +151,44 @@ func (c *Cluster) URL() string {
 	return strings.Join(urls, ",")
 }
 
+// Kill ends every server of the cluster at once with SIGKILL.
+func (c *Cluster) Kill() {
+	for _, s := range c.Servers {
+		s.Kill()
+	}
+}
+
+// Restart stops every server (if running) and starts them all again on the
+// same ports, with their JetStream stores unless empty, and waits until
+// each reports healthy. They are launched together: a server alone cannot
+// become healthy without a quorum of its peers.
+func (c *Cluster) Restart(empty bool) {
+	tb := c.Servers[0].tb
+	tb.Helper()
+	c.Stop()
+	var err error
+	deadline := time.Now().Add(startTimeout)
+	for time.Now().Before(deadline) {
+		if err = c.relaunch(empty); err == nil {
+			return
+		}
+		c.Stop()
+		time.Sleep(100 * time.Millisecond)
+	}
+	tb.Fatalf("natstest: restart cluster: %v", err)
+}
+
+func (c *Cluster) relaunch(empty bool) error {
+	for _, s := range c.Servers {
+		if empty {
+			if err := os.RemoveAll(filepath.Join(s.dir, "jetstream")); err != nil {
+				return err
+			}
+		}
+	}
+	return c.start()
+}
+
 // Stop stops every server of the cluster.
 func (c *Cluster) Stop() {
 	for _, s := range c.Servers {

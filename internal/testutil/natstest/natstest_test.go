@@ -63,4 +63,16 @@ func TestCluster(t *testing.T) {
 	if err := c.Servers[1].healthy(); err != nil {
 		t.Fatalf("after restart: %v", err)
 	}
+	c.Kill()
+	for _, s := range c.Servers {
+		if s.Running() || dialable(s.Addr) {
+			t.Fatalf("%s still serves after Cluster.Kill", s.Name)
+		}
+	}
+	c.Restart(false)
+	for _, s := range c.Servers {
+		if err := s.healthy(); err != nil {
+			t.Fatalf("%s after Cluster.Restart: %v", s.Name, err)
+		}
+	}
 }
