@@ -78,12 +78,5 @@ func engineFaultDuringTraffic(t *testing.T, ch string, fault func(t *testing.T, 
 	pub.wait(t, 150)
 	fault(t, c, pub)
 	pub.wait(t, pub.count()+150) // traffic goes on
-	if err := stop(); err != nil {
-		t.Fatalf("publisher: %v", err)
-	}
-	want := pub.positions()
-	t.Log(pub.summary())
-	checkContiguous(t, want)
-	waitDelivered(t, subs, want)
-	report(t, subs, want)
+	stopAndCheck(t, stop, pub, subs)
 }

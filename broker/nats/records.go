@@ -239,6 +239,19 @@ func (b *Broker) getLive(ctx context.Context, key string) (slot, error) {
 	return sl, nil
 }
 
+// readKV is the live value of key for operation op (Get or Take), with the
+// error worded for it.
+func (b *Broker) readKV(ctx context.Context, op, key string) (slot, error) {
+	sl, err := b.getLive(ctx, key)
+	if errors.Is(err, broker.ErrNotFound) {
+		return slot{}, fmt.Errorf("nats broker: %s %q: %w", op, key, err)
+	}
+	if err != nil {
+		return slot{}, b.fail(fmt.Sprintf("%s %q", op, key), err)
+	}
+	return sl, nil
+}
+
 // Get returns the value of key, or ErrNotFound.
 func (b *Broker) Get(ctx context.Context, key string) ([]byte, error) {
 	if err := b.checkOpen(); err != nil {
@@ -246,14 +259,8 @@ func (b *Broker) Get(ctx context.Context, key string) ([]byte, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, b.cfg.Timeout)
 	defer cancel()
-	sl, err := b.getLive(ctx, key)
-	if errors.Is(err, broker.ErrNotFound) {
-		return nil, fmt.Errorf("nats broker: get %q: %w", key, err)
-	}
-	if err != nil {
-		return nil, b.fail(fmt.Sprintf("get %q", key), err)
-	}
-	return sl.val, nil
+	sl, err := b.readKV(ctx, "get", key)
+	return sl.val, err
 }
 
 // Take returns the value of key and deletes it: the delete is conditional
@@ -265,12 +272,9 @@ func (b *Broker) Take(ctx context.Context, key string) ([]byte, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, b.cfg.Timeout)
 	defer cancel()
-	sl, err := b.getLive(ctx, key)
-	if errors.Is(err, broker.ErrNotFound) {
-		return nil, fmt.Errorf("nats broker: take %q: %w", key, err)
-	}
+	sl, err := b.readKV(ctx, "take", key)
 	if err != nil {
-		return nil, b.fail(fmt.Sprintf("take %q", key), err)
+		return nil, err
 	}
 	_, err = b.writeSlot(ctx, b.names.kv, token(key), sl.rev, nil, true)
 	if errors.Is(err, errConflict) {

@@ -43,14 +43,8 @@ type cursor struct {
 // delivered (from the fan-out subject, or from the stream when a fan-out
 // copy went missing), in offset order, at most once.
 func (b *Broker) Subscribe(ctx context.Context, ch string) error {
-	b.mu.Lock()
-	switch {
-	case b.closed:
-		b.mu.Unlock()
-		return broker.ErrClosed
-	case !b.started:
-		b.mu.Unlock()
-		return ErrNotStarted
+	if err := b.lockStarted(); err != nil {
+		return err
 	}
 	cs := b.subs[ch]
 	if cs == nil {
@@ -90,6 +84,21 @@ func (b *Broker) Subscribe(ctx context.Context, ch string) error {
 	}
 }
 
+// lockStarted locks b.mu and returns nil when the broker is started and not
+// closed; otherwise it returns why not, with b.mu unlocked.
+func (b *Broker) lockStarted() error {
+	b.mu.Lock()
+	switch {
+	case b.closed:
+		b.mu.Unlock()
+		return broker.ErrClosed
+	case !b.started:
+		b.mu.Unlock()
+		return ErrNotStarted
+	}
+	return nil
+}
+
 // startSubscription confirms the SUB with the server, then has the worker
 // read the channel's position.
 func (b *Broker) startSubscription(ctx context.Context, ch string, cs *chanSub) error {
@@ -113,14 +122,8 @@ func (b *Broker) startSubscription(ctx context.Context, ch string, cs *chanSub) 
 
 // Unsubscribe undoes one Subscribe.
 func (b *Broker) Unsubscribe(ctx context.Context, ch string) error {
-	b.mu.Lock()
-	switch {
-	case b.closed:
-		b.mu.Unlock()
-		return broker.ErrClosed
-	case !b.started:
-		b.mu.Unlock()
-		return ErrNotStarted
+	if err := b.lockStarted(); err != nil {
+		return err
 	}
 	cs := b.subs[ch]
 	b.mu.Unlock()
