@@ -7,8 +7,9 @@
 // limit, failover after kill -9 and during a rolling restart without a lost
 // or duplicated message, affinity through HAProxy, recovery after Redis lost
 // its data, a NATS server killed and a 10 s NATS outage during traffic, and
-// the HTTP fallback behind a round-robin balancer. Fan-out and the node
-// kill run on both engines (subtests redis and nats).
+// the HTTP fallback behind a round-robin balancer. Fan-out, the per-user
+// limit, the node kill and the rolling restart run on both engines
+// (subtests redis and nats).
 //
 // Run them with
 //

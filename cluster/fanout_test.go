@@ -117,9 +117,13 @@ func jsonEqual(a json.RawMessage, b string) bool {
 
 // TestPerUserLimitAcrossNodes: with max_connections_per_user 2, a user's
 // third connection, on a third node, evicts the oldest (on the first node)
-// with 4011; the two newest stay.
+// with 4011; the two newest stay. On each engine.
 func TestPerUserLimitAcrossNodes(t *testing.T) {
-	c := startCluster(t, 3, "FERRY_MAX_CONNECTIONS_PER_USER=2")
+	onEngines(t, perUserLimitAcrossNodes)
+}
+
+func perUserLimitAcrossNodes(t *testing.T, e engine) {
+	c := startClusterOn(t, e, 3, "FERRY_MAX_CONNECTIONS_PER_USER=2")
 	tok := c.token("carol")
 	var conns []*wsConn
 	for i, n := range c.nodes.Nodes {
