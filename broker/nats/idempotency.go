@@ -71,7 +71,9 @@ func (b *Broker) publishOnce(ctx context.Context, ch string, p broker.Publicatio
 		if err != nil {
 			// Free the key so that a retry publishes (if this fails too,
 			// the reservation lapses after pendingLimit).
-			_, _ = b.writeSlot(context.WithoutCancel(ctx), b.names.kv, key, rev, nil, true)
+			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), b.cfg.Timeout)
+			_, _ = b.writeSlot(fctx, b.names.kv, key, rev, nil, true)
+			cancel()
 			return broker.PublishResult{}, err
 		}
 		val, _ = json.Marshal(reservation{Offset: res.Offset, Epoch: res.Epoch, Time: time.Now().UnixMilli()})
