@@ -8,8 +8,7 @@
 // or duplicated message, affinity through HAProxy, recovery after Redis lost
 // its data, a NATS server killed and a 10 s NATS outage during traffic, and
 // the HTTP fallback behind a round-robin balancer. Fan-out, the per-user
-// limit, the node kill and the rolling restart run on both engines
-// (subtests redis and nats).
+// limit and the node kill run on both engines (subtests redis and nats).
 //
 // Run them with
 //

@@ -159,13 +159,9 @@ func killNodeDuringTraffic(t *testing.T, e engine) {
 // TestRollingRestart: each of three nodes in turn is stopped with SIGTERM
 // (its clients get 4013 and reconnect through nginx), restarted, and then
 // the next one, while a publisher sends 50 messages a second. No message is
-// lost or duplicated, and every node exits cleanly. On each engine.
+// lost or duplicated, and every node exits cleanly.
 func TestRollingRestart(t *testing.T) {
-	onEngines(t, rollingRestart)
-}
-
-func rollingRestart(t *testing.T, e engine) {
-	c := startClusterOn(t, e, 3)
+	c := startCluster(t, 3)
 	ngx := proxytest.StartNginx(t, c.backends()...)
 	const ch = "chat:rolling"
 	subs := startSubscribers(t, c, ngx, ch)

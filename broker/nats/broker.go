@@ -152,10 +152,12 @@ func New(ctx context.Context, cfg Config) (*Broker, error) {
 		// once instead of being queued for later: calls fail fast.
 		nats.ReconnectBufSize(-1),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
-			log.Warn("nats broker: disconnected", "node", cfg.NodeID, "err", err)
+			if err != nil { // nil: closed by Close
+				log.Warn("nats broker: disconnected", "err", err)
+			}
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
-			log.Info("nats broker: reconnected", "node", cfg.NodeID, "server", nc.ConnectedUrlRedacted())
+			log.Info("nats broker: reconnected", "server", nc.ConnectedUrlRedacted())
 		}),
 	)
 	if err != nil {
