@@ -3,7 +3,6 @@ package rabbitmq
 import (
 	"encoding/json"
 	"fmt"
-	"time"
 
 	"github.com/ferry-io/ferry/broker"
 )
@@ -32,9 +31,9 @@ type record struct {
 	From     string `json:"u,omitempty"`
 	Time     int64  `json:"t,omitempty"`
 
-	HistorySize int   `json:"hs,omitempty"`
-	HistoryTTL  int64 `json:"ht,omitempty"` // nanoseconds
-	StreamTTL   int64 `json:"st,omitempty"` // nanoseconds
+	HistorySize int    `json:"hs,omitempty"`
+	HistoryTTL  int64  `json:"ht,omitempty"` // nanoseconds
+	StreamTTL   int64  `json:"st,omitempty"` // nanoseconds
 	IdemKey     string `json:"ik,omitempty"`
 	IdemWindow  int64  `json:"iw,omitempty"` // nanoseconds
 	// Request is the id of the publish request that made this record, so
@@ -42,6 +41,18 @@ type record struct {
 	Request string `json:"r,omitempty"`
 	// Mark is the marker's id (kindMark).
 	Mark string `json:"m,omitempty"`
+
+	// Presence, user and key-value records (the kinds are their ops).
+	User    string `json:"us,omitempty"`
+	Conn    string `json:"cn,omitempty"`
+	Node    string `json:"nd,omitempty"`
+	Since   int64  `json:"sn,omitempty"` // unix nanoseconds
+	Key     string `json:"ky,omitempty"`
+	Val     []byte `json:"v,omitempty"`
+	Expires int64  `json:"x,omitempty"` // unix milliseconds; 0: never
+	// TTL is sent by the requester (nanoseconds); the writer turns it into
+	// Expires by its own clock before it appends the record.
+	TTL int64 `json:"ttl,omitempty"`
 }
 
 func (r *record) publication() *broker.Publication {
@@ -58,9 +69,20 @@ func (r *record) publication() *broker.Publication {
 }
 
 // Request operations, sent to a shard's writer.
+// The ops that change state are also the kinds of their stream records,
+// replayed in order by a new writer.
 const (
-	opPublish = "publish"
-	opHistory = "history"
+	opPublish        = "publish"
+	opHistory        = "history"
+	opPresenceAdd    = "presence.add"
+	opPresenceRemove = "presence.remove"
+	opPresenceList   = "presence.list"
+	opUserAdd        = "user.add"
+	opUserRemove     = "user.remove"
+	opKVSet          = "kv.set"
+	opKVGet          = "kv.get"
+	opKVTake         = "kv.take"
+	opKVDelete       = "kv.delete"
 )
 
 // request is a call to a shard's writer.
@@ -81,11 +103,16 @@ type reply struct {
 	// Err is set when the writer could not do the request.
 	Err string `json:"err,omitempty"`
 
-	Offset    uint64 `json:"o,omitempty"`
-	Epoch     string `json:"e,omitempty"`
-	Duplicate bool   `json:"dup,omitempty"`
-	Complete  bool   `json:"ok,omitempty"`
+	Offset    uint64               `json:"o,omitempty"`
+	Epoch     string               `json:"e,omitempty"`
+	Duplicate bool                 `json:"dup,omitempty"`
+	Complete  bool                 `json:"ok,omitempty"`
 	Messages  []broker.Publication `json:"m,omitempty"`
+
+	Presence []broker.PresenceInfo `json:"pr,omitempty"`
+	Conns    []broker.ConnRef      `json:"cs,omitempty"`
+	Val      []byte                `json:"v,omitempty"`
+	NotFound bool                  `json:"nf,omitempty"`
 }
 
 func newPublishRequest(ch string, p broker.Publication, o broker.PublishOptions, id string) *request {
@@ -135,13 +162,4 @@ func decode(body []byte, v any) error {
 		return fmt.Errorf("%w: %v", errMalformed, err)
 	}
 	return nil
-}
-
-// durationMS is d in whole milliseconds, at least 1 for a positive d.
-func durationMS(d time.Duration) int64 {
-	ms := d.Milliseconds()
-	if ms == 0 && d > 0 {
-		ms = 1
-	}
-	return ms
 }

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/ferry-io/ferry/broker/memory"
 )
 
 // Writer tuning.
@@ -47,6 +49,8 @@ type writer struct {
 	pub *amqp.Channel
 
 	recovered bool
+	// records holds the shard's presence, user connections and keys.
+	records   *memory.Broker
 	states    map[string]*chanState
 	idem      map[idemKey]result
 	requests  map[string]result
@@ -100,6 +104,7 @@ func (s *session) newWriter(shard int) (*writer, error) {
 	}
 	return &writer{
 		s: s, shard: shard, stream: stream, reqs: reqs, pub: pub,
+		records:  newRecords(),
 		states:   make(map[string]*chanState),
 		idem:     make(map[idemKey]result),
 		requests: make(map[string]result),
@@ -110,6 +115,7 @@ func (s *session) newWriter(shard int) (*writer, error) {
 // publish ends the whole session: the unacknowledged requests go back to
 // the queue, for this node's next writer or another node's.
 func (w *writer) run() {
+	defer func() { _ = w.records.Close() }()
 	for d := range w.reqs {
 		rep, err := w.handle(d.Body)
 		if err != nil {
@@ -158,6 +164,12 @@ func (w *writer) handle(body []byte) (*reply, error) {
 	case opHistory:
 		res := w.states[req.Channel].read(req.query(), now)
 		return &reply{Offset: res.Offset, Epoch: res.Epoch, Complete: res.Complete, Messages: res.Messages}, nil
+	case opPresenceAdd, opPresenceRemove, opPresenceList, opUserAdd, opUserRemove,
+		opKVSet, opKVGet, opKVTake, opKVDelete:
+		if req.Rec == nil {
+			return &reply{Err: req.Op + " without a record"}, nil
+		}
+		return w.record(req.Op, req.Rec, now)
 	default:
 		return &reply{Err: fmt.Sprintf("unknown operation %q", req.Op)}, nil
 	}
@@ -275,6 +287,8 @@ func (w *writer) recover() error {
 	if err != nil {
 		return err
 	}
+	_ = w.records.Close()
+	w.records = newRecords()
 	w.states = make(map[string]*chanState)
 	w.idem = make(map[idemKey]result)
 	w.requests = make(map[string]result)
@@ -297,6 +311,10 @@ func (w *writer) recover() error {
 				return nil
 			} else if r.Kind == kindPub && r.Channel != "" {
 				w.remember(&r)
+			} else if r.Kind != kindMark {
+				if _, err := w.applyRecord(&r, time.Now()); err != nil {
+					return fmt.Errorf("replay %s record: %w", r.Kind, err)
+				}
 			}
 			// Credit for the next records (streams need acks to flow).
 			if n%(recoverPrefetch/4) == 0 {
