@@ -68,7 +68,7 @@ func (b *Broker) Subscribe(ctx context.Context, ch string) error {
 	}
 	b.active.Store(ch, struct{}{})
 	if err := s.bind(ch); err != nil {
-		b.active.Delete(ch)
+		b.forget(ch)
 		s.fail(err) // a failed bind closed the channel
 		return b.fail(fmt.Sprintf("subscribe %q", ch), err)
 	}
@@ -95,7 +95,7 @@ func (b *Broker) Unsubscribe(ctx context.Context, ch string) error {
 		return nil
 	}
 	delete(b.refs, ch)
-	b.active.Delete(ch)
+	b.forget(ch)
 	if s := b.current(); s != nil {
 		if err := s.unbind(ch); err != nil {
 			s.fail(err)

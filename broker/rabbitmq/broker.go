@@ -50,6 +50,15 @@ type Broker struct {
 	// removed, so the delivery loop never drops a publication routed while
 	// a subscription exists.
 	active sync.Map
+
+	// deliverMu guards last and, with it, the decision to deliver: a
+	// publication is handed over only when its channel is active and it
+	// is newer than the last one delivered. A writer that took over a
+	// shard sends the previous writer's last publication again (it cannot
+	// know whether that one went out); this is where the copy is dropped.
+	// Lock order: subMu before deliverMu.
+	deliverMu sync.Mutex
+	last      map[string]broker.Position
 }
 
 // New checks cfg and connects to RabbitMQ. It fails with ErrInvalidURL
@@ -67,6 +76,7 @@ func New(ctx context.Context, cfg Config) (*Broker, error) {
 		idBase: cfg.NodeID + "-" + randomHex(4),
 		quit:   make(chan struct{}),
 		refs:   make(map[string]int),
+		last:   make(map[string]broker.Position),
 	}
 	conn, err := b.dial(ctx)
 	if err != nil {
@@ -274,4 +284,27 @@ func (b *Broker) Close() error {
 	}
 	b.wg.Wait()
 	return nil
+}
+
+// fresh reports whether p should be handed to the handler: its channel is
+// subscribed and p is not a publication already delivered.
+func (b *Broker) fresh(p *record) bool {
+	b.deliverMu.Lock()
+	defer b.deliverMu.Unlock()
+	if _, ok := b.active.Load(p.Channel); !ok {
+		return false
+	}
+	if last, ok := b.last[p.Channel]; ok && last.Epoch == p.Epoch && p.Offset <= last.Offset {
+		return false
+	}
+	b.last[p.Channel] = broker.Position{Offset: p.Offset, Epoch: p.Epoch}
+	return true
+}
+
+// forget stops delivering ch.
+func (b *Broker) forget(ch string) {
+	b.deliverMu.Lock()
+	defer b.deliverMu.Unlock()
+	b.active.Delete(ch)
+	delete(b.last, ch)
 }

@@ -138,7 +138,7 @@ func (s *session) deliver(deliveries <-chan amqp.Delivery) {
 				s.b.log.Warn("rabbitmq broker: dropped a publication", slog.Any("err", err))
 				continue
 			}
-			if _, ok := s.b.active.Load(r.Channel); ok {
+			if s.b.fresh(&r) {
 				h.HandlePublication(r.publication())
 			}
 		case typeCtl:

@@ -23,10 +23,12 @@ const (
 	recoverTimeout = 2 * time.Minute
 	// appendTimeout bounds one append to a stream (until confirmed).
 	appendTimeout = 30 * time.Second
-	// requestMemory is how long a writer remembers a publish request's
-	// result, so that a request redelivered after a writer failed is
-	// answered, not applied again.
-	requestMemory = 2 * time.Minute
+	// recentRequests is how many of the newest publish requests a writer
+	// remembers (id, result and record), so that a request redelivered
+	// after the previous writer failed is answered and fanned out again,
+	// not applied twice. A writer finishes one request before it takes
+	// the next, so only its last few can be appended but unacknowledged.
+	recentRequests = 1024
 	// sweepEvery is how often a writer forgets expired keys and streams.
 	sweepEvery = time.Second
 )
@@ -50,14 +52,27 @@ type writer struct {
 
 	recovered bool
 	// records holds the shard's presence, user connections and keys.
-	records   *memory.Broker
-	states    map[string]*chanState
-	idem      map[idemKey]result
-	requests  map[string]result
+	records *memory.Broker
+	states  map[string]*chanState
+	idem    map[idemKey]result
+	// requests are the recent publish requests by id; order is a ring of
+	// their ids with the oldest at order[oldest] once it is full.
+	requests  map[string]recent
+	order     []string
+	oldest    int
 	lastSweep time.Time
 }
 
 type idemKey struct{ channel, key string }
+
+// recent is a remembered publish request.
+type recent struct {
+	offset uint64
+	epoch  string
+	// body is the record as appended, fanned out again on a redelivery.
+	body    []byte
+	channel string
+}
 
 // result is a remembered publish: where it landed and until when.
 type result struct {
@@ -107,7 +122,7 @@ func (s *session) newWriter(shard int) (*writer, error) {
 		records:  newRecords(),
 		states:   make(map[string]*chanState),
 		idem:     make(map[idemKey]result),
-		requests: make(map[string]result),
+		requests: make(map[string]recent),
 	}, nil
 }
 
@@ -180,7 +195,12 @@ func (w *writer) handle(body []byte) (*reply, error) {
 // updates the state and fans the publication out. Nothing else runs on
 // this shard meanwhile, which is what makes the offsets gapless.
 func (w *writer) publish(r *record, now time.Time) (*reply, error) {
-	if e, ok := w.requests[r.Request]; ok && r.Request != "" && now.Before(e.expires) {
+	if e, ok := w.requests[r.Request]; ok && r.Request != "" {
+		// The previous writer appended it but may have failed before the
+		// fan-out: send it again. Nodes drop what they already had.
+		if err := w.fanOut(e.channel, e.body); err != nil {
+			return nil, err
+		}
 		return &reply{Offset: e.offset, Epoch: e.epoch}, nil
 	}
 	ik := idemKey{r.Channel, r.IdemKey}
@@ -210,17 +230,25 @@ func (w *writer) publish(r *record, now time.Time) (*reply, error) {
 		return nil, err
 	}
 	w.states[r.Channel] = st
-	w.remember(r)
-	fan := amqp.Publishing{Type: typePub, Body: body}
-	if err := w.pub.Publish(w.s.b.names.pubExchange(), routeKey(r.Channel), false, false, fan); err != nil {
-		return nil, fmt.Errorf("fan out: %w", err)
+	w.remember(r, body)
+	if err := w.fanOut(r.Channel, body); err != nil {
+		return nil, err
 	}
 	return &reply{Offset: r.Offset, Epoch: r.Epoch}, nil
 }
 
-// remember applies an appended record to the state, its idempotency key
-// and its request id.
-func (w *writer) remember(r *record) {
+// fanOut sends an appended record to the nodes subscribed to ch.
+func (w *writer) fanOut(ch string, body []byte) error {
+	fan := amqp.Publishing{Type: typePub, Body: body}
+	if err := w.pub.Publish(w.s.b.names.pubExchange(), routeKey(ch), false, false, fan); err != nil {
+		return fmt.Errorf("fan out: %w", err)
+	}
+	return nil
+}
+
+// remember applies an appended record (body is its encoding) to the
+// state, its idempotency key and its request id.
+func (w *writer) remember(r *record, body []byte) {
 	st := w.states[r.Channel]
 	if st == nil || st.epoch != r.Epoch {
 		st = &chanState{epoch: r.Epoch}
@@ -238,8 +266,14 @@ func (w *writer) remember(r *record) {
 		w.idem[idemKey{r.Channel, r.IdemKey}] = res
 	}
 	if r.Request != "" {
-		res.expires = at.Add(requestMemory)
-		w.requests[r.Request] = res
+		if len(w.order) < recentRequests {
+			w.order = append(w.order, r.Request)
+		} else {
+			delete(w.requests, w.order[w.oldest])
+			w.order[w.oldest] = r.Request
+			w.oldest = (w.oldest + 1) % recentRequests
+		}
+		w.requests[r.Request] = recent{offset: r.Offset, epoch: r.Epoch, body: body, channel: r.Channel}
 	}
 }
 
@@ -291,7 +325,8 @@ func (w *writer) recover() error {
 	w.records = newRecords()
 	w.states = make(map[string]*chanState)
 	w.idem = make(map[idemKey]result)
-	w.requests = make(map[string]result)
+	w.requests = make(map[string]recent)
+	w.order, w.oldest = nil, 0
 	n := 0
 	for {
 		select {
@@ -310,7 +345,7 @@ func (w *writer) recover() error {
 				w.sweep(time.Now())
 				return nil
 			} else if r.Kind == kindPub && r.Channel != "" {
-				w.remember(&r)
+				w.remember(&r, d.Body)
 			} else if r.Kind != kindMark {
 				if _, err := w.applyRecord(&r, time.Now()); err != nil {
 					return fmt.Errorf("replay %s record: %w", r.Kind, err)
@@ -326,17 +361,11 @@ func (w *writer) recover() error {
 	}
 }
 
-// sweep forgets what has expired at now: idempotency keys, request ids
-// and the state of channels whose stream is over.
+// sweep forgets what has expired at now: idempotency keys and the state of channels whose stream is over.
 func (w *writer) sweep(now time.Time) {
 	for k, e := range w.idem {
 		if !now.Before(e.expires) {
 			delete(w.idem, k)
-		}
-	}
-	for k, e := range w.requests {
-		if !now.Before(e.expires) {
-			delete(w.requests, k)
 		}
 	}
 	for ch, st := range w.states {
