@@ -1,0 +1,155 @@
+package rabbitmq
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ferry-io/ferry/broker"
+	"github.com/ferry-io/ferry/internal/testutil/rabbittest"
+)
+
+// outage is how long RabbitMQ stays down in TestOutage.
+const outage = 10 * time.Second
+
+// recorder keeps what a broker delivers.
+type recorder struct {
+	mu   sync.Mutex
+	pubs []broker.Publication
+}
+
+func (r *recorder) HandlePublication(p *broker.Publication) {
+	r.mu.Lock()
+	r.pubs = append(r.pubs, *p)
+	r.mu.Unlock()
+}
+
+func (r *recorder) HandleControl(broker.Control) {}
+
+func (r *recorder) offsets() []uint64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]uint64, len(r.pubs))
+	for i, p := range r.pubs {
+		out[i] = p.Offset
+	}
+	return out
+}
+
+// waitUntil polls cond until it holds, failing the test after timeout (a
+// safety net; RabbitMQ takes a while to boot on a loaded machine).
+func waitUntil(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func startNode(t *testing.T, url, id string) (*Broker, *recorder) {
+	t.Helper()
+	b, err := New(t.Context(), Config{URL: url, NodeID: id, Logger: testLogger(t),
+		Timeout: 2 * time.Second, ReconnectMin: 50 * time.Millisecond, ReconnectMax: 500 * time.Millisecond})
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	rec := &recorder{}
+	if err := b.Start(context.Background(), rec); err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+	return b, rec
+}
+
+// TestOutage takes RabbitMQ down for a while: every call fails with
+// ErrUnavailable and Ping reports it; when RabbitMQ is back both nodes
+// reconnect on their own, the subscription is restored, and the channel
+// goes on from its last offset in the same epoch (streams are durable).
+func TestOutage(t *testing.T) {
+	srv := rabbittest.Start(t)
+	pub, _ := startNode(t, srv.URL(), "pub")
+	sub, rec := startNode(t, srv.URL(), "sub")
+	ctx := context.Background()
+	ch := "room"
+	keep := broker.PublishOptions{HistorySize: 100}
+	if err := sub.Subscribe(ctx, ch); err != nil {
+		t.Fatalf("Subscribe: %v", err)
+	}
+	var epoch string
+	for i := 1; i <= 2; i++ {
+		res, err := pub.Publish(ctx, ch, broker.Publication{Data: fmt.Appendf(nil, `{"n":%d}`, i)}, keep)
+		if err != nil {
+			t.Fatalf("Publish: %v", err)
+		}
+		epoch = res.Epoch
+	}
+	waitUntil(t, 10*time.Second, "two deliveries", func() bool { return len(rec.offsets()) == 2 })
+
+	down := time.Now()
+	srv.Down()
+	for _, b := range []*Broker{pub, sub} {
+		waitUntil(t, 30*time.Second, "Ping to fail", func() bool { return errors.Is(b.Ping(ctx), broker.ErrUnavailable) })
+	}
+	calls := map[string]func() error{
+		"Publish": func() error {
+			_, err := pub.Publish(ctx, ch, broker.Publication{Data: []byte(`{}`)}, keep)
+			return err
+		},
+		"History":        func() error { _, err := pub.History(ctx, ch, broker.HistoryQuery{}); return err },
+		"Subscribe":      func() error { return pub.Subscribe(ctx, "other") },
+		"PublishControl": func() error { return pub.PublishControl(ctx, broker.Control{Kind: "disconnect", User: "u"}) },
+		"AddPresence": func() error {
+			return pub.AddPresence(ctx, ch, broker.PresenceInfo{User: "u", Conn: "c"}, time.Minute)
+		},
+		"Set": func() error { return pub.Set(ctx, "k", []byte("v"), time.Minute) },
+	}
+	// Keep RabbitMQ down for the whole outage, checking the calls.
+	for time.Since(down) < outage {
+		for name, call := range calls {
+			if err := call(); !errors.Is(err, broker.ErrUnavailable) {
+				t.Fatalf("%s with RabbitMQ down: %v, want ErrUnavailable", name, err)
+			}
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+
+	srv.Restart()
+	for _, b := range []*Broker{pub, sub} {
+		waitUntil(t, 60*time.Second, "Ping to succeed after the restart", func() bool { return b.Ping(ctx) == nil })
+	}
+	res, err := pub.Publish(ctx, ch, broker.Publication{Data: []byte(`{"n":3}`)}, keep)
+	if err != nil {
+		t.Fatalf("Publish after the restart: %v", err)
+	}
+	if res.Offset != 3 || res.Epoch != epoch {
+		t.Fatalf("Publish after the restart = (%d, %q), want (3, %q): the stream must survive", res.Offset, res.Epoch, epoch)
+	}
+	waitUntil(t, 10*time.Second, "the delivery after the restart", func() bool { return len(rec.offsets()) == 3 })
+	if got := rec.offsets(); !slices.Equal(got, []uint64{1, 2, 3}) {
+		t.Fatalf("delivered %v, want [1 2 3]", got)
+	}
+	h, err := sub.History(ctx, ch, broker.HistoryQuery{})
+	if err != nil {
+		t.Fatalf("History: %v", err)
+	}
+	if h.Offset != 3 || len(h.Messages) != 3 || h.Epoch != epoch {
+		t.Fatalf("History after the restart: offset %d, %d messages, epoch %q", h.Offset, len(h.Messages), h.Epoch)
+	}
+	// A Subscribe that failed during the outage was not restored.
+	if err := pub.Unsubscribe(ctx, "other"); err != nil {
+		t.Fatalf("Unsubscribe: %v", err)
+	}
+	pub.subMu.Lock()
+	n := len(pub.refs)
+	pub.subMu.Unlock()
+	if n != 0 {
+		t.Fatalf("pub holds %d subscriptions, want 0", n)
+	}
+}
