@@ -33,6 +33,7 @@ import (
 
 	"github.com/ferry-io/ferry/broker"
 	"github.com/ferry-io/ferry/broker/memory"
+	"github.com/ferry-io/ferry/broker/rabbitmq"
 	"github.com/ferry-io/ferry/broker/redis"
 	"github.com/ferry-io/ferry/internal/auth"
 	"github.com/ferry-io/ferry/internal/hub"
@@ -235,6 +236,13 @@ func openBroker(cfg Config, log *slog.Logger) (broker.Broker, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	if rabbitmq.IsURL(cfg.Broker) {
+		b, err := rabbitmq.New(ctx, rabbitmq.Config{URL: cfg.Broker, NodeID: cfg.NodeID, Logger: log})
+		if err != nil {
+			return nil, fmt.Errorf("broker %s: %w", redactURL(cfg.Broker), err)
+		}
+		return b, nil
+	}
 	b, err := redis.New(ctx, redis.Config{URL: cfg.Broker, NodeID: cfg.NodeID, Logger: log})
 	if err != nil {
 		return nil, fmt.Errorf("broker %s: %w", redactURL(cfg.Broker), err)

@@ -23,7 +23,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	cfgPath := fs.String("config", "", "YAML config file")
 	dev := fs.Bool("dev", false, "development mode: memory broker, open namespaces, generated secrets")
 	addr := fs.String("addr", "", "listen address (default :8080)")
-	brokerURL := fs.String("broker", "", "broker: memory (default) or redis://host:port/db")
+	brokerURL := fs.String("broker", "", "broker: memory (default), redis://host:port/db or amqp://user:pass@host:port/vhost (RabbitMQ)")
 	nodeID := fs.String("node-id", "", "node id (default random)")
 	logLevel := fs.String("log-level", "", "debug, info, warn or error")
 	if err := parseFlags(fs, args); err != nil {
