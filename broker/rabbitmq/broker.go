@@ -82,6 +82,10 @@ func New(ctx context.Context, cfg Config) (*Broker, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := checkVersion(conn); err != nil {
+		_ = conn.Close()
+		return nil, err
+	}
 	b.first = conn
 	return b, nil
 }

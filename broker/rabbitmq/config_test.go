@@ -5,6 +5,8 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	amqp "github.com/rabbitmq/amqp091-go"
 )
 
 func TestCheckURL(t *testing.T) {
@@ -42,5 +44,25 @@ func TestCheckURL(t *testing.T) {
 func TestNewBadURL(t *testing.T) {
 	if _, err := New(context.Background(), Config{URL: "http://x"}); !errors.Is(err, ErrInvalidURL) {
 		t.Fatalf("New with an http URL: %v, want ErrInvalidURL", err)
+	}
+}
+
+func TestCheckVersion(t *testing.T) {
+	tests := []struct {
+		version string
+		ok      bool
+	}{
+		{"3.10.8", true},
+		{"3.9.0", true},
+		{"4.0.1", true},
+		{"3.8.19", false},
+		{"2.8.7", false},
+		{"", true}, // unknown: let RabbitMQ say it
+	}
+	for _, tc := range tests {
+		conn := &amqp.Connection{Properties: amqp.Table{"version": tc.version}}
+		if err := checkVersion(conn); (err == nil) != tc.ok {
+			t.Errorf("checkVersion(%q) = %v, want ok=%v", tc.version, err, tc.ok)
+		}
 	}
 }

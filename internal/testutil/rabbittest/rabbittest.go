@@ -64,7 +64,32 @@ func Start(tb testing.TB) *Server {
 	if err := s.start(); err != nil {
 		tb.Fatalf("rabbittest: %v", err)
 	}
+	s.requireStreams()
 	return s
+}
+
+// requireStreams skips the test (fails it in CI) when the node is older
+// than 3.9, which has no stream queues.
+func (s *Server) requireStreams() {
+	s.tb.Helper()
+	c, err := amqp.Dial(s.URL())
+	if err != nil {
+		s.tb.Fatalf("rabbittest: %v", err)
+	}
+	v, _ := c.Properties["version"].(string)
+	_ = c.Close()
+	var major, minor int
+	if _, err := fmt.Sscanf(v, "%d.%d", &major, &minor); err != nil {
+		s.tb.Fatalf("rabbittest: unreadable server version %q", v)
+	}
+	if major > 3 || (major == 3 && minor >= 9) {
+		return
+	}
+	msg := fmt.Sprintf("rabbittest: RabbitMQ %s has no streams (3.9 or later needed)", v)
+	if os.Getenv("CI") != "" {
+		s.tb.Fatal(msg + "; CI is set, so this is a failure")
+	}
+	s.tb.Skip(msg + "; skipping")
 }
 
 // prepare picks the ports and writes the node's files: configuration,
