@@ -27,6 +27,8 @@ type Broker struct {
 	// restarts; seq numbers the requests.
 	idBase string
 	seq    atomic.Uint64
+	// served counts the requests this node's writers answered.
+	served atomic.Uint64
 
 	handler broker.Handler // set by Start, read-only after
 	started atomic.Bool

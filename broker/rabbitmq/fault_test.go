@@ -56,7 +56,7 @@ func waitUntil(t *testing.T, timeout time.Duration, what string, cond func() boo
 func startNode(t *testing.T, url, id string) (*Broker, *recorder) {
 	t.Helper()
 	b, err := New(t.Context(), Config{URL: url, NodeID: id, Logger: testLogger(t),
-		Timeout: 2 * time.Second, ReconnectMin: 50 * time.Millisecond, ReconnectMax: 500 * time.Millisecond})
+		Timeout: 15 * time.Second, ReconnectMin: 50 * time.Millisecond, ReconnectMax: 500 * time.Millisecond})
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
@@ -151,5 +151,82 @@ func TestOutage(t *testing.T) {
 	pub.subMu.Unlock()
 	if n != 0 {
 		t.Fatalf("pub holds %d subscriptions, want 0", n)
+	}
+}
+
+// TestWriterFailover closes the node that is every shard's writer while
+// another node publishes: the other node takes over, and every publish
+// lands exactly once, with gapless offsets, in history and in deliveries.
+func TestWriterFailover(t *testing.T) {
+	srv := rabbittest.Start(t)
+	first, _ := startNode(t, srv.URL(), "first") // consumes first: the writer of every shard
+	second, rec := startNode(t, srv.URL(), "second")
+	ctx := context.Background()
+	ch := "failover"
+	keep := broker.PublishOptions{HistorySize: 10000}
+	if err := second.Subscribe(ctx, ch); err != nil {
+		t.Fatalf("Subscribe: %v", err)
+	}
+	const publishers, each = 4, 150
+	var mu sync.Mutex
+	seen := map[uint64]string{}
+	var wg sync.WaitGroup
+	started := make(chan struct{})
+	var once sync.Once
+	for g := range publishers {
+		wg.Go(func() {
+			for i := range each {
+				data := fmt.Sprintf(`{"g":%d,"i":%d}`, g, i)
+				res, err := second.Publish(ctx, ch, broker.Publication{Data: []byte(data)}, keep)
+				if err != nil {
+					t.Errorf("Publish: %v", err)
+					return
+				}
+				mu.Lock()
+				if prev, dup := seen[res.Offset]; dup {
+					t.Errorf("offset %d given to %s and %s", res.Offset, prev, data)
+				}
+				seen[res.Offset] = data
+				n := len(seen)
+				mu.Unlock()
+				if n == 100 {
+					once.Do(func() { close(started) })
+				}
+			}
+		})
+	}
+	<-started
+	if err := first.Close(); err != nil {
+		t.Fatalf("Close of the writer node: %v", err)
+	}
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+	if a, b := first.served.Load(), second.served.Load(); a == 0 || b == 0 {
+		t.Fatalf("requests served: %d by the first node, %d by the second; want both, or nothing failed over", a, b)
+	}
+	const total = publishers * each
+	h, err := second.History(ctx, ch, broker.HistoryQuery{})
+	if err != nil {
+		t.Fatalf("History: %v", err)
+	}
+	if h.Offset != total || len(h.Messages) != total {
+		t.Fatalf("History: offset %d with %d messages, want %d of each", h.Offset, len(h.Messages), total)
+	}
+	for i, m := range h.Messages {
+		if m.Offset != uint64(i+1) || string(m.Data) != seen[m.Offset] {
+			t.Fatalf("history message %d: offset %d data %s, want offset %d data %s", i, m.Offset, m.Data, i+1, seen[uint64(i+1)])
+		}
+	}
+	waitUntil(t, 30*time.Second, "every delivery", func() bool { return len(rec.offsets()) >= total })
+	got := rec.offsets()
+	for i, o := range got {
+		if o != uint64(i+1) {
+			t.Fatalf("delivery %d has offset %d (deliveries must be 1..%d once each, in order)", i, o, total)
+		}
+	}
+	if len(got) != total {
+		t.Fatalf("%d deliveries, want %d", len(got), total)
 	}
 }

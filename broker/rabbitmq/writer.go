@@ -145,6 +145,7 @@ func (w *writer) run() {
 				return
 			}
 		}
+		w.s.b.served.Add(1)
 		if err := d.Ack(false); err != nil {
 			w.s.fail(fmt.Errorf("shard %d writer: ack: %w", w.shard, err))
 			return
