@@ -83,31 +83,9 @@ func (st *chanState) read(q broker.HistoryQuery, now time.Time) broker.HistoryRe
 	if len(live) > 0 {
 		first = live[0].Offset
 	}
-	start := 0
-	switch since := q.Since; {
-	case since == nil:
-		res.Complete = true
-	case since.Offset == 0:
-		// From the beginning, any epoch: complete while nothing was lost.
-		res.Complete = first <= 1
-	case since.Epoch != res.Epoch:
-		// Another stream: everything retained, not complete.
-	case since.Offset > res.Offset:
-		// Ahead of this stream: a position it never had.
-		start = len(live)
-	default:
-		res.Complete = since.Offset+1 >= first
-		if res.Complete {
-			start = int(since.Offset + 1 - first)
-		}
-	}
-	msgs := live[start:]
-	switch {
-	case q.Limit < 0:
-		msgs = nil
-	case q.Limit > 0 && len(msgs) > q.Limit:
-		msgs = msgs[:q.Limit]
-	}
+	lo, hi, complete := q.Window(res.Offset, res.Epoch, first, len(live))
+	res.Complete = complete
+	msgs := live[lo:hi]
 	if len(msgs) > 0 {
 		res.Messages = make([]broker.Publication, len(msgs))
 		for i, p := range msgs {
