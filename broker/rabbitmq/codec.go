@@ -88,6 +88,9 @@ const (
 // request is a call to a shard's writer.
 type request struct {
 	Op string `json:"op"`
+	// Shards is the sender's Config.Shards; a writer configured otherwise
+	// refuses the request, since the two nodes hash channels differently.
+	Shards int `json:"n"`
 	// Publish: the record to append (Offset, Epoch and Time unset).
 	Rec *record `json:"rec,omitempty"`
 	// History.

@@ -29,6 +29,8 @@ const (
 	DefaultStreamMaxAge = 24 * time.Hour
 	// DefaultStreamSegmentBytes is the default Config.StreamSegmentBytes.
 	DefaultStreamSegmentBytes = 8 << 20
+	// DefaultDeliveryQueue is the default Config.DeliveryQueue.
+	DefaultDeliveryQueue = 65536
 	// DefaultStreamTTL is how long a channel's offset and epoch outlive
 	// its last publish when PublishOptions.StreamTTL is 0.
 	DefaultStreamTTL = 24 * time.Hour
@@ -83,6 +85,10 @@ type Config struct {
 	// StreamMaxBytes caps each shard stream's size (x-max-length-bytes).
 	// Default 0: no cap but StreamMaxAge.
 	StreamMaxBytes int64
+	// DeliveryQueue caps this node's delivery queue in RabbitMQ (messages
+	// waiting for the handler). When the node falls that far behind, the
+	// oldest are dropped. Default: DefaultDeliveryQueue (65536).
+	DeliveryQueue int
 	// StreamSegmentBytes is the stream segment size
 	// (x-stream-max-segment-size-bytes); retention drops whole segments.
 	// Default: DefaultStreamSegmentBytes (8 MiB).
@@ -122,6 +128,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.StreamMaxAge <= 0 {
 		c.StreamMaxAge = DefaultStreamMaxAge
+	}
+	if c.DeliveryQueue <= 0 {
+		c.DeliveryQueue = DefaultDeliveryQueue
 	}
 	if c.StreamSegmentBytes <= 0 {
 		c.StreamSegmentBytes = DefaultStreamSegmentBytes

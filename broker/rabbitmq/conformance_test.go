@@ -1,7 +1,10 @@
 package rabbitmq
 
 import (
+	"context"
+	"fmt"
 	"log/slog"
+	"strings"
 	"testing"
 
 	"go.uber.org/goleak"
@@ -25,6 +28,24 @@ func TestConformance(t *testing.T) {
 		},
 		MultiNode: true,
 	})
+	t.Run("ShardsMismatch", func(t *testing.T) { testShardsMismatch(t, srv.URL()) })
+}
+
+// testShardsMismatch: a node configured with another shard count than the
+// writer's gets a clear error instead of offsets from the wrong writer.
+func testShardsMismatch(t *testing.T, url string) {
+	ctx := context.Background()
+	writer, _ := startNodeWith(t, Config{URL: url, NodeID: "sixteen", Prefix: "mismatch"})
+	other, _ := startNodeWith(t, Config{URL: url, NodeID: "eight", Prefix: "mismatch", Shards: 8})
+	for i := range 4 {
+		_, err := other.Publish(ctx, fmt.Sprint("ch", i), broker.Publication{Data: []byte(`{}`)}, broker.PublishOptions{})
+		if err == nil || !strings.Contains(err.Error(), "Shards") {
+			t.Fatalf("Publish from a node with Shards 8 to writers with 16: %v, want an error naming Shards", err)
+		}
+	}
+	if _, err := writer.Publish(ctx, "ch0", broker.Publication{Data: []byte(`{}`)}, broker.PublishOptions{}); err != nil {
+		t.Fatalf("Publish from the writer's own node: %v", err)
+	}
 }
 
 // testLogger sends the broker's log lines to the test's log.

@@ -55,8 +55,16 @@ func waitUntil(t *testing.T, timeout time.Duration, what string, cond func() boo
 
 func startNode(t *testing.T, url, id string) (*Broker, *recorder) {
 	t.Helper()
-	b, err := New(t.Context(), Config{URL: url, NodeID: id, Logger: testLogger(t),
+	return startNodeWith(t, Config{URL: url, NodeID: id,
 		Timeout: 15 * time.Second, ReconnectMin: 50 * time.Millisecond, ReconnectMax: 500 * time.Millisecond})
+}
+
+// startNodeWith starts a broker with cfg (its Logger set to the test's),
+// closed when the test ends.
+func startNodeWith(t *testing.T, cfg Config) (*Broker, *recorder) {
+	t.Helper()
+	cfg.Logger = testLogger(t)
+	b, err := New(t.Context(), cfg)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}

@@ -18,6 +18,14 @@ const (
 	typeCtl = "ctl"
 )
 
+// Delivery flow: RabbitMQ sends at most deliveryPrefetch unacknowledged
+// messages; the delivery loop acknowledges every deliveryAckEvery-th with
+// all before it, which keeps the window open.
+const (
+	deliveryPrefetch = 1024
+	deliveryAckEvery = 256
+)
+
 // replyQueue is RabbitMQ's direct reply-to pseudo queue: replies go
 // straight to the requesting channel, with no queue declared.
 const replyQueue = "amq.rabbitmq.reply-to"
@@ -71,7 +79,10 @@ func (s *session) declare() error {
 			return fmt.Errorf("declare exchange %s: %w", ex, err)
 		}
 	}
-	q, err := node.QueueDeclare(b.names.nodeQueue(), false, true, true, false, nil)
+	// Bounded: when this node falls behind, RabbitMQ drops the oldest
+	// deliveries (delivery between nodes is at-most-once; offsets tell
+	// clients what they missed) instead of growing without limit.
+	q, err := node.QueueDeclare(b.names.nodeQueue(), false, true, true, false, amqp.Table{"x-max-length": int64(b.cfg.DeliveryQueue)})
 	if err != nil {
 		return fmt.Errorf("declare node queue: %w", err)
 	}
@@ -81,7 +92,12 @@ func (s *session) declare() error {
 			return fmt.Errorf("bind node queue: %w", err)
 		}
 	}
-	deliveries, err := node.Consume(q.Name, "", true, true, false, false, nil)
+	// Acknowledged in batches with a prefetch window, so what waits for
+	// the handler stays in RabbitMQ's bounded queue, not in this process.
+	if err := node.Qos(deliveryPrefetch, 0, false); err != nil {
+		return err
+	}
+	deliveries, err := node.Consume(q.Name, "", false, true, false, false, nil)
 	if err != nil {
 		return fmt.Errorf("consume node queue: %w", err)
 	}
@@ -130,7 +146,11 @@ func (s *session) unbind(ch string) error {
 // order their writer sent them in (offset order).
 func (s *session) deliver(deliveries <-chan amqp.Delivery) {
 	h := s.b.handler
+	n := 0
 	for d := range deliveries {
+		if n++; n%deliveryAckEvery == 0 {
+			_ = d.Ack(true) // a failed ack means the connection is gone
+		}
 		switch d.Type {
 		case typePub:
 			var r record
@@ -202,6 +222,7 @@ func (b *Broker) call(ctx context.Context, op string, shard int, req *request, i
 	}
 	ctx, cancel := context.WithTimeout(ctx, b.cfg.Timeout)
 	defer cancel()
+	req.Shards = b.cfg.Shards
 	body, err := json.Marshal(req)
 	if err != nil {
 		return nil, fmt.Errorf("rabbitmq broker: %s: %w", op, err)

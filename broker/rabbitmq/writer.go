@@ -160,6 +160,9 @@ func (w *writer) handle(body []byte) (*reply, error) {
 	if err := decode(body, &req); err != nil {
 		return &reply{Err: err.Error()}, nil
 	}
+	if req.Shards != w.s.b.cfg.Shards {
+		return &reply{Err: fmt.Sprintf("the sending node has Shards %d, this writer %d: every node must use the same", req.Shards, w.s.b.cfg.Shards)}, nil
+	}
 	if !w.recovered {
 		if err := w.recover(); err != nil {
 			return nil, fmt.Errorf("read back %s: %w", w.stream, err)
