@@ -46,6 +46,23 @@
 // delivered to it; history is kept (streams are durable). A publish that
 // timed out may have happened; a retry with its idempotency key is safe.
 //
-// Presence, per-user connection lists and the key-value store are not
-// implemented: RabbitMQ has no keyed storage with expiry (see the ADR).
+// # Presence, users and keys
+//
+// RabbitMQ has no keyed storage with expiry, so presence, per-user
+// connection lists and the key-value store (session state, tickets) are
+// kept by the shard writers too, each in a broker/memory instance with the
+// memory broker's semantics, placed by a hash of the channel, user or key.
+// Every change is appended to the shard's stream before it is applied, so
+// a new writer replays them with their remaining TTLs: they survive a
+// writer failover and a RabbitMQ restart. Reads are answered by the writer.
+//
+// # Configuration that must agree
+//
+// Every node of a cluster must use the same Prefix and Shards. A writer
+// refuses requests from a node with another shard count (the error names
+// Shards), since the two would hash channels to different writers. The
+// stream arguments (StreamMaxAge, StreamMaxBytes, StreamSegmentBytes) are
+// fixed when a stream is first declared; RabbitMQ refuses a node that
+// declares them otherwise, and that node keeps reconnecting with a
+// warning naming the precondition that failed.
 package rabbitmq
