@@ -214,6 +214,9 @@ func (b *Broker) supervise() {
 			conn, err := b.dial(context.Background())
 			if err == nil {
 				if err = b.connect(conn); err != nil {
+					// Reached RabbitMQ but could not set up: likely a
+					// setting that disagrees with what is declared.
+					b.log.Warn("rabbitmq broker: set up after reconnecting failed", slog.String("node", b.cfg.NodeID), slog.Any("err", err))
 					_ = conn.Close()
 				}
 			}
