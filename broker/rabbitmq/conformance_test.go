@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
+	"time"
 
 	"go.uber.org/goleak"
 
@@ -29,6 +30,22 @@ func TestConformance(t *testing.T) {
 		MultiNode: true,
 	})
 	t.Run("ShardsMismatch", func(t *testing.T) { testShardsMismatch(t, srv.URL()) })
+	t.Run("StreamSettingsMismatch", func(t *testing.T) { testStreamMismatch(t, srv.URL()) })
+}
+
+// testStreamMismatch: a node whose stream retention differs from the
+// declared streams' fails to start with RabbitMQ's reason.
+func testStreamMismatch(t *testing.T, url string) {
+	startNodeWith(t, Config{URL: url, NodeID: "day", Prefix: "retention"})
+	b, err := New(t.Context(), Config{URL: url, NodeID: "hour", Prefix: "retention", StreamMaxAge: time.Hour})
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	defer b.Close()
+	err = b.Start(context.Background(), &recorder{})
+	if err == nil || !strings.Contains(err.Error(), "PRECONDITION_FAILED") {
+		t.Fatalf("Start with another StreamMaxAge: %v, want RabbitMQ's PRECONDITION_FAILED", err)
+	}
 }
 
 // testShardsMismatch: a node configured with another shard count than the
