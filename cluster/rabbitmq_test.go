@@ -1,6 +1,7 @@
 package cluster_test
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"testing"
@@ -13,7 +14,9 @@ import (
 // TestRabbitMQFanOut: two ferry nodes started with FERRY_BROKER set to a
 // RabbitMQ amqp:// URL share one stream per channel: a subscriber on each
 // node gets what the server API publishes on either node, with offsets
-// 1, 2, 3... across both.
+// 1, 2, 3... across both. Then RabbitMQ goes down: /readyz fails and
+// publishes are refused; when it is back, the nodes are ready again without
+// a restart, the stream continues and the connected subscribers get it.
 func TestRabbitMQFanOut(t *testing.T) {
 	srv := rabbittest.Start(t)
 	nodes := ferrytest.StartCluster(t, 2, ferrytest.Options{Binary: ferryBin.Path(t), Broker: srv.URL(), IDPrefix: "rmq"})
@@ -45,4 +48,28 @@ func TestRabbitMQFanOut(t *testing.T) {
 		}
 		expectMessage(ctx, t, subs, ch, uint64(i), fmt.Sprintf("%q", data))
 	}
+
+	// RabbitMQ down for a while: the nodes say they are not ready and
+	// publishes fail; when it is back they are ready again without a
+	// restart, and the stream goes on where it was.
+	srv.Down()
+	for _, n := range nodes.Nodes {
+		eventually(t, n.ID+" not ready", func() bool { return !n.Ready() })
+	}
+	pctx, pcancel := withTimeout()
+	if _, err := c.publish(pctx, nodes.Nodes[0].BaseURL(), ch, "during the outage", ""); err == nil {
+		t.Fatal("API publish with RabbitMQ down succeeded")
+	}
+	pcancel()
+	srv.Restart()
+	rctx, rcancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer rcancel()
+	if !nodes.WaitReady(rctx) {
+		t.Fatal("nodes not ready again after RabbitMQ came back")
+	}
+	if res := c.mustPublish(nodes.Nodes[1].BaseURL(), ch, "after"); res.Offset != 5 {
+		t.Fatalf("API publish after the outage got offset %d, want 5 (the stream survives)", res.Offset)
+	}
+	// The subscribers stayed connected, and their nodes subscribed again.
+	expectMessage(rctx, t, subs, ch, 5, `"after"`)
 }
