@@ -1,6 +1,8 @@
 package rabbittest
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"net"
 	"os"
@@ -259,5 +261,7 @@ func envValue(env []string, key string) string {
 }
 
 func randomCookie() string {
-	return fmt.Sprintf("FERRYTEST%d%d", time.Now().UnixNano(), os.Getpid())
+	buf := make([]byte, 16)
+	_, _ = rand.Read(buf)
+	return "FERRYTEST" + strings.ToUpper(hex.EncodeToString(buf))
 }
