@@ -16,7 +16,10 @@ import (
 // Writer tuning.
 const (
 	// writerPrefetch is how many requests a writer takes ahead.
-	writerPrefetch = 64
+	writerPrefetch = 256
+	// writerBatch caps the requests a writer applies before it waits for
+	// their records' confirms.
+	writerBatch = 128
 	// recoverPrefetch is the credit of the consumer reading a stream back.
 	recoverPrefetch = 512
 	// recoverTimeout bounds reading a shard's stream back.
@@ -51,6 +54,10 @@ type writer struct {
 	pub *amqp.Channel
 
 	recovered bool
+	// confirms are the appends not yet confirmed and fans the
+	// publications to send once they are, in order (see run).
+	confirms []*amqp.DeferredConfirmation
+	fans     []fan
 	// records holds the shard's presence, user connections and keys.
 	records *memory.Broker
 	states  map[string]*chanState
@@ -64,6 +71,12 @@ type writer struct {
 }
 
 type idemKey struct{ channel, key string }
+
+// fan is a publication to send to the nodes once its record is confirmed.
+type fan struct {
+	channel string
+	body    []byte
+}
 
 // recent is a remembered publish request.
 type recent struct {
@@ -126,31 +139,76 @@ func (s *session) newWriter(shard int) (*writer, error) {
 	}, nil
 }
 
-// run serves requests until the connection ends. A failure to append or
-// publish ends the whole session: the unacknowledged requests go back to
-// the queue, for this node's next writer or another node's.
+// run serves requests until the connection ends, in batches: whatever
+// requests are waiting (up to writerBatch) are applied one after the other
+// to the state, their records appended to the stream without waiting; then
+// the writer waits for all the confirms, fans the publications out, replies
+// and acknowledges the batch. Offsets stay gapless because each request
+// sees the state the one before left. A failure ends the whole session:
+// the state is dropped, the unacknowledged requests go back to the queue
+// for the next writer, which reads the stream back (records that did land
+// are recognized by their request ids).
 func (w *writer) run() {
 	defer func() { _ = w.records.Close() }()
 	for d := range w.reqs {
-		rep, err := w.handle(d.Body)
-		if err != nil {
+		batch := append(make([]amqp.Delivery, 0, writerBatch), d)
+	more:
+		for len(batch) < writerBatch {
+			select {
+			case next, ok := <-w.reqs:
+				if !ok {
+					break more
+				}
+				batch = append(batch, next)
+			default:
+				break more
+			}
+		}
+		if err := w.serve(batch); err != nil {
 			w.s.fail(fmt.Errorf("shard %d writer: %w", w.shard, err))
 			return
 		}
-		if d.ReplyTo != "" {
-			body, _ := json.Marshal(rep)
-			msg := amqp.Publishing{CorrelationId: d.CorrelationId, Body: body}
-			if err := w.pub.Publish("", d.ReplyTo, false, false, msg); err != nil {
-				w.s.fail(fmt.Errorf("shard %d writer: reply: %w", w.shard, err))
-				return
-			}
+	}
+}
+
+// serve handles one batch of requests; see run.
+func (w *writer) serve(batch []amqp.Delivery) error {
+	reps := make([]*reply, len(batch))
+	for i, d := range batch {
+		rep, err := w.handle(d.Body)
+		if err != nil {
+			return err
 		}
-		w.s.b.served.Add(1)
-		if err := d.Ack(false); err != nil {
-			w.s.fail(fmt.Errorf("shard %d writer: ack: %w", w.shard, err))
-			return
+		reps[i] = rep
+	}
+	if err := w.flush(); err != nil {
+		return err
+	}
+	for _, f := range w.fans {
+		msg := amqp.Publishing{Type: typePub, Body: f.body}
+		if err := w.pub.Publish(w.s.b.names.pubExchange(), routeKey(f.channel), false, false, msg); err != nil {
+			return fmt.Errorf("fan out: %w", err)
 		}
 	}
+	clear(w.fans)
+	w.fans = w.fans[:0]
+	for i, d := range batch {
+		if d.ReplyTo == "" {
+			continue
+		}
+		body, _ := json.Marshal(reps[i])
+		msg := amqp.Publishing{CorrelationId: d.CorrelationId, Body: body}
+		if err := w.pub.Publish("", d.ReplyTo, false, false, msg); err != nil {
+			return fmt.Errorf("reply: %w", err)
+		}
+	}
+	w.s.b.served.Add(uint64(len(batch)))
+	// Deliveries come in order on one channel: acknowledging the last
+	// with multiple acknowledges the batch.
+	if err := batch[len(batch)-1].Ack(true); err != nil {
+		return fmt.Errorf("ack: %w", err)
+	}
+	return nil
 }
 
 // handle does one request. An error means the writer cannot go on; a
@@ -195,16 +253,14 @@ func (w *writer) handle(body []byte) (*reply, error) {
 }
 
 // publish checks the request id and the idempotency key, assigns the next
-// offset, appends the record and waits for RabbitMQ's confirm, then
-// updates the state and fans the publication out. Nothing else runs on
-// this shard meanwhile, which is what makes the offsets gapless.
+// offset, appends the record, updates the state and queues the fan-out
+// for when the batch is confirmed. Nothing else changes this shard's state
+// meanwhile, which is what makes the offsets gapless.
 func (w *writer) publish(r *record, now time.Time) (*reply, error) {
 	if e, ok := w.requests[r.Request]; ok && r.Request != "" {
 		// The previous writer appended it but may have failed before the
 		// fan-out: send it again. Nodes drop what they already had.
-		if err := w.fanOut(e.channel, e.body); err != nil {
-			return nil, err
-		}
+		w.fans = append(w.fans, fan{channel: e.channel, body: e.body})
 		return &reply{Offset: e.offset, Epoch: e.epoch}, nil
 	}
 	ik := idemKey{r.Channel, r.IdemKey}
@@ -235,19 +291,8 @@ func (w *writer) publish(r *record, now time.Time) (*reply, error) {
 	}
 	w.states[r.Channel] = st
 	w.remember(r, body)
-	if err := w.fanOut(r.Channel, body); err != nil {
-		return nil, err
-	}
+	w.fans = append(w.fans, fan{channel: r.Channel, body: body})
 	return &reply{Offset: r.Offset, Epoch: r.Epoch}, nil
-}
-
-// fanOut sends an appended record to the nodes subscribed to ch.
-func (w *writer) fanOut(ch string, body []byte) error {
-	fan := amqp.Publishing{Type: typePub, Body: body}
-	if err := w.pub.Publish(w.s.b.names.pubExchange(), routeKey(ch), false, false, fan); err != nil {
-		return fmt.Errorf("fan out: %w", err)
-	}
-	return nil
 }
 
 // remember applies an appended record (body is its encoding) to the
@@ -281,7 +326,7 @@ func (w *writer) remember(r *record, body []byte) {
 	}
 }
 
-// append writes one record to the shard's stream and waits for the
+// append sends one record to the shard's stream; flush waits for its
 // confirm.
 func (w *writer) append(body []byte) error {
 	ctx, cancel := context.WithTimeout(context.Background(), appendTimeout)
@@ -291,13 +336,25 @@ func (w *writer) append(body []byte) error {
 	if err != nil {
 		return fmt.Errorf("append: %w", err)
 	}
-	ok, err := dc.WaitContext(ctx)
-	if err != nil {
-		return fmt.Errorf("append: %w", err)
+	w.confirms = append(w.confirms, dc)
+	return nil
+}
+
+// flush waits until RabbitMQ confirmed every record appended so far.
+func (w *writer) flush() error {
+	ctx, cancel := context.WithTimeout(context.Background(), appendTimeout)
+	defer cancel()
+	for _, dc := range w.confirms {
+		ok, err := dc.WaitContext(ctx)
+		if err != nil {
+			return fmt.Errorf("append: %w", err)
+		}
+		if !ok {
+			return errors.New("append: RabbitMQ refused a record (nack)")
+		}
 	}
-	if !ok {
-		return errors.New("append: RabbitMQ refused the record (nack)")
-	}
+	clear(w.confirms)
+	w.confirms = w.confirms[:0]
 	return nil
 }
 
@@ -309,6 +366,9 @@ func (w *writer) recover() error {
 	mark := randomHex(8)
 	body, _ := json.Marshal(&record{Kind: kindMark, Mark: mark})
 	if err := w.append(body); err != nil {
+		return err
+	}
+	if err := w.flush(); err != nil {
 		return err
 	}
 	ch, err := w.s.conn.Channel()
