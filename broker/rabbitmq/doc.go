@@ -11,9 +11,10 @@
 // hash of their name. Each shard has a request queue with a single active
 // consumer; every node consumes every shard's queue, and RabbitMQ hands the
 // requests of a shard to one node at a time. That node's writer checks the
-// idempotency key, takes the channel's next offset, appends a record to
-// the shard's stream and waits for RabbitMQ's confirm, fans the
-// publication out and replies (direct reply-to). History reads go to the
+// idempotency key, takes the channel's next offset and appends a record to
+// the shard's stream. It does so for all the requests waiting (up to 128)
+// one after the other, then waits for RabbitMQ's confirms of the batch,
+// fans the publications out and replies (direct reply-to). History reads go to the
 // same writer, which keeps the channel's retained messages in memory, so a
 // read is consistent with the offsets.
 //
