@@ -13,8 +13,9 @@ import (
 
 // A writer keeps presence, per-user connection lists and key-value entries
 // of its shard in a memory broker, and appends every change to the
-// shard's stream before it applies it, so that a new writer replays them:
-// they survive a writer failover like history does.
+// shard's stream as it applies it (the reply waits for the confirm), so
+// that a new writer replays them: they survive a writer failover like
+// history does.
 
 // nopHandler is the handler of a writer's memory broker, which never
 // delivers anything (it is used only for its records).
