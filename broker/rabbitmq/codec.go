@@ -119,14 +119,9 @@ type reply struct {
 }
 
 func newPublishRequest(ch string, p broker.Publication, o broker.PublishOptions, id string) *request {
-	streamTTL := o.StreamTTL
-	if streamTTL <= 0 {
-		streamTTL = DefaultStreamTTL
-	}
-	window := o.IdempotencyWindow
-	if window <= 0 {
-		window = DefaultIdempotencyWindow
-	}
+	streamTTL, window := o.StreamTTL, o.IdempotencyWindow
+	positive(&streamTTL, DefaultStreamTTL)
+	positive(&window, DefaultIdempotencyWindow)
 	return &request{Op: opPublish, Rec: &record{
 		Kind:        kindPub,
 		Channel:     ch,

@@ -96,46 +96,36 @@ type Config struct {
 }
 
 func (c Config) withDefaults() Config {
-	if c.URL == "" {
-		c.URL = DefaultURL
-	}
-	if c.NodeID == "" {
-		c.NodeID = "rabbitmq-" + randomHex(8)
-	}
+	orDefault(&c.URL, DefaultURL)
+	orDefault(&c.NodeID, "rabbitmq-"+randomHex(8))
+	orDefault(&c.Prefix, DefaultPrefix)
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
-	if c.Prefix == "" {
-		c.Prefix = DefaultPrefix
-	}
-	if c.Shards <= 0 {
-		c.Shards = DefaultShards
-	}
-	if c.Timeout <= 0 {
-		c.Timeout = DefaultTimeout
-	}
-	if c.DialTimeout <= 0 {
-		c.DialTimeout = DefaultDialTimeout
-	}
-	if c.ReconnectMin <= 0 {
-		c.ReconnectMin = DefaultReconnectMin
-	}
-	if c.ReconnectMax <= 0 {
-		c.ReconnectMax = DefaultReconnectMax
-	}
-	if c.ReconnectMax < c.ReconnectMin {
-		c.ReconnectMax = c.ReconnectMin
-	}
-	if c.StreamMaxAge <= 0 {
-		c.StreamMaxAge = DefaultStreamMaxAge
-	}
-	if c.DeliveryQueue <= 0 {
-		c.DeliveryQueue = DefaultDeliveryQueue
-	}
-	if c.StreamSegmentBytes <= 0 {
-		c.StreamSegmentBytes = DefaultStreamSegmentBytes
-	}
+	positive(&c.Shards, DefaultShards)
+	positive(&c.DeliveryQueue, DefaultDeliveryQueue)
+	positive(&c.Timeout, DefaultTimeout)
+	positive(&c.DialTimeout, DefaultDialTimeout)
+	positive(&c.ReconnectMin, DefaultReconnectMin)
+	positive(&c.ReconnectMax, DefaultReconnectMax)
+	c.ReconnectMax = max(c.ReconnectMax, c.ReconnectMin)
+	positive(&c.StreamMaxAge, DefaultStreamMaxAge)
+	positive(&c.StreamSegmentBytes, DefaultStreamSegmentBytes)
 	return c
+}
+
+// orDefault sets an empty *v to def.
+func orDefault(v *string, def string) {
+	if *v == "" {
+		*v = def
+	}
+}
+
+// positive sets *v to def unless it is above zero.
+func positive[T int | int64 | time.Duration](v *T, def T) {
+	if *v <= 0 {
+		*v = def
+	}
 }
 
 // checkURL reports whether raw is a URL this broker can dial. The error
