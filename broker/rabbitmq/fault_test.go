@@ -164,7 +164,8 @@ func TestOutage(t *testing.T) {
 
 // TestWriterFailover closes the node that is every shard's writer while
 // another node publishes: the other node takes over, and every publish
-// lands exactly once, with gapless offsets, in history and in deliveries.
+// lands exactly once, with gapless offsets, in history and in deliveries;
+// a key and a presence entry set before are still there.
 func TestWriterFailover(t *testing.T) {
 	srv := rabbittest.Start(t)
 	first, _ := startNode(t, srv.URL(), "first") // consumes first: the writer of every shard
@@ -174,6 +175,13 @@ func TestWriterFailover(t *testing.T) {
 	keep := broker.PublishOptions{HistorySize: 10000}
 	if err := second.Subscribe(ctx, ch); err != nil {
 		t.Fatalf("Subscribe: %v", err)
+	}
+	// Records the first node's writers keep, to be found after the failover.
+	if err := second.Set(ctx, "session-1", []byte("state"), time.Hour); err != nil {
+		t.Fatalf("Set: %v", err)
+	}
+	if err := second.AddPresence(ctx, ch, broker.PresenceInfo{User: "u", Conn: "c1", Node: "second"}, time.Hour); err != nil {
+		t.Fatalf("AddPresence: %v", err)
 	}
 	const publishers, each = 4, 150
 	var mu sync.Mutex
@@ -215,6 +223,12 @@ func TestWriterFailover(t *testing.T) {
 		t.Fatalf("requests served: %d by the first node, %d by the second; want both, or nothing failed over", a, b)
 	}
 	const total = publishers * each
+	if v, err := second.Get(ctx, "session-1"); err != nil || string(v) != "state" {
+		t.Fatalf("Get after the failover = %q, %v; want the value set before", v, err)
+	}
+	if p, err := second.Presence(ctx, ch); err != nil || len(p) != 1 || p[0].Conn != "c1" {
+		t.Fatalf("Presence after the failover = %+v, %v; want c1", p, err)
+	}
 	h, err := second.History(ctx, ch, broker.HistoryQuery{})
 	if err != nil {
 		t.Fatalf("History: %v", err)
