@@ -31,7 +31,9 @@ type Config struct {
 	// separated by commas (shards, by channel), or
 	// redis+sentinel://host:port,host:port/master/db; or NATS JetStream:
 	// nats://[user:pass@]host:port, several URLs separated by commas
-	// (servers of one cluster), ?replicas=3 to replicate the streams.
+	// (servers of one cluster), ?replicas=3 to replicate the streams; or
+	// RabbitMQ (3.9 or later): amqp://user:pass@host:port/vhost, amqps://
+	// (TLS).
 	Broker string `yaml:"broker"`
 	// APIKey authenticates the server API (/v1/api/...). Default none: the
 	// API answers 401 to every call.
@@ -287,8 +289,8 @@ func (c *Config) Validate() error {
 	bad := func(field, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%s: %s", field, fmt.Sprintf(format, args...)))
 	}
-	if c.Broker != "" && c.Broker != "memory" && !hasAnyPrefix(c.Broker, "redis://", "rediss://", "redis+sentinel://", "rediss+sentinel://", "nats://") {
-		bad("broker", "%q: want memory, a redis:// or rediss:// URL (comma-separated for shards), redis+sentinel://, or nats:// (comma-separated servers)", c.Broker)
+	if c.Broker != "" && c.Broker != "memory" && !hasAnyPrefix(c.Broker, "redis://", "rediss://", "redis+sentinel://", "rediss+sentinel://", "nats://", "amqp://", "amqps://") {
+		bad("broker", "%q: want memory, a redis:// or rediss:// URL (comma-separated for shards), redis+sentinel://, nats:// (comma-separated servers), or an amqp:// or amqps:// URL (RabbitMQ)", c.Broker)
 	}
 	type intField struct {
 		name string

@@ -1,7 +1,8 @@
 // Package open opens the broker a configuration names by URL: "memory"
 // (or "") for the in-process broker of a single node, a redis:// (or
 // rediss://, redis+sentinel://, comma-separated shards) URL for Redis, a
-// nats:// URL (comma-separated servers of one cluster) for NATS JetStream.
+// nats:// URL (comma-separated servers of one cluster) for NATS JetStream,
+// an amqp:// or amqps:// URL for RabbitMQ (3.9 or later).
 //
 // It is the one place that links every engine. The ferry command uses it;
 // a program that embeds a node (package server) and wants one engine only
@@ -19,6 +20,7 @@ import (
 	"github.com/ferry-io/ferry/broker"
 	"github.com/ferry-io/ferry/broker/memory"
 	natsbroker "github.com/ferry-io/ferry/broker/nats"
+	"github.com/ferry-io/ferry/broker/rabbitmq"
 	"github.com/ferry-io/ferry/broker/redis"
 )
 
@@ -44,9 +46,12 @@ func Open(ctx context.Context, rawURL string, cfg Config) (broker.Broker, error)
 	}
 	var b broker.Broker
 	var err error
-	if strings.HasPrefix(rawURL, "nats://") {
+	switch {
+	case strings.HasPrefix(rawURL, "nats://"):
 		b, err = natsbroker.New(ctx, natsbroker.Config{URL: rawURL, NodeID: cfg.NodeID, Logger: log})
-	} else {
+	case rabbitmq.IsURL(rawURL):
+		b, err = rabbitmq.New(ctx, rabbitmq.Config{URL: rawURL, NodeID: cfg.NodeID, Logger: log})
+	default:
 		b, err = redis.New(ctx, redis.Config{URL: rawURL, NodeID: cfg.NodeID, Logger: log})
 	}
 	if err != nil {

@@ -24,7 +24,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	cfgPath := fs.String("config", "", "YAML config file")
 	dev := fs.Bool("dev", false, "development mode: memory broker, open namespaces, generated secrets")
 	addr := fs.String("addr", "", "listen address (default :8080)")
-	brokerURL := fs.String("broker", "", "broker: memory (default), redis://host:port/db or nats://host:port")
+	brokerURL := fs.String("broker", "", "broker: memory (default), redis://host:port/db, nats://host:port or amqp://user:pass@host:port/vhost (RabbitMQ)")
 	nodeID := fs.String("node-id", "", "node id (default random)")
 	logLevel := fs.String("log-level", "", "debug, info, warn or error")
 	if err := parseFlags(fs, args); err != nil {
