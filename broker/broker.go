@@ -1,6 +1,7 @@
 // Package broker defines how Ferry nodes share channels: the Broker interface
-// every engine implements (memory for one node; Redis and NATS for many), the
-// guarantees it makes, and the optional capabilities an engine may add.
+// every engine implements (memory for one node; Redis, NATS and RabbitMQ for
+// many), the guarantees it makes, and the optional capabilities an engine may
+// add.
 //
 // A node owns its client connections; the broker owns channel streams. A
 // publish goes to the broker, which gives it the channel's next offset,

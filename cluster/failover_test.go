@@ -106,11 +106,15 @@ func waitDelivered(t *testing.T, subs []subscriber, want []position) {
 }
 
 // TestKillNodeDuringTraffic: kill -9 one of three nodes while a publisher
-// sends 50 messages a second through nginx for about 10 s. Its clients
-// reconnect through nginx to the other nodes and recover every message:
-// none lost, none duplicated (checked by offsets).
+// sends 50 messages a second through nginx for about 10 s, on each engine.
+// Its clients reconnect through nginx to the other nodes and recover every
+// message: none lost, none duplicated (checked by offsets).
 func TestKillNodeDuringTraffic(t *testing.T) {
-	c := startCluster(t, 3)
+	onEngines(t, killNodeDuringTraffic)
+}
+
+func killNodeDuringTraffic(t *testing.T, e engine) {
+	c := startClusterOn(t, e, 3)
 	ngx := proxytest.StartNginx(t, c.backends()...)
 	const ch = "chat:kill"
 	subs := startSubscribers(t, c, ngx, ch)
@@ -141,14 +145,7 @@ func TestKillNodeDuringTraffic(t *testing.T) {
 	t.Logf("every subscriber of %s was connected to another node %v after the kill", victim.ID, time.Since(killedAt).Round(time.Millisecond))
 
 	pub.wait(t, total)
-	if err := stop(); err != nil {
-		t.Fatalf("publisher: %v", err)
-	}
-	want := pub.positions()
-	t.Log(pub.summary())
-	checkContiguous(t, want)
-	waitDelivered(t, subs, want)
-	times := report(t, subs, want)
+	times := stopAndCheck(t, stop, pub, subs)
 	if len(times) < len(moved) {
 		t.Errorf("%d subscribers were on the killed node but only %d reconnects were recorded", len(moved), len(times))
 	}
@@ -215,6 +212,14 @@ func TestRollingRestart(t *testing.T) {
 			n.ID, drained.Round(time.Millisecond), len(on), time.Since(back).Round(time.Millisecond), pub.count())
 	}
 
+	stopAndCheck(t, stop, pub, subs)
+}
+
+// stopAndCheck stops the publisher, checks that its messages got offsets
+// 1..n in one epoch and that every subscriber got each exactly once, and
+// returns the subscribers' reconnect times.
+func stopAndCheck(t *testing.T, stop func() error, pub *publisher, subs []subscriber) []time.Duration {
+	t.Helper()
 	if err := stop(); err != nil {
 		t.Fatalf("publisher: %v", err)
 	}
@@ -222,7 +227,7 @@ func TestRollingRestart(t *testing.T) {
 	t.Log(pub.summary())
 	checkContiguous(t, want)
 	waitDelivered(t, subs, want)
-	report(t, subs, want)
+	return report(t, subs, want)
 }
 
 // waitServedBy waits until a request through the proxy is answered by node

@@ -12,12 +12,16 @@ import (
 	"github.com/ferry-io/ferry/internal/testutil/proxytest"
 )
 
-// TestFanOutAcrossNodesThroughNginx: three nodes on one Redis behind nginx
-// (round-robin). A subscriber on each node receives what a client publishes
-// on another node, and what the server API publishes through nginx or
-// directly on a third node.
+// TestFanOutAcrossNodesThroughNginx: three nodes on one engine (Redis, or a
+// NATS cluster) behind nginx (round-robin). A subscriber on each node
+// receives what a client publishes on another node, and what the server API
+// publishes through nginx or directly on a third node.
 func TestFanOutAcrossNodesThroughNginx(t *testing.T) {
-	c := startCluster(t, 3)
+	onEngines(t, fanOutAcrossNodes)
+}
+
+func fanOutAcrossNodes(t *testing.T, e engine) {
+	c := startClusterOn(t, e, 3)
 	ngx := proxytest.StartNginx(t, c.backends()...)
 	const ch = "chat:fanout"
 
@@ -113,9 +117,13 @@ func jsonEqual(a json.RawMessage, b string) bool {
 
 // TestPerUserLimitAcrossNodes: with max_connections_per_user 2, a user's
 // third connection, on a third node, evicts the oldest (on the first node)
-// with 4011; the two newest stay.
+// with 4011; the two newest stay. On each engine.
 func TestPerUserLimitAcrossNodes(t *testing.T) {
-	c := startCluster(t, 3, "FERRY_MAX_CONNECTIONS_PER_USER=2")
+	onEngines(t, perUserLimitAcrossNodes)
+}
+
+func perUserLimitAcrossNodes(t *testing.T, e engine) {
+	c := startClusterOn(t, e, 3, "FERRY_MAX_CONNECTIONS_PER_USER=2")
 	tok := c.token("carol")
 	var conns []*wsConn
 	for i, n := range c.nodes.Nodes {

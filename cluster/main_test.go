@@ -16,6 +16,7 @@ import (
 
 	"github.com/ferry-io/ferry/internal/auth"
 	"github.com/ferry-io/ferry/internal/testutil/ferrytest"
+	"github.com/ferry-io/ferry/internal/testutil/natstest"
 	"github.com/ferry-io/ferry/internal/testutil/proxytest"
 	"github.com/ferry-io/ferry/internal/testutil/redistest"
 	"github.com/ferry-io/ferry/internal/testutil/wait"
@@ -33,28 +34,63 @@ func TestMain(m *testing.M) {
 // not an expectation about speed.
 const hangGuard = 30 * time.Second
 
-// cluster is the system under test: one Redis, n nodes sharing it, and the
-// HTTP client the test talks to them with.
+// cluster is the system under test: the broker's engine (one Redis, or
+// three NATS servers), n nodes sharing it, and the HTTP client the test
+// talks to them with.
 type cluster struct {
 	t     testing.TB
-	redis *redistest.Server
+	redis *redistest.Server // with onRedis
+	nats  *natstest.Cluster // with onNATS
 	nodes *ferrytest.Cluster
 	http  *http.Client
+}
+
+// engine is a broker engine the nodes of a cluster test share.
+type engine string
+
+const (
+	// onRedis: one redis-server.
+	onRedis engine = "redis"
+	// onNATS: three nats-servers in one JetStream cluster, the streams
+	// and buckets replicated on all three.
+	onNATS engine = "nats"
+)
+
+// onEngines runs test once per engine, as subtests named after them.
+func onEngines(t *testing.T, test func(t *testing.T, e engine)) {
+	for _, e := range []engine{onRedis, onNATS} {
+		t.Run(string(e), func(t *testing.T) { test(t, e) })
+	}
 }
 
 // startCluster starts Redis and n nodes on it. env holds extra FERRY_*
 // settings.
 func startCluster(t testing.TB, n int, env ...string) *cluster {
 	t.Helper()
+	return startClusterOn(t, onRedis, n, env...)
+}
+
+// startClusterOn starts the engine e and n nodes on it.
+func startClusterOn(t testing.TB, e engine, n int, env ...string) *cluster {
+	t.Helper()
 	bin := ferryBin.Path(t)
-	rs := redistest.Start(t)
-	nodes := ferrytest.StartCluster(t, n, ferrytest.Options{
+	c := &cluster{t: t}
+	var url string
+	switch e {
+	case onNATS:
+		c.nats = natstest.StartCluster(t)
+		url = c.nats.URL() + "?replicas=3"
+	default:
+		c.redis = redistest.Start(t)
+		url = c.redis.URL()
+	}
+	c.nodes = ferrytest.StartCluster(t, n, ferrytest.Options{
 		Binary: bin,
-		Broker: rs.URL(),
+		Broker: url,
 		Env:    env,
 	})
 	tr := http.DefaultTransport.(*http.Transport).Clone()
-	c := &cluster{t: t, redis: rs, nodes: nodes, http: &http.Client{Transport: tr, Timeout: 10 * time.Second}}
+	c.http = &http.Client{Transport: tr, Timeout: 10 * time.Second}
 	t.Cleanup(tr.CloseIdleConnections)
 	return c
 }

@@ -29,7 +29,11 @@ type Config struct {
 	// Broker selects the engine: "memory" (default), or Redis:
 	// redis://[user:pass@]host:port/db, rediss:// (TLS), several URLs
 	// separated by commas (shards, by channel), or
-	// redis+sentinel://host:port,host:port/master/db.
+	// redis+sentinel://host:port,host:port/master/db; or NATS JetStream:
+	// nats://[user:pass@]host:port, several URLs separated by commas
+	// (servers of one cluster), ?replicas=3 to replicate the streams; or
+	// RabbitMQ (3.9 or later): amqp://user:pass@host:port/vhost, amqps://
+	// (TLS).
 	Broker string `yaml:"broker"`
 	// APIKey authenticates the server API (/v1/api/...). Default none: the
 	// API answers 401 to every call.
@@ -300,8 +304,8 @@ func (c *Config) Validate() error {
 	bad := func(field, format string, args ...any) {
 		errs = append(errs, &FieldError{Path: field, Msg: fmt.Sprintf(format, args...)})
 	}
-	if c.Broker != "" && c.Broker != "memory" && !hasAnyPrefix(c.Broker, "redis://", "rediss://", "redis+sentinel://", "rediss+sentinel://") {
-		bad("broker", "%q: want memory, a redis:// or rediss:// URL (comma-separated for shards), or redis+sentinel://", c.Broker)
+	if c.Broker != "" && c.Broker != "memory" && !hasAnyPrefix(c.Broker, "redis://", "rediss://", "redis+sentinel://", "rediss+sentinel://", "nats://", "amqp://", "amqps://") {
+		bad("broker", "%q: want memory, a redis:// or rediss:// URL (comma-separated for shards), redis+sentinel://, nats:// (comma-separated servers), or an amqp:// or amqps:// URL (RabbitMQ)", c.Broker)
 	}
 	type intField struct {
 		name string

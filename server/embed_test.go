@@ -34,7 +34,11 @@ func TestEmbedOutsideTheModule(t *testing.T) {
 		return string(out)
 	}
 	deps := goCmd("list", "-deps", ".")
-	for _, linked := range []string{"github.com/redis/", "github.com/ferry-io/ferry/broker/redis"} {
+	for _, linked := range []string{
+		"github.com/redis/", "github.com/ferry-io/ferry/broker/redis",
+		"github.com/nats-io/", "github.com/ferry-io/ferry/broker/nats",
+		"github.com/rabbitmq/", "github.com/ferry-io/ferry/broker/rabbitmq",
+	} {
 		if strings.Contains(deps, linked) {
 			t.Errorf("the memory-broker embedder links %s", linked)
 		}

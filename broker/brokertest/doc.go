@@ -1,7 +1,7 @@
 // Package brokertest is the conformance suite every Ferry broker engine must
-// pass: memory, Redis and NATS run the same tests, so the guarantees written
-// on broker.Broker and its optional capabilities mean the same thing
-// everywhere.
+// pass: memory, Redis, NATS and RabbitMQ run the same tests, so the
+// guarantees written on broker.Broker and its optional capabilities mean the
+// same thing everywhere.
 //
 // An engine's test calls Run with a Factory:
 //

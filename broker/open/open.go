@@ -1,6 +1,8 @@
 // Package open opens the broker a configuration names by URL: "memory"
 // (or "") for the in-process broker of a single node, a redis:// (or
-// rediss://, redis+sentinel://, comma-separated shards) URL for Redis.
+// rediss://, redis+sentinel://, comma-separated shards) URL for Redis, a
+// nats:// URL (comma-separated servers of one cluster) for NATS JetStream,
+// an amqp:// or amqps:// URL for RabbitMQ (3.9 or later).
 //
 // It is the one place that links every engine. The ferry command uses it;
 // a program that embeds a node (package server) and wants one engine only
@@ -13,9 +15,12 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"strings"
 
 	"github.com/ferry-io/ferry/broker"
 	"github.com/ferry-io/ferry/broker/memory"
+	natsbroker "github.com/ferry-io/ferry/broker/nats"
+	"github.com/ferry-io/ferry/broker/rabbitmq"
 	"github.com/ferry-io/ferry/broker/redis"
 )
 
@@ -39,7 +44,16 @@ func Open(ctx context.Context, rawURL string, cfg Config) (broker.Broker, error)
 	if rawURL == "" || rawURL == "memory" {
 		return memory.New(memory.Config{NodeID: cfg.NodeID, Logger: log}), nil
 	}
-	b, err := redis.New(ctx, redis.Config{URL: rawURL, NodeID: cfg.NodeID, Logger: log})
+	var b broker.Broker
+	var err error
+	switch {
+	case strings.HasPrefix(rawURL, "nats://"):
+		b, err = natsbroker.New(ctx, natsbroker.Config{URL: rawURL, NodeID: cfg.NodeID, Logger: log})
+	case rabbitmq.IsURL(rawURL):
+		b, err = rabbitmq.New(ctx, rabbitmq.Config{URL: rawURL, NodeID: cfg.NodeID, Logger: log})
+	default:
+		b, err = redis.New(ctx, redis.Config{URL: rawURL, NodeID: cfg.NodeID, Logger: log})
+	}
 	if err != nil {
 		return nil, fmt.Errorf("broker %s: %w", Redact(rawURL), err)
 	}

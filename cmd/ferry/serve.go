@@ -28,7 +28,7 @@ import (
 // one name serves all three.
 var serveFlags = []struct{ name, path, usage string }{
 	{"addr", "addr", "listen address (default :8080)"},
-	{"broker", "broker", "broker: memory (default) or redis://host:port/db"},
+	{"broker", "broker", "broker: memory (default), redis://host:port/db, nats://host:port or amqp://user:pass@host:port/vhost (RabbitMQ)"},
 	{"node-id", "node_id", "node id (default random)"},
 	{"logs-level", "logs.level", "debug, info (default), warn or error"},
 	{"max-connections", "max_connections", "cap on this node's connections (default: the open-file limit less 256)"},
