@@ -112,7 +112,8 @@ export interface PresenceEvent {
 export interface Stats {
   connects: number;
   resumes: number;
-  resumeFallbacks: number;
+  /** Messages missing from a channel's offsets that the client fetched with history. */
+  gapsFilled: number;
   duplicatesDropped: number;
   upgrades: number;
 }
@@ -182,8 +183,6 @@ export class Subscription {
   pos?: Position;
   /** Set while the subscription is confirmed on the current link. */
   active = false;
-  /** Restored by a resume: the first new message is checked for a skipped offset. */
-  checkGap = false;
   ended = false;
   constructor(
     private client: Client,
@@ -238,7 +237,7 @@ export class Client extends Emitter<ClientEvents> {
   private started?: Promise<void>;
   private connectedWaiters: Array<() => void> = [];
   private removeWatchers?: () => void;
-  readonly stats: Stats = { connects: 0, resumes: 0, resumeFallbacks: 0, duplicatesDropped: 0, upgrades: 0 };
+  readonly stats: Stats = { connects: 0, resumes: 0, gapsFilled: 0, duplicatesDropped: 0, upgrades: 0 };
 
   constructor(opts: ClientOptions) {
     super();
@@ -645,10 +644,10 @@ export class Client extends Emitter<ClientEvents> {
     // Subscriptions: a resumed session gets its confirmed ones back from the
     // server (subscribed frames without id); every other one subscribes
     // again from its last delivered position.
+    // (sub.active still tells whether it was confirmed on the last link.)
     for (const sub of this.subs.values()) {
-      const restore = resumed && sub.active;
+      if (resumed && sub.active) continue;
       sub.active = false;
-      if (restore) continue;
       this.sendSubscribe(sub).catch((err) => this.subscribeFailed(sub, err));
     }
     for (const p of this.pending.values()) {
@@ -679,7 +678,6 @@ export class Client extends Emitter<ClientEvents> {
         this.pending.delete(id);
         p.reject(new Error(`ferry: ${p.frame.type}: connection lost before the reply`));
       }
-      for (const sub of this.subs.values()) sub.active = false;
     }
     if (s.state === this._state && s.state === "connecting") return;
     this._state = s.state;
@@ -769,6 +767,11 @@ export class Client extends Emitter<ClientEvents> {
 
   private subscribeFailed(sub: Subscription, err: unknown): void {
     if (this.closed || !(err instanceof ServerError)) return; // a lost link: the next one subscribes again
+    if (err.code === 409) {
+      // The resumed session had it already (restored by the server).
+      sub.active = true;
+      return;
+    }
     sub.ended = true;
     this.subs.delete(sub.channel);
     const w = (sub as unknown as { waiter?: [unknown, (e: unknown) => void, () => void] }).waiter;
@@ -788,7 +791,17 @@ export class Client extends Emitter<ClientEvents> {
     }
     sub.active = true;
     if (f.recovered === false) this.gap(sub, f.missed ?? 0, f.epoch);
-    else sub.checkGap = !!sub.pos && sub.pos.epoch === f.epoch && f.offset > sub.pos.offset;
+    else if (sub.pos && sub.pos.epoch === f.epoch && f.offset > sub.pos.offset) {
+      // The channel is ahead: once the replay is in (the pong comes after
+      // it), fetch what a replay that started too late left out (a
+      // message written to the old link but never received, before its
+      // first ack).
+      const target = f.offset;
+      this.request({ type: "ping" }, false).then(
+        () => this.ordered(() => this.fill(sub, target, f.epoch)),
+        () => {},
+      );
+    }
   }
 
   private serverUnsubscribed(f: ServerFrame): void {
@@ -804,12 +817,8 @@ export class Client extends Emitter<ClientEvents> {
     this.ordered(() => (sub.opts.onGap ? sub.opts.onGap(g) : this.emit("gap", g)));
   }
 
-  /** Runs fn in delivery order (after the messages before it are delivered). */
+  /** Runs fn in delivery order (after everything queued before it is delivered). */
   private ordered(fn: () => void | Promise<void>): void {
-    if (!this.opts.cipher) {
-      fn();
-      return;
-    }
     this.deliverChain = this.deliverChain.then(fn).catch((err) => this.emit("error", err));
   }
 
@@ -820,31 +829,62 @@ export class Client extends Emitter<ClientEvents> {
       const sub = this.subs.get(f.channel);
       if (sub && !sub.ended) {
         const pos = sub.pos;
-        if (pos && pos.epoch === f.epoch && f.offset <= pos.offset) {
-          this.stats.duplicatesDropped++;
-        } else if (sub.checkGap && pos && pos.epoch === f.epoch && f.offset > pos.offset + 1) {
-          // The resumed replay skipped messages this client never got:
-          // come back without resuming, from our own positions.
-          sub.checkGap = false;
-          this.stats.resumeFallbacks++;
-          if (link === this.link) this.dropLink({ code: 1006, reason: "resumed replay skipped offsets", retryAfterMs: 0 }, false);
-          return;
-        } else {
-          sub.checkGap = false;
-          if (pos && pos.epoch && pos.epoch !== f.epoch) this.gapOnEpoch(sub, f);
-          sub.pos = { offset: f.offset, epoch: f.epoch };
-          const m = await this.toMessage(f.channel, f);
-          try {
-            sub.opts.onMessage?.(m);
-          } catch (err) {
-            queueMicrotask(() => {
-              throw err;
-            });
-          }
-        }
+        // A skipped offset is a message this client did not get (dropped,
+        // conflated, or lost by a resumed replay): fetch it from history
+        // first, so that the application sees every retained message.
+        if (pos && pos.epoch === f.epoch && f.offset > pos.offset + 1) await this.fill(sub, f.offset - 1, f.epoch);
+        await this.deliver(sub, f);
       }
       if (seq && link === this.link) this.delivered(seq);
     });
+  }
+
+  /** Delivers f unless its offset was delivered already. */
+  private async deliver(sub: Subscription, f: ServerFrame): Promise<void> {
+    if (sub.ended) return;
+    const pos = sub.pos;
+    if (pos && pos.epoch === f.epoch && f.offset <= pos.offset) {
+      this.stats.duplicatesDropped++;
+      return;
+    }
+    if (pos && pos.epoch && pos.epoch !== f.epoch) this.gapOnEpoch(sub, f);
+    sub.pos = { offset: f.offset, epoch: f.epoch };
+    const m = await this.toMessage(sub.channel, f);
+    try {
+      sub.opts.onMessage?.(m);
+    } catch (err) {
+      queueMicrotask(() => {
+        throw err;
+      });
+    }
+  }
+
+  /** Fetches and delivers the retained messages after sub's position up to offset to (same epoch); what history no longer has is a gap. */
+  private async fill(sub: Subscription, to: number, epoch: string): Promise<void> {
+    const pos = sub.pos;
+    if (!pos || pos.epoch !== epoch || pos.offset >= to || sub.ended) return;
+    let h: ServerFrame;
+    try {
+      h = await this.request({ type: "history", channel: sub.channel, since: { offset: pos.offset, epoch }, limit: to - pos.offset }, true);
+    } catch (err) {
+      if (!(err instanceof ServerError)) throw err;
+      h = { type: "history", messages: [] }; // no history kept: the gap stands
+    }
+    let got = 0;
+    for (const m of h.messages ?? []) {
+      if (m.epoch !== epoch || m.offset > to) continue;
+      const before = sub.pos?.offset ?? 0;
+      await this.deliver(sub, m);
+      if ((sub.pos?.offset ?? 0) > before) got++;
+    }
+    this.stats.gapsFilled += got;
+    const missed = to - pos.offset - got;
+    if (missed > 0) {
+      sub.pos = { offset: to, epoch };
+      const g: Gap = { channel: sub.channel, missed, epoch };
+      if (sub.opts.onGap) sub.opts.onGap(g);
+      else this.emit("gap", g);
+    }
   }
 
   private gapOnEpoch(sub: Subscription, f: ServerFrame): void {
@@ -960,6 +1000,7 @@ export class Client extends Emitter<ClientEvents> {
       // Stay on the fallback; try again later.
     }
     this.upgrading = false;
+    // The subscriptions confirmed on the old link come back with the resumed session.
     if (this.closed) {
       opened?.link.close();
       return;
@@ -975,7 +1016,6 @@ export class Client extends Emitter<ClientEvents> {
     this.stats.upgrades++;
     self.link = opened.link;
     this.sticky = 0;
-    for (const sub of this.subs.values()) sub.active = sub.active || false;
     this.adopt(opened);
   }
 
