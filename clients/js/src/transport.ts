@@ -309,7 +309,10 @@ class SseLink extends HttpLink {
           else this.fail({ code: 1006, reason: "SSE stream ended", retryAfterMs: 0 });
         },
         (err) => {
-          if (!started) reject(err);
+          // A refused or broken stream is a transport problem (a proxy that
+          // blocks SSE), not a refusal of the session: the next transport
+          // may work.
+          if (!started) reject(new Error(`ferry: SSE stream failed: ${(err as Error)?.message ?? err}`));
           else this.failWith(err);
         },
       );
