@@ -129,3 +129,19 @@ test("fallback: WebSocket refused -> SSE, then upgrade back to WebSocket keeping
     c.close();
   }
 });
+
+test("msgpack codec over WebSocket (@ferry/client/msgpack)", async () => {
+  const { msgpackCodec } = await import("../../dist/msgpack.js");
+  const c = new Client({ url: node.url, token: node.token("alice"), WebSocket, codec: msgpackCodec, transports: ["websocket"], watchEnvironment: false });
+  try {
+    await c.connect();
+    const got = [];
+    await c.subscribe("chat:mp", { onMessage: (m) => got.push(m) });
+    const r = await c.publish("chat:mp", { n: 1, s: "é", list: [1, 2.5] });
+    assert.equal(r.offset, 1);
+    await until("the message", () => got.length === 1);
+    assert.deepEqual(got[0].data, { n: 1, s: "é", list: [1, 2.5] });
+  } finally {
+    c.close();
+  }
+});
