@@ -15,3 +15,11 @@ fuzz:
 
 ci:
 	bash .ci/run
+
+# The TypeScript SDK's tests (unit, real binary, Chromium) and the playground build.
+.PHONY: test-js web
+test-js:
+	bash scripts/test-js.sh
+
+web:
+	bash scripts/build-web.sh
