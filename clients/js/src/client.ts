@@ -184,6 +184,8 @@ export class Subscription {
   /** Set while the subscription is confirmed on the current link. */
   active = false;
   ended = false;
+  /** @internal Settles the subscribe() call that waits for the first confirmation. */
+  waiter?: { resolve(): void; reject(err: unknown): void };
   constructor(
     private client: Client,
     readonly channel: string,
@@ -331,15 +333,9 @@ export class Client extends Emitter<ClientEvents> {
         throw err;
       }
     } else {
-      // Subscribed by the next connect; wait for it.
+      // Subscribed by the next connect (adopt); wait for it, or for close.
       await new Promise<void>((resolve, reject) => {
-        const off = this.on("state", (s) => {
-          if (s.state === "closed") {
-            off();
-            reject(s.error ?? new ClosedError());
-          }
-        });
-        (sub as unknown as { waiter: [() => void, (e: unknown) => void, () => void] }).waiter = [resolve, reject, off];
+        sub.waiter = { resolve, reject };
       });
     }
     return sub;
@@ -698,7 +694,8 @@ export class Client extends Emitter<ClientEvents> {
     this.pending.clear();
     for (const sub of this.subs.values()) {
       sub.ended = true;
-      (sub as unknown as { waiter?: [unknown, (e: unknown) => void] }).waiter?.[1](ce);
+      sub.waiter?.reject(ce);
+      sub.waiter = undefined;
     }
     this.subs.clear();
     if (err) this.emit("error", err);
@@ -757,12 +754,8 @@ export class Client extends Emitter<ClientEvents> {
       if (f.recovered === false) this.gap(sub, f.missed ?? 0, f.epoch);
     }
     if (!sub.pos) sub.pos = { offset: f.offset ?? 0, epoch: f.epoch ?? "" };
-    const w = (sub as unknown as { waiter?: [() => void, unknown, () => void] }).waiter;
-    if (w) {
-      w[2]();
-      w[0]();
-      delete (sub as unknown as { waiter?: unknown }).waiter;
-    }
+    sub.waiter?.resolve();
+    sub.waiter = undefined;
   }
 
   private subscribeFailed(sub: Subscription, err: unknown): void {
@@ -774,11 +767,9 @@ export class Client extends Emitter<ClientEvents> {
     }
     sub.ended = true;
     this.subs.delete(sub.channel);
-    const w = (sub as unknown as { waiter?: [unknown, (e: unknown) => void, () => void] }).waiter;
-    if (w) {
-      w[2]();
-      w[1](err);
-    } else this.emit("error", err);
+    if (sub.waiter) sub.waiter.reject(err);
+    else this.emit("error", err);
+    sub.waiter = undefined;
   }
 
   /** A channel restored by a resumed session. */

@@ -193,3 +193,33 @@ test("token: refresh sent refreshBefore the expiry, with getToken's token", asyn
   w.serverSend({ type: "refreshed", id: ref.id, expires_at: 0 });
   c.close();
 });
+
+test("subscribe before connected waits for the connection; a silent link is dropped after interval + timeout", async () => {
+  const clock = new FakeClock();
+  const { FakeWS, sockets } = fakeWebSocket();
+  const states = [];
+  const c = new Client({ url: "http://node.test", token: "tok", WebSocket: FakeWS, fetch: ticketFetch, clock, random: () => 0.5, transports: ["websocket"], watchEnvironment: false });
+  c.on("state", (s) => states.push(s));
+  const ready = c.connect();
+  let subscribed = false;
+  const sp = c.subscribe("chat:early").then(() => (subscribed = true));
+  await flush();
+  const ws = sockets[0];
+  ws.serverSend({ type: "connected", id: 1, session: "s1", resume_token: "r1", heartbeat: { interval_ms: 25000, timeout_ms: 10000 } });
+  await ready;
+  await flush();
+  const sub = ws.frames().find((f) => f.type === "subscribe");
+  assert.equal(sub?.channel, "chat:early");
+  assert.equal(subscribed, false);
+  ws.serverSend({ type: "subscribed", id: sub.id, channel: "chat:early", offset: 0, epoch: "" });
+  await sp;
+  // Nothing from the node from now on.
+  for (let t = 0; t < 34000; t += 1000) await clock.advance(1000);
+  assert.equal(c.state, "connected");
+  assert.ok(ws.frames().some((f) => f.type === "ping"), "pinged after a quiet interval");
+  for (let t = 0; t < 6000 && c.state === "connected"; t += 1000) await clock.advance(1000);
+  assert.equal(states.at(-1).state, "disconnected");
+  assert.equal(states.at(-1).code, 4012);
+  c.close();
+  await assert.rejects(c.subscribe("chat:late"), /closed/);
+});
