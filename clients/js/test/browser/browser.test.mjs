@@ -10,6 +10,7 @@ import http from "node:http";
 import os from "node:os";
 import path from "node:path";
 import { after, before, test } from "node:test";
+import { build } from "esbuild";
 import { chromium } from "playwright-core";
 import { freePort, repoRoot, startFerry, until } from "../ferry.mjs";
 
@@ -18,11 +19,13 @@ mkdirSync(artifacts, { recursive: true });
 const chromiumPath = process.env.CHROMIUM_PATH || "/usr/bin/chromium";
 const nginxPath = process.env.NGINX_PATH || (existsSync("/usr/sbin/nginx") ? "/usr/sbin/nginx" : "nginx");
 
-let node, browser, nginx, foreign;
+let node, browser, nginx, workerPort;
 const cleanup = [];
 
 before(async () => {
-  node = await startFerry();
+  // The worker test's page lives on another origin that the node allows.
+  workerPort = await freePort();
+  node = await startFerry({ FERRY_ALLOWED_ORIGINS: `http://127.0.0.3:${workerPort}` });
   const dir = mkdtempSync(path.join(os.tmpdir(), "ferry-chromium-"));
   browser = await chromium.launchPersistentContext(dir, {
     executablePath: chromiumPath,
@@ -163,5 +166,46 @@ test("a page on a foreign origin is refused", async () => {
   assert.notEqual(await text(page, "#state"), "connected");
   const r = await fetch(node.url + "/v1/tickets", { method: "POST", headers: { Origin: origin, Authorization: `Bearer ${node.token("alice")}` } });
   assert.equal(r.status, 403, "ferry refuses the origin");
+  await page.close();
+});
+
+test("in a Web Worker on an allowed origin: connect, subscribe, publish", async () => {
+  const sdk = (await build({ entryPoints: [new URL("../../src/index.ts", import.meta.url).pathname], bundle: true, format: "esm", write: false, logLevel: "error" })).outputFiles[0].text;
+  const worker = `import { Client } from "./sdk.js";
+onmessage = async ({ data: { url, token } }) => {
+  try {
+    const c = new Client({ url, token });
+    await c.connect();
+    const got = new Promise((resolve) => c.subscribe("chat:worker", { onMessage: resolve }));
+    await new Promise((r) => setTimeout(r, 50));
+    await c.publish("chat:worker", { from: "worker" });
+    const m = await got;
+    postMessage({ transport: c.transport, offset: m.offset, data: m.data });
+    c.close();
+  } catch (err) {
+    postMessage({ error: String(err && err.message || err) });
+  }
+};`;
+  const files = { "/": ["text/html", "<!doctype html><title>worker</title>"], "/sdk.js": ["text/javascript", sdk], "/worker.js": ["text/javascript", worker] };
+  const srv = http.createServer((req, res) => {
+    const f = files[req.url];
+    if (!f) return res.writeHead(404).end();
+    res.writeHead(200, { "Content-Type": f[0] }).end(f[1]);
+  });
+  await new Promise((r) => srv.listen(workerPort, "127.0.0.3", r));
+  cleanup.push(() => new Promise((r) => srv.close(r)));
+  const page = await browser.newPage();
+  await page.goto(`http://127.0.0.3:${workerPort}/`);
+  const result = await page.evaluate(
+    ([url, token]) =>
+      new Promise((resolve) => {
+        const w = new Worker("/worker.js", { type: "module" });
+        w.onmessage = (e) => resolve(e.data);
+        w.onerror = (e) => resolve({ error: e.message });
+        w.postMessage({ url, token });
+      }),
+    [node.url, node.token("alice")],
+  );
+  assert.deepEqual(result, { transport: "websocket", offset: 1, data: { from: "worker" } });
   await page.close();
 });
