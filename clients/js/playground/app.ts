@@ -52,6 +52,7 @@ $("connect").onclick = () =>
       pill("session", c.sessionId ?? "none");
       log(`connected over ${t}`);
     });
+    c.on("fallback", (f) => log(`${f.transport} failed (${(f.error as Error).message ?? f.error}): trying the next transport`));
     c.on("gap", (g) => log(`gap on ${g.channel}: ${g.missed} missed`));
     c.on("error", (e) => log(`error: ${(e as Error).message ?? e}`));
     await c.connect();

@@ -121,6 +121,7 @@ export interface Stats {
 interface ClientEvents {
   state: (s: StateChange) => void;
   transport: (t: TransportName) => void;
+  fallback: (f: { transport: TransportName; error: unknown }) => void;
   error: (err: unknown) => void;
   gap: (g: Gap) => void;
 }
@@ -601,6 +602,7 @@ export class Client extends Emitter<ClientEvents> {
         // transport problem: falling back would not help.
         if (err instanceof HandshakeError || code) throw err;
         if (this.closed) throw err;
+        this.emit("fallback", { transport: name, error: err });
         continue;
       }
       if (this.closed) {

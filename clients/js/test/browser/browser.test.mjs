@@ -137,6 +137,7 @@ test("behind nginx without Upgrade: falls back to SSE and gets every message", a
   await waitText(page, "#state", "connected");
   const fallbackMs = Date.now() - t0;
   assert.equal(await text(page, "#transport"), "sse");
+  assert.match(await text(page, "#log"), /websocket failed .*: trying the next transport/);
   await everyMessage(page, "chat:nginx-sse", 30);
   await page.screenshot({ path: new URL("behind-nginx-sse.png", artifacts).pathname, fullPage: true });
   console.log(`blocked WebSocket -> connected over SSE in ${fallbackMs} ms`);
