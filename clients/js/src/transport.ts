@@ -274,6 +274,9 @@ abstract class HttpLink implements Link {
 
 // --------------------------------------------------------------------- SSE
 
+/** A stream that broke sooner than this after opening is not opened again in place (ms). */
+const minStreamLife = 1000;
+
 function openSSE(p: OpenParams): Promise<Opened> {
   let link: SseLink | undefined;
   return withTimeout(
@@ -296,32 +299,56 @@ class SseLink extends HttpLink {
   readonly transport = "sse";
   private sending: Promise<void> = Promise.resolve();
 
-  /** Opens the stream and resolves once its first bytes arrived. */
+  /**
+   * Opens the stream and resolves once its first bytes arrived. A stream
+   * that breaks later is opened again once on the same session (a new
+   * ticket, Last-Event-ID: the node replays what the old stream wrote but
+   * the client did not get), as long as it had lived a while; else the
+   * link ends and the client reconnects with its backoff.
+   */
   start(streamTicket: string): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       let started = false;
-      this.stream(streamTicket, () => {
-        started = true;
-        resolve();
-      }).then(
-        () => {
-          if (!started) reject(new Error("ferry: SSE stream ended before it started"));
-          else this.fail({ code: 1006, reason: "SSE stream ended", retryAfterMs: 0 });
-        },
-        (err) => {
-          // A refused or broken stream is a transport problem (a proxy that
-          // blocks SSE), not a refusal of the session: the next transport
-          // may work.
-          if (!started) reject(new Error(`ferry: SSE stream failed: ${(err as Error)?.message ?? err}`));
-          else this.failWith(err);
-        },
-      );
+      const run = async (ticket: string): Promise<void> => {
+        const openedAt = Date.now();
+        try {
+          await this.stream(ticket, () => {
+            if (!started) {
+              started = true;
+              resolve();
+            }
+          });
+          if (!started) throw new Error("the stream ended before it started");
+        } catch (err) {
+          // A refused or broken stream is a transport problem (a proxy
+          // that blocks SSE), not a refusal of the session: the next
+          // transport may work.
+          if (!started) return reject(new Error(`ferry: SSE stream failed: ${(err as Error)?.message ?? err}`));
+        }
+        if (this.done) return;
+        if (Date.now() - openedAt < minStreamLife) return this.fail({ code: 1006, reason: "SSE stream ended", retryAfterMs: 0 });
+        try {
+          await run(await this.sessionTicket());
+        } catch (err) {
+          this.failWith(err);
+        }
+      };
+      void run(streamTicket);
     });
+  }
+
+  /** A ticket for a new stream of this session. */
+  private async sessionTicket(): Promise<string> {
+    const resp = await this.p.fetch(`${this.p.base}/v1/tickets`, { method: "POST", headers: { ...this.p.headers, "Ferry-Session": this.sessionToken }, signal: this.ctl.signal });
+    if (!resp.ok) await refused(resp);
+    const body = await resp.json();
+    if (typeof body?.ticket !== "string") throw new Error("ferry: POST /v1/tickets: no ticket in the reply");
+    return body.ticket;
   }
 
   private async stream(streamTicket: string, onStart: () => void): Promise<void> {
     const resp = await this.p.fetch(`${this.p.base}/v1/sse?ticket=${encodeURIComponent(streamTicket)}`, {
-      headers: { ...this.p.headers, Accept: "text/event-stream" },
+      headers: { ...this.p.headers, Accept: "text/event-stream", ...(this.lastSeq > 0 ? { "Last-Event-ID": String(this.lastSeq) } : {}) },
       signal: this.ctl.signal,
     });
     if (!resp.ok) await refused(resp);
