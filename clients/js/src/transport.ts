@@ -242,7 +242,28 @@ abstract class HttpLink implements Link {
     readonly p: OpenParams,
     readonly sessionToken: string,
   ) {}
-  abstract send(frames: ClientFrame[]): void;
+  private sending: Promise<void> = Promise.resolve();
+
+  /**
+   * Client frames go by POST /v1/send, one request at a time so that they
+   * keep their order; their replies come on the stream or the poll.
+   */
+  send(frames: ClientFrame[]): void {
+    if (this.done) return;
+    this.sending = this.sending.then(async () => {
+      for (const b of batches(frames)) {
+        if (this.done) return;
+        try {
+          const resp = await this.p.fetch(`${this.p.base}/v1/send`, { method: "POST", headers: this.headers(), body: jsonCodec.encode(b) as string, signal: this.ctl.signal });
+          if (!resp.ok) await refused(resp);
+        } catch (err) {
+          this.failWith(err);
+          return;
+        }
+      }
+    });
+  }
+
   close(): void {
     this.done = true;
     this.ctl.abort();
@@ -297,7 +318,6 @@ function openSSE(p: OpenParams): Promise<Opened> {
 
 class SseLink extends HttpLink {
   readonly transport = "sse";
-  private sending: Promise<void> = Promise.resolve();
 
   /**
    * Opens the stream and resolves once its first bytes arrived. A stream
@@ -383,22 +403,6 @@ class SseLink extends HttpLink {
     }
   }
 
-  send(frames: ClientFrame[]): void {
-    if (this.done) return;
-    // One POST at a time keeps the frames in order.
-    this.sending = this.sending.then(async () => {
-      for (const b of batches(frames)) {
-        if (this.done) return;
-        try {
-          const resp = await this.p.fetch(`${this.p.base}/v1/send`, { method: "POST", headers: this.headers(), body: jsonCodec.encode(b) as string, signal: this.ctl.signal });
-          if (!resp.ok) await refused(resp);
-        } catch (err) {
-          this.failWith(err);
-          return;
-        }
-      }
-    });
-  }
 }
 
 // --------------------------------------------------------------- long-poll
@@ -410,7 +414,7 @@ function openPoll(p: OpenParams): Promise<Opened> {
     async (signal) => {
       const connected = await openSession(p, "poll", signal);
       const link = new PollLink(p, connected.session_token);
-      link.poll([]);
+      void link.loop();
       return { link, connected, rest: [] };
     },
     () => {},
@@ -419,43 +423,28 @@ function openPoll(p: OpenParams): Promise<Opened> {
 
 class PollLink extends HttpLink {
   readonly transport = "poll";
-  /** Replies are handled in the order their polls were sent. */
-  private chain: Promise<void> = Promise.resolve();
-  private outstanding = 0;
 
-  send(frames: ClientFrame[]): void {
-    // A new poll carries the frames; the server answers the held one with [].
-    for (const b of batches(frames)) this.poll(b);
-  }
-
-  poll(frames: ClientFrame[]): void {
-    if (this.done) return;
-    this.outstanding++;
-    const reply = this.p
-      .fetch(`${this.p.base}/v1/poll`, {
-        method: "POST",
-        headers: { ...this.headers(), "Last-Event-ID": String(this.lastSeq) },
-        body: frames.length ? (jsonCodec.encode(frames) as string) : "",
-        signal: this.ctl.signal,
-      })
-      .then(async (resp) => {
-        if (!resp.ok) await refused(resp);
-        return framesOf(await resp.json());
-      });
-    reply.catch(() => {}); // handled in the chain
-    this.chain = this.chain.then(async () => {
+  // Exactly one poll is outstanding at a time: with two, the node answers
+  // the held one with [] and frames it had already taken for it can be
+  // lost (replies have no seq to replay them by). Client frames go by
+  // POST /v1/send (HttpLink.send) instead of riding on a new poll.
+  async loop(): Promise<void> {
+    while (!this.done) {
       let frames: ServerFrame[];
       try {
-        frames = await reply;
+        const resp = await this.p.fetch(`${this.p.base}/v1/poll`, {
+          method: "POST",
+          headers: { ...this.headers(), "Last-Event-ID": String(this.lastSeq) },
+          body: "",
+          signal: this.ctl.signal,
+        });
+        if (!resp.ok) await refused(resp);
+        frames = framesOf(await resp.json());
       } catch (err) {
         this.failWith(err);
         return;
-      } finally {
-        this.outstanding--;
       }
       this.deliver(frames);
-      // Keep one poll held: start the next when none is outstanding.
-      if (!this.done && this.outstanding === 0) this.poll([]);
-    });
+    }
   }
 }
