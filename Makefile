@@ -21,3 +21,11 @@ ci:
 
 proto:
 	bash scripts/gen-proto.sh
+
+# The TypeScript SDK's tests (unit, real binary, Chromium) and the playground build.
+.PHONY: test-js web
+test-js:
+	bash scripts/test-js.sh
+
+web:
+	bash scripts/build-web.sh

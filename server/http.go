@@ -14,6 +14,7 @@ import (
 
 	"github.com/ferry-io/ferry/internal/api"
 	"github.com/ferry-io/ferry/internal/auth"
+	"github.com/ferry-io/ferry/web"
 )
 
 // routes builds the node's HTTP handler.
@@ -32,6 +33,7 @@ func (s *Server) routes() http.Handler {
 	s.fallbackRoutes(mux)
 	if s.cfg.Dev {
 		mux.HandleFunc("GET /v1/debug/echo", s.serveEcho)
+		mux.Handle("GET /{$}", web.Playground()) // the playground page (web/)
 	}
 	return mux
 }

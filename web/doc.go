@@ -1,0 +1,11 @@
+// Package web holds the pages a Ferry node serves in development mode,
+// embedded in the binary: the playground (playground.html), a page that
+// connects with the dev banner's token through the TypeScript SDK and
+// shows subscribe, publish, history, presence, the live transport and a
+// forced fallback.
+//
+// playground.html is built from clients/js (the SDK and
+// clients/js/playground) by scripts/build-web.sh and committed, so that
+// `go build` never needs npm; CI checks that the committed file is what
+// the script builds.
+package web
