@@ -165,7 +165,10 @@ type ChannelReport struct {
 // Report is the outcome of Check.
 type Report struct {
 	Channels []ChannelReport
-	Total    ChannelReport
+	// Clients holds the same counts per client (Channel is the client's
+	// name; Published is 0): what each one got, missed and was told.
+	Clients []ChannelReport
+	Total   ChannelReport
 }
 
 // OK reports whether nothing was lost, duplicated, reordered or mismatched,
@@ -218,6 +221,15 @@ func (r *Recorder) Check(o Options) Report {
 		}
 		return c
 	}
+	clients := map[string]*ChannelReport{}
+	cl := func(name string) *ChannelReport {
+		c := clients[name]
+		if c == nil {
+			c = &ChannelReport{Channel: name}
+			clients[name] = c
+		}
+		return c
+	}
 
 	// The accepted publishes by position, and the epochs in the order they
 	// first appeared (a later epoch is a later stream of the channel).
@@ -258,8 +270,9 @@ func (r *Recorder) Check(o Options) Report {
 	gotKeys := map[stream]map[string]Position{}
 	last := map[stream]Position{}
 	for _, d := range r.deliveries {
-		c := get(d.Channel)
+		c, k := get(d.Channel), cl(d.Client)
 		c.Delivered++
+		k.Delivered++
 		s := stream{d.Client, d.Channel}
 		if got[s] == nil {
 			got[s] = map[Position]bool{}
@@ -267,9 +280,11 @@ func (r *Recorder) Check(o Options) Report {
 		}
 		if got[s][d.Position] {
 			c.Duplicated++
+			k.Duplicated++
 			c.problem("%s got %v twice", d.Client, d.Position)
 		} else if prev, ok := gotKeys[s][d.Key]; ok && d.Key != "" {
 			c.Duplicated++
+			k.Duplicated++
 			c.problem("%s got publish %q twice: at %v and %v", d.Client, d.Key, prev, d.Position)
 		}
 		got[s][d.Position] = true
@@ -278,20 +293,24 @@ func (r *Recorder) Check(o Options) Report {
 		}
 		if l, ok := last[s]; ok && l.Epoch == d.Epoch && d.Offset <= l.Offset && !(d.Position == l) {
 			c.Reordered++
+			k.Reordered++
 			c.problem("%s got %v after %v", d.Client, d.Position, l)
 		}
 		last[s] = d.Position
 		if p, ok := byPos[posKey{d.Channel, d.Position}]; ok {
 			if (d.Hash != "" && d.Hash != p.Hash) || (d.Key != "" && d.Key != p.Key) {
 				c.Mismatched++
+				k.Mismatched++
 				c.problem("%s got %q (hash %s) at %v where %q (hash %s) was accepted", d.Client, d.Key, d.Hash, d.Position, p.Key, p.Hash)
 			}
 		} else if d.Key != "" {
 			if at, ok := byKey[d.Channel+"\x00"+d.Key]; ok {
 				c.Mismatched++
+				k.Mismatched++
 				c.problem("%s got %q at %v; it was accepted at %v", d.Client, d.Key, d.Position, at)
 			} else if !r.attempted[d.Channel+"\x00"+d.Key] {
 				c.Mismatched++
+				k.Mismatched++
 				c.problem("%s got %q at %v, which nobody published", d.Client, d.Key, d.Position)
 			}
 		}
@@ -304,8 +323,9 @@ func (r *Recorder) Check(o Options) Report {
 	}
 	gapsOf := map[stream][]gapSpan{}
 	for _, g := range r.gaps {
-		c := get(g.Channel)
+		c, k := get(g.Channel), cl(g.Client)
 		c.RecoveredFalse++
+		k.RecoveredFalse++
 		s := stream{g.Client, g.Channel}
 		gapsOf[s] = append(gapsOf[s], gapSpan{g.After, g.Epoch})
 		if o.Window > 0 && g.Epoch == g.After.Epoch {
@@ -317,6 +337,7 @@ func (r *Recorder) Check(o Options) Report {
 			}
 			if later <= o.Window {
 				c.Unjustified++
+				k.Unjustified++
 				c.problem("%s: recovered: false after %v although only %d messages followed (window %d)", g.Client, g.After, later, o.Window)
 			}
 		}
@@ -340,7 +361,7 @@ func (r *Recorder) Check(o Options) Report {
 	// start, in the start's epoch or any later one.
 	for _, sub := range r.subs {
 		s := stream{sub.client, sub.channel}
-		c := get(sub.channel)
+		c, k := get(sub.channel), cl(sub.client)
 		ranks := epochRank[sub.channel]
 		// An epoch no publish was recorded in is older than all of them.
 		startRank, known := ranks[sub.from.Epoch]
@@ -359,20 +380,20 @@ func (r *Recorder) Check(o Options) Report {
 			}
 			if covered(s, p.Position) {
 				c.Excused++
+				k.Excused++
 				continue
 			}
 			c.Lost++
+			k.Lost++
 			c.problem("%s never got %q at %v", sub.client, p.Key, p.Position)
 		}
 	}
 
 	rep := Report{Total: ChannelReport{Channel: "total"}}
-	names := make([]string, 0, len(channels))
-	for ch := range channels {
-		names = append(names, ch)
+	for _, name := range sortedKeys(clients) {
+		rep.Clients = append(rep.Clients, *clients[name])
 	}
-	slices.Sort(names)
-	for _, ch := range names {
+	for _, ch := range sortedKeys(channels) {
 		c := *channels[ch]
 		rep.Channels = append(rep.Channels, c)
 		t := &rep.Total
@@ -387,4 +408,13 @@ func (r *Recorder) Check(o Options) Report {
 		t.Unjustified += c.Unjustified
 	}
 	return rep
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
 }

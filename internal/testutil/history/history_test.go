@@ -192,3 +192,14 @@ func TestSubscribedKeepsTheFirstStart(t *testing.T) {
 		t.Fatalf("a re-subscription moved the start:\n%s", rep)
 	}
 }
+
+func TestClientCounts(t *testing.T) {
+	rep := run(t, Options{}, func(r *Recorder, all func(string, ...uint64)) { all("c1"); all("c2", 2, 3) })
+	if len(rep.Clients) != 2 {
+		t.Fatalf("clients: %+v", rep.Clients)
+	}
+	c1, c2 := rep.Clients[0], rep.Clients[1]
+	if c1.Channel != "c1" || c1.Delivered != 5 || c1.Lost != 0 || c2.Channel != "c2" || c2.Delivered != 3 || c2.Lost != 2 {
+		t.Fatalf("per-client counts: %+v %+v", c1, c2)
+	}
+}
