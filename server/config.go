@@ -34,6 +34,8 @@ type Config struct {
 	// APIKey authenticates the server API (/v1/api/...). Default none: the
 	// API answers 401 to every call.
 	APIKey string `yaml:"api_key"`
+	// API limits failed authentications on the server API.
+	API APIConfig `yaml:"api"`
 
 	// MaxConnections caps this node's connections; excess handshakes get
 	// HTTP 503. Default 0 = no cap but the process's open-file limit (less
@@ -105,6 +107,19 @@ type HandshakeConfig struct {
 	Rate float64 `yaml:"rate"`
 	// Burst is the bucket size. Default() sets 50.
 	Burst int `yaml:"burst"`
+}
+
+// APIConfig limits failed authentications (missing or wrong API key) on
+// the server API per client IP (IPv6 by /64); an address over the limit
+// gets HTTP 429 with Retry-After on every API call, even with the right
+// key, until its bucket refills.
+type APIConfig struct {
+	// AuthFailureRate is how many failed authentications per second an
+	// address regains. Default 1; negative turns the limit off.
+	AuthFailureRate float64 `yaml:"auth_failure_rate"`
+	// AuthFailureBurst is how many failures in a row are allowed before
+	// the limit applies. Default 20.
+	AuthFailureBurst int `yaml:"auth_failure_burst"`
 }
 
 // HeartbeatConfig sets liveness checks.
@@ -242,6 +257,8 @@ var DevNamespace = Namespace{
 func (c *Config) applyDefaults() {
 	setDefault(&c.Addr, ":8080")
 	setDefault(&c.Broker, "memory")
+	setDefault(&c.API.AuthFailureRate, 1)
+	setDefault(&c.API.AuthFailureBurst, 20)
 	setDefault(&c.MaxConnectionsPerUser, 5)
 	setDefault(&c.MaxSubscriptions, 1000)
 	setDefault(&c.MaxFrameBytes, 65536)
@@ -290,7 +307,7 @@ func (c *Config) Validate() error {
 		{"max_subscriptions", c.MaxSubscriptions}, {"max_frame_bytes", c.MaxFrameBytes},
 		{"handshake.burst", c.Handshake.Burst}, {"queue.max_messages", c.Queue.MaxMessages},
 		{"queue.max_bytes", c.Queue.MaxBytes}, {"client_publish.burst", c.ClientPublish.Burst},
-		{"client_publish.close_after", c.ClientPublish.CloseAfter},
+		{"client_publish.close_after", c.ClientPublish.CloseAfter}, {"api.auth_failure_burst", c.API.AuthFailureBurst},
 	} {
 		if f.v < 0 {
 			bad(f.name, "%d: must not be negative", f.v)

@@ -95,6 +95,31 @@ func (l *HandshakeLimiter) Allow(ip netip.Addr) (ok bool, retryAfter time.Durati
 	return ok, retryAfter
 }
 
+// Blocked reports, without taking anything, whether ip's bucket is empty
+// and, if so, how long until it holds a token again. Callers that charge
+// only some events (the server API charges failed authentications) ask it
+// first, so that an address over its limit is refused before any work.
+func (l *HandshakeLimiter) Blocked(ip netip.Addr) (blocked bool, retryAfter time.Duration) {
+	if l == nil || l.rate == 0 {
+		return false, 0
+	}
+	now := l.clock()
+	k := limiterKey(ip)
+	s := &l.shards[maphash.Comparable(l.seed, k)%limiterShards]
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	b, found := s.buckets[k]
+	if !found {
+		return false, 0
+	}
+	if t := b.Tokens(now); t < 1 {
+		wait := b.waitFor(1 - t)
+		s.buckets[k] = b // keep the refill
+		return true, wait
+	}
+	return false, 0
+}
+
 // makeRoom frees at least one slot in a shard at its bound. Called with
 // s.mu held.
 func (s *limiterShard) makeRoom(now time.Time, max int) {
