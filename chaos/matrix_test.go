@@ -191,17 +191,11 @@ func runFault(t *testing.T, f fault, m mode) {
 	time.Sleep(m.after)
 	pub.halt()
 
-	// Wait until every client has what it should (a lost message never
-	// comes: the guard bounds the wait).
-	deadline := time.Now().Add(hangGuard)
+	// Wait until every client has what it should. A lost message never
+	// comes: the wait ends when nothing was delivered for stallFor, or at
+	// the hang guard.
+	waitSettled(rec)
 	var rep history.Report
-	for {
-		rep = rec.Check(history.Options{Window: historyWindow})
-		if rep.OK() || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
 	for _, sub := range subs {
 		sub.Close()
 	}
@@ -295,6 +289,27 @@ func writeMatrix(t *testing.T, m mode) {
 	if path := os.Getenv("FERRY_CHAOS_REPORT"); path != "" {
 		if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
 			t.Errorf("FERRY_CHAOS_REPORT: %v", err)
+		}
+	}
+}
+
+// stallFor is how long without a delivery ends the wait for the missing
+// ones (a guard, not an expectation: a healthy run has nothing missing).
+const stallFor = 10 * time.Second
+
+// waitSettled waits until the history checks clean, or no delivery came
+// for stallFor, or hangGuard passed.
+func waitSettled(rec *history.Recorder) {
+	deadline := time.Now().Add(hangGuard)
+	_, last := rec.Counts()
+	lastChange := time.Now()
+	for time.Now().Before(deadline) && time.Since(lastChange) < stallFor {
+		if rec.Check(history.Options{Window: historyWindow}).OK() {
+			return
+		}
+		time.Sleep(200 * time.Millisecond)
+		if _, n := rec.Counts(); n != last {
+			last, lastChange = n, time.Now()
 		}
 	}
 }
