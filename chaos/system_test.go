@@ -88,11 +88,17 @@ func (s *system) clientURL(i int) string { return "http://" + s.toNode[i%len(s.t
 // token mints a connection token for user, valid for an hour.
 func (s *system) token(user string) string {
 	s.t.Helper()
-	tok, err := auth.Mint([]byte(ferrytest.DefaultSecret), user, time.Hour, nil)
+	tok, err := mintFor(user)
 	if err != nil {
 		s.t.Fatal(err)
 	}
 	return tok
+}
+
+// mintFor mints a connection token for user, valid for an hour, signed
+// with the nodes' secret.
+func mintFor(user string) (string, error) {
+	return auth.Mint([]byte(ferrytest.DefaultSecret), user, time.Hour, nil)
 }
 
 // toxic adds a toxic to every proxy of links, in both directions, and
