@@ -143,6 +143,14 @@ type SessionConfig struct {
 	// TTL is how long a session can be resumed after its connection ends.
 	// Default 2m.
 	TTL time.Duration `yaml:"ttl"`
+	// BindNetwork binds an HTTP-fallback session_token to the network it
+	// was issued to (IPv4 /24, IPv6 /48, as logs truncate them; behind
+	// trusted_proxies the forwarded address): a request with the token
+	// from another network gets 401 and the client opens a new session.
+	// A stolen token is then useless elsewhere, but a mobile client that
+	// moves between networks (Wi-Fi to cellular) loses its session and
+	// recovers from history with a new one. Default false.
+	BindNetwork bool `yaml:"bind_network"`
 }
 
 // IdempotencyConfig sets publish deduplication.

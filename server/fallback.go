@@ -146,7 +146,10 @@ func (s *Server) serveOpenSession(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusServiceUnavailable, "cannot issue a stream ticket now: "+err.Error())
 		return
 	}
-	t := fallback.New(mode, func() { s.httpSessions.Delete(sessTok) })
+	if s.cfg.Session.BindNetwork {
+		s.sessionNets.Store(sessTok, s.networkKey(r))
+	}
+	t := fallback.New(mode, func() { s.httpSessions.Delete(sessTok); s.sessionNets.Delete(sessTok) })
 	sess := session.New(s.env, t, session.Handshake{
 		Token:        tok,
 		Claims:       claims,
@@ -198,7 +201,7 @@ func (s *Server) httpSession(w http.ResponseWriter, r *http.Request) (*fallback.
 		return nil, false
 	}
 	last, _ := lastEventID(r) // checked by the callers that use it
-	t, err := s.findHTTPSession(r.Context(), tok, last)
+	t, err := s.findHTTPSession(r.Context(), tok, last, s.networkKey(r))
 	if err != nil {
 		httpSessionError(w, err)
 		return nil, false
@@ -244,7 +247,7 @@ func (s *Server) serveSSE(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	t, err := s.findHTTPSession(r.Context(), strings.TrimPrefix(val, sseTicketPrefix), last)
+	t, err := s.findHTTPSession(r.Context(), strings.TrimPrefix(val, sseTicketPrefix), last, s.networkKey(r))
 	if err != nil {
 		httpSessionError(w, err)
 		return

@@ -36,6 +36,9 @@ type httpSessionRecord struct {
 	SubscribeSet bool     `json:"subscribe_set"`
 	Publish      []string `json:"publish"`
 	PublishSet   bool     `json:"publish_set"`
+	// Network is the networkKey the token is bound to (session.bind_network;
+	// a hash, not an address), "" when unbound.
+	Network string `json:"network,omitempty"`
 }
 
 func httpSessionKey(tok string) string {
@@ -51,6 +54,9 @@ func (s *Server) saveHTTPSession(ctx context.Context, tok string, mode fallback.
 	}
 	id, _ := sess.ResumeInfo()
 	rec := httpSessionRecord{Session: id, Mode: string(mode), User: claims.Subject}
+	if v, ok := s.sessionNets.Load(tok); ok {
+		rec.Network = v.(string)
+	}
 	if !claims.ExpiresAt.IsZero() {
 		rec.Exp = claims.ExpiresAt.Unix()
 	}
@@ -83,12 +89,34 @@ func (r *httpSessionRecord) claims() *auth.Claims {
 // errNoSession: the token names no session anywhere.
 var errNoSession = errors.New("session not found or expired")
 
+// errOtherNetwork: the token is bound to another network
+// (session.bind_network).
+var errOtherNetwork = errors.New("session token used from another network")
+
+// networkKey names the network a request comes from, for
+// session.bind_network: a hash of the client address truncated as in the
+// logs (IPv4 /24, IPv6 /48), so the session store holds no address.
+func (s *Server) networkKey(r *http.Request) string {
+	if !s.cfg.Session.BindNetwork {
+		return ""
+	}
+	sum := sha256.Sum256([]byte(auth.TruncateIP(auth.ClientIP(r, s.proxies))))
+	return hex.EncodeToString(sum[:12])
+}
+
 // findHTTPSession returns the transport of a session token: the local one,
 // or the session adopted from another node.
 //
 // lastSeq is the client's Last-Event-ID (-1 when none): an adopted session
 // resumes after it, and its seq numbers go on from the old node's.
-func (s *Server) findHTTPSession(ctx context.Context, tok string, lastSeq int64) (*fallback.Transport, error) {
+//
+// network is the request's networkKey: a session bound to another network
+// (session.bind_network) is refused with errOtherNetwork, before any
+// adoption.
+func (s *Server) findHTTPSession(ctx context.Context, tok string, lastSeq int64, network string) (*fallback.Transport, error) {
+	if v, ok := s.sessionNets.Load(tok); ok && v.(string) != network {
+		return nil, errOtherNetwork
+	}
 	if v, ok := s.httpSessions.Load(tok); ok {
 		t := v.(*fallback.Transport)
 		code, _, closed := t.Session().CloseCode()
@@ -124,12 +152,18 @@ func (s *Server) findHTTPSession(ctx context.Context, tok string, lastSeq int64)
 	if err := json.Unmarshal(b, &rec); err != nil {
 		return nil, errNoSession
 	}
+	if rec.Network != "" && rec.Network != network {
+		return nil, errOtherNetwork
+	}
 	claims := rec.claims()
 	if !claims.ExpiresAt.IsZero() && !claims.ExpiresAt.After(time.Now()) {
 		return nil, errNoSession
 	}
 	mode := fallback.Mode(rec.Mode)
-	t := fallback.New(mode, func() { s.httpSessions.Delete(tok) })
+	if rec.Network != "" {
+		s.sessionNets.Store(tok, rec.Network)
+	}
+	t := fallback.New(mode, func() { s.httpSessions.Delete(tok); s.sessionNets.Delete(tok) })
 	sess := session.New(s.env, t, session.Handshake{
 		Claims:       claims,
 		Codec:        protocol.JSON,
@@ -160,6 +194,10 @@ func (s *Server) findHTTPSession(ctx context.Context, tok string, lastSeq int64)
 func httpSessionError(w http.ResponseWriter, err error) {
 	if errors.Is(err, errNoSession) {
 		httpError(w, http.StatusNotFound, "session not found or expired: open a new one with POST /v1/sessions (with resume to keep its subscriptions)")
+		return
+	}
+	if errors.Is(err, errOtherNetwork) {
+		httpError(w, http.StatusUnauthorized, "session token used from another network (session.bind_network): open a new session with POST /v1/sessions")
 		return
 	}
 	w.Header().Set("Retry-After", "1")

@@ -5,6 +5,7 @@ import (
 	"crypto/rsa"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"math/big"
 	"net"
@@ -238,5 +239,53 @@ func TestLogsIPFull(t *testing.T) {
 	}
 	if !strings.Contains(body, "full") || !strings.Contains(body, "168h") {
 		t.Fatalf("transparency report does not state full IPs kept 168h: %s", body)
+	}
+}
+
+// TestSessionTokenBoundToNetwork: with session.bind_network a fallback
+// session token works from its own network (IPv6 /48) and gets 401 from
+// another; without it, any network may use it.
+func TestSessionTokenBoundToNetwork(t *testing.T) {
+	for _, bind := range []bool{true, false} {
+		t.Run(fmt.Sprintf("bind=%v", bind), func(t *testing.T) {
+			n := startNode(t, func(c *server.Config) {
+				c.TrustedProxies = []string{"127.0.0.0/8"}
+				c.Session.BindNetwork = bind
+			})
+			open := fmt.Sprintf(`{"type":"connect","id":1,"token":%q}`, token(t, "alice", time.Hour, nil))
+			req, _ := http.NewRequest(http.MethodPost, n.base+"/v1/sessions?transport=poll", strings.NewReader(open))
+			req.Header.Set("X-Forwarded-For", "2001:db8:1:1::5")
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var connected struct {
+				SessionToken string `json:"session_token"`
+			}
+			err = json.NewDecoder(resp.Body).Decode(&connected)
+			resp.Body.Close()
+			if err != nil || connected.SessionToken == "" {
+				t.Fatalf("open session: HTTP %d, %v", resp.StatusCode, err)
+			}
+			poll := func(ip string) (int, string) {
+				h := from(ip, "")
+				h.Set("Ferry-Session", connected.SessionToken)
+				code, _, body := call(t, http.MethodPost, n.base+"/v1/poll?wait=0", h)
+				return code, body
+			}
+			if code, body := poll("2001:db8:1:ffff::9"); code != http.StatusOK {
+				t.Fatalf("poll from the same /48: HTTP %d %s", code, body)
+			}
+			code, body := poll("2001:db8:2::1")
+			if bind && (code != http.StatusUnauthorized || !strings.Contains(body, "another network")) {
+				t.Fatalf("poll from another network with bind_network: HTTP %d %s, want 401", code, body)
+			}
+			if !bind && code != http.StatusOK {
+				t.Fatalf("poll from another network without bind_network: HTTP %d %s, want 200", code, body)
+			}
+			if code, body := poll("2001:db8:1:1::5"); code != http.StatusOK {
+				t.Fatalf("poll from the first address again: HTTP %d %s", code, body)
+			}
+		})
 	}
 }

@@ -62,6 +62,7 @@ type Server struct {
 
 	handler      http.Handler
 	httpSessions sync.Map // session token -> *fallback.Transport
+	sessionNets  sync.Map // session token -> networkKey it is bound to (session.bind_network)
 	anyOrigin    bool     // allowed_origins has "*": CORS without credentials
 	maxConns     int      // the node's connection cap in force (0 = none)
 	adoptLocks   sync.Map // session token -> *sync.Mutex: one adoption at a time
