@@ -70,6 +70,12 @@ func limiterKey(ip netip.Addr) [16]byte {
 	return k
 }
 
+// shardOf returns the shard that holds ip's bucket, and the bucket's key.
+func (l *HandshakeLimiter) shardOf(ip netip.Addr) (*limiterShard, [16]byte) {
+	k := limiterKey(ip)
+	return &l.shards[maphash.Comparable(l.seed, k)%limiterShards], k
+}
+
 // Allow takes a handshake from ip's bucket. When the bucket is empty it
 // returns false and how long until the next handshake would be allowed
 // (for Retry-After; see RetryAfterSeconds). The zero Addr (unknown peer)
@@ -79,8 +85,7 @@ func (l *HandshakeLimiter) Allow(ip netip.Addr) (ok bool, retryAfter time.Durati
 		return true, 0
 	}
 	now := l.clock()
-	k := limiterKey(ip)
-	s := &l.shards[maphash.Comparable(l.seed, k)%limiterShards]
+	s, k := l.shardOf(ip)
 	s.mu.Lock()
 	b, found := s.buckets[k]
 	if !found {
@@ -104,8 +109,7 @@ func (l *HandshakeLimiter) Blocked(ip netip.Addr) (blocked bool, retryAfter time
 		return false, 0
 	}
 	now := l.clock()
-	k := limiterKey(ip)
-	s := &l.shards[maphash.Comparable(l.seed, k)%limiterShards]
+	s, k := l.shardOf(ip)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	b, found := s.buckets[k]
