@@ -47,24 +47,30 @@ const partitionFor = 10 * time.Second
 // streams stay silent (with or without Last-Event-ID).
 const fallbackAfterKill = "an HTTP fallback session adopted from a node killed with SIGKILL is resumed but never delivers again (polls answer [], streams stay silent, no error)"
 
+// fallbackAdopted is the same issue seen under rolling-restart, in some
+// runs only (1 of 3 here, under -race): a session that moved through two
+// draining nodes within half a second is adopted by the restarted first
+// node ("resumed": true) and stays silent from then on.
+const fallbackAdopted = "an HTTP fallback session adopted several times in quick succession (through draining nodes) sometimes never delivers again (polls answer [], streams stay silent, no error)"
+
 // faults is the matrix's fault axis.
 var faults = []fault{
 	{name: "none", inject: func(t *testing.T, s *system, m mode) {}},
 	{name: "latency", inject: func(t *testing.T, s *system, m mode) {
 		// 200 ms +/- 100 ms on every link, both directions.
-		heal := toxic(t, append(append([]*toxiproxy.Proxy{}, s.toRedis...), s.toNode...), "latency", `{"latency":200,"jitter":100}`)
+		heal := toxic(t, s.allLinks(), "latency", `{"latency":200,"jitter":100}`)
 		time.Sleep(faultFor(m))
 		heal()
 	}},
 	{name: "bandwidth", inject: func(t *testing.T, s *system, m mode) {
 		// 16 KB/s per connection and direction.
-		heal := toxic(t, append(append([]*toxiproxy.Proxy{}, s.toRedis...), s.toNode...), "bandwidth", `{"rate":16}`)
+		heal := toxic(t, s.allLinks(), "bandwidth", `{"rate":16}`)
 		time.Sleep(faultFor(m))
 		heal()
 	}},
 	{name: "resets", inject: func(t *testing.T, s *system, m mode) {
 		// Cut every connection of a random link every 300-800 ms.
-		links := append(append([]*toxiproxy.Proxy{}, s.toRedis...), s.toNode...)
+		links := s.allLinks()
 		rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 21))
 		end := time.Now().Add(faultFor(m))
 		for time.Now().Before(end) {
@@ -108,7 +114,10 @@ var faults = []fault{
 		s.failover(t)
 		s.waitReady()
 	}},
-	{name: "rolling-restart", inject: func(t *testing.T, s *system, m mode) {
+	{name: "rolling-restart", knownBroken: map[string]string{
+		"poll": fallbackAdopted,
+		"sse":  fallbackAdopted,
+	}, inject: func(t *testing.T, s *system, m mode) {
 		for _, n := range s.nodes {
 			if err := n.Stop(); err != nil { // SIGTERM: drain
 				t.Errorf("drain %s: %v", n.ID, err)

@@ -141,6 +141,12 @@ func resetLinks(t testing.TB, links []*toxiproxy.Proxy) {
 	}
 }
 
+// allLinks returns every proxy: the nodes' links to Redis, then the
+// clients' links to the nodes.
+func (s *system) allLinks() []*toxiproxy.Proxy {
+	return append(append([]*toxiproxy.Proxy{}, s.toRedis...), s.toNode...)
+}
+
 // runningNodes returns the indexes of the nodes whose process runs.
 func (s *system) runningNodes() []int {
 	var out []int
