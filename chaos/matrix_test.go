@@ -272,9 +272,13 @@ func recordRows(f fault, rep history.Report) []row {
 			r.c.RecoveredFalse += c.RecoveredFalse
 			r.c.Excused += c.Excused
 			r.c.Unjustified += c.Unjustified
+			r.c.Reapplied += c.Reapplied
+		}
+		if r.c.Reapplied > 0 {
+			r.note = fmt.Sprintf("%d deliveries of publishes reapplied after Redis lost its keys", r.c.Reapplied)
 		}
 		if _, known := f.knownBroken[tr]; known && r.bad() {
-			r.note = "known issue"
+			r.note = strings.TrimPrefix(r.note+"; known issue", "; ")
 		}
 		matrix = append(matrix, r)
 	}

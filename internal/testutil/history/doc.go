@@ -17,6 +17,9 @@
 //   - mismatched: a client got a message at a position whose payload is not
 //     what the publish accepted there (an offset handed out twice in one
 //     epoch, as after Redis restored an older snapshot);
+//   - reapplied: a publish retried with the same key after the broker lost
+//     its data (idempotency keys included) lands again in the new epoch;
+//     counted, not a violation (same-epoch copies are duplicates);
 //   - recovered: false gaps, counted, and reported as unjustified when the
 //     epoch did not change and fewer messages were published after the
 //     client's position than the history window holds (recovery should

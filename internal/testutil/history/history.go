@@ -158,6 +158,11 @@ type ChannelReport struct {
 	RecoveredFalse int
 	Excused        int
 	Unjustified    int
+	// Reapplied counts publishes applied again in a later epoch (a retry
+	// with the same key after the broker lost its idempotency keys along
+	// with the stream), and the deliveries of such second copies. They are
+	// not violations: the keys were lost with the data.
+	Reapplied int
 	// Problems describe the first violations, for the test log.
 	Problems []string
 }
@@ -183,8 +188,8 @@ func (r Report) OK() bool {
 func (r Report) String() string {
 	var b strings.Builder
 	line := func(c ChannelReport) {
-		fmt.Fprintf(&b, "%s: published %d, delivered %d, lost %d, duplicated %d, reordered %d, mismatched %d, recovered:false %d (%d messages excused, %d unjustified)\n",
-			c.Channel, c.Published, c.Delivered, c.Lost, c.Duplicated, c.Reordered, c.Mismatched, c.RecoveredFalse, c.Excused, c.Unjustified)
+		fmt.Fprintf(&b, "%s: published %d, delivered %d, lost %d, duplicated %d, reordered %d, mismatched %d, recovered:false %d (%d messages excused, %d unjustified), reapplied after data loss %d\n",
+			c.Channel, c.Published, c.Delivered, c.Lost, c.Duplicated, c.Reordered, c.Mismatched, c.RecoveredFalse, c.Excused, c.Unjustified, c.Reapplied)
 	}
 	line(r.Total)
 	for _, c := range r.Channels {
@@ -251,8 +256,12 @@ func (r *Recorder) Check(o Options) Report {
 		byPos[k] = p
 		kk := p.Channel + "\x00" + p.Key
 		if prev, dup := byKey[kk]; dup && prev != p.Position {
-			c.Duplicated++
-			c.problem("publish %q applied twice: at %v and %v", p.Key, prev, p.Position)
+			if prev.Epoch != p.Epoch {
+				c.Reapplied++
+			} else {
+				c.Duplicated++
+				c.problem("publish %q applied twice: at %v and %v", p.Key, prev, p.Position)
+			}
 		}
 		byKey[kk] = p.Position
 		if epochRank[p.Channel] == nil {
@@ -282,7 +291,10 @@ func (r *Recorder) Check(o Options) Report {
 			c.Duplicated++
 			k.Duplicated++
 			c.problem("%s got %v twice", d.Client, d.Position)
-		} else if prev, ok := gotKeys[s][d.Key]; ok && d.Key != "" {
+		} else if prev, ok := gotKeys[s][d.Key]; ok && d.Key != "" && prev.Epoch != d.Epoch {
+			c.Reapplied++
+			k.Reapplied++
+		} else if ok && d.Key != "" {
 			c.Duplicated++
 			k.Duplicated++
 			c.problem("%s got publish %q twice: at %v and %v", d.Client, d.Key, prev, d.Position)
@@ -406,6 +418,7 @@ func (r *Recorder) Check(o Options) Report {
 		t.RecoveredFalse += c.RecoveredFalse
 		t.Excused += c.Excused
 		t.Unjustified += c.Unjustified
+		t.Reapplied += c.Reapplied
 	}
 	return rep
 }

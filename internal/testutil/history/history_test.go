@@ -77,6 +77,19 @@ func TestCheck(t *testing.T) {
 			about: `publish "a5" applied twice`,
 		},
 		{
+			name: "publish reapplied in a new epoch after data loss",
+			build: func(r *Recorder, all func(string, ...uint64)) {
+				r.Published(Publish{Channel: "ch", Key: "a5", Position: Position{"e2", 1}, Hash: Hash([]byte(`"a5"`))})
+				all("c1")
+				all("c2")
+				for _, c := range []string{"c1", "c2"} {
+					r.Delivered(Delivery{Client: c, Channel: "ch", Position: Position{"e2", 1}, Key: "a5", Hash: Hash([]byte(`"a5"`))})
+				}
+			},
+			ok:   true,
+			want: func(c ChannelReport) bool { return c.Reapplied == 3 && c.Duplicated == 0 && c.Lost == 0 },
+		},
+		{
 			name: "reordered",
 			build: func(r *Recorder, all func(string, ...uint64)) {
 				all("c1")
