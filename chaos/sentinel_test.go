@@ -4,9 +4,9 @@ import (
 	"fmt"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/ferry-io/ferry/internal/testutil/redistest"
+	"github.com/ferry-io/ferry/internal/testutil/wait"
 )
 
 // sentinelMaster is the name the sentinels know the primary by.
@@ -72,11 +72,5 @@ func (s *system) failover(t *testing.T) {
 // waitUntil polls cond until it holds, failing the test after hangGuard.
 func waitUntil(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(hangGuard)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("never happened within %v: %s", hangGuard, what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	wait.Within(t, hangGuard, what, cond)
 }

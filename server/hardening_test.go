@@ -113,8 +113,9 @@ func TestHandshakeLimitPerIPv6Slash64(t *testing.T) {
 	if limited("2001:db8:1:3::a") {
 		t.Fatal("the next /64 was limited")
 	}
-	if limited("198.51.100.1") || limited("198.51.100.1") || !limited("198.51.100.1") {
-		t.Fatal("IPv4: want two handshakes, then 429")
+	first, second, third := limited("198.51.100.1"), limited("198.51.100.1"), limited("198.51.100.1")
+	if first || second || !third {
+		t.Fatalf("IPv4: want two handshakes, then 429 (limited: %v, %v, %v)", first, second, third)
 	}
 	if limited("198.51.100.2") {
 		t.Fatal("the next IPv4 address was limited")
