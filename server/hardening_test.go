@@ -16,6 +16,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/ferry-io/ferry/internal/testutil/redistest"
 	"github.com/ferry-io/ferry/server"
 )
 
@@ -288,5 +289,52 @@ func TestSessionTokenBoundToNetwork(t *testing.T) {
 				t.Fatalf("poll from the first address again: HTTP %d %s", code, body)
 			}
 		})
+	}
+}
+
+// TestSessionTokenBoundToNetworkAcrossNodes: the binding travels with the
+// session's record, so a node that would adopt the session refuses the
+// token from another network before adopting it, adopts it from the
+// token's own network, and keeps refusing other networks after that.
+func TestSessionTokenBoundToNetworkAcrossNodes(t *testing.T) {
+	rs := redistest.Start(t)
+	shared := func(id string) func(*server.Config) {
+		return func(c *server.Config) {
+			c.Broker = rs.URL()
+			c.NodeID = id
+			c.TrustedProxies = []string{"127.0.0.0/8"}
+			c.Session.BindNetwork = true
+		}
+	}
+	a, b := startNode(t, shared("a")), startNode(t, shared("b"))
+	open := fmt.Sprintf(`{"type":"connect","id":1,"token":%q}`, token(t, "alice", time.Hour, nil))
+	req, _ := http.NewRequest(http.MethodPost, a.base+"/v1/sessions?transport=poll", strings.NewReader(open))
+	req.Header.Set("X-Forwarded-For", "2001:db8:1:1::5")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var connected struct {
+		SessionToken string `json:"session_token"`
+	}
+	err = json.NewDecoder(resp.Body).Decode(&connected)
+	resp.Body.Close()
+	if err != nil || connected.SessionToken == "" {
+		t.Fatalf("open session: HTTP %d, %v", resp.StatusCode, err)
+	}
+	poll := func(n *node, ip string) (int, string) {
+		h := from(ip, "")
+		h.Set("Ferry-Session", connected.SessionToken)
+		code, _, body := call(t, http.MethodPost, n.base+"/v1/poll?wait=0", h)
+		return code, body
+	}
+	if code, body := poll(b, "2001:db8:2::1"); code != http.StatusUnauthorized || !strings.Contains(body, "another network") {
+		t.Fatalf("poll on the other node from another network: HTTP %d %s, want 401", code, body)
+	}
+	if code, body := poll(b, "2001:db8:1:ffff::9"); code != http.StatusOK {
+		t.Fatalf("poll on the other node from the same /48 (adoption): HTTP %d %s", code, body)
+	}
+	if code, body := poll(b, "2001:db8:2::1"); code != http.StatusUnauthorized {
+		t.Fatalf("poll on the adopting node from another network after the adoption: HTTP %d %s, want 401", code, body)
 	}
 }
