@@ -4,9 +4,9 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ferry-io/ferry/internal/testutil/redistest"
-	"github.com/ferry-io/ferry/internal/testutil/wait"
 )
 
 // sentinelMaster is the name the sentinels know the primary by.
@@ -70,7 +70,18 @@ func (s *system) failover(t *testing.T) {
 }
 
 // waitUntil polls cond until it holds, failing the test after hangGuard.
+// It keeps its own 50 ms loop rather than internal/testutil/wait, which
+// polls every millisecond: each cond here dials Redis or a sentinel anew
+// (redistest's Do) or makes a TLS handshake, and a minute of that at up to
+// a thousand dials a second would leave more sockets in TIME_WAIT than
+// there are ephemeral ports (28k here).
 func waitUntil(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	wait.Within(t, hangGuard, what, cond)
+	deadline := time.Now().Add(hangGuard)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("never happened within %v: %s", hangGuard, what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
