@@ -38,6 +38,8 @@ type Config struct {
 	// APIKey authenticates the server API (/v1/api/...). Default none: the
 	// API answers 401 to every call.
 	APIKey string `yaml:"api_key"`
+	// API limits failed authentications on the server API.
+	API APIConfig `yaml:"api"`
 
 	// MaxConnections caps this node's connections; excess handshakes get
 	// HTTP 503. Default 0 = no cap but the process's open-file limit (less
@@ -112,6 +114,19 @@ type HandshakeConfig struct {
 	Burst int `yaml:"burst"`
 }
 
+// APIConfig limits failed authentications (missing or wrong API key) on
+// the server API per client IP (IPv6 by /64); an address over the limit
+// gets HTTP 429 with Retry-After on every API call, even with the right
+// key, until its bucket refills.
+type APIConfig struct {
+	// AuthFailureRate is how many failed authentications per second an
+	// address regains. Default 1; negative turns the limit off.
+	AuthFailureRate float64 `yaml:"auth_failure_rate"`
+	// AuthFailureBurst is how many failures in a row are allowed before
+	// the limit applies. Default 20.
+	AuthFailureBurst int `yaml:"auth_failure_burst"`
+}
+
 // HeartbeatConfig sets liveness checks.
 type HeartbeatConfig struct {
 	// Interval between server pings. Default 25s.
@@ -133,6 +148,14 @@ type SessionConfig struct {
 	// TTL is how long a session can be resumed after its connection ends.
 	// Default 2m.
 	TTL time.Duration `yaml:"ttl"`
+	// BindNetwork binds an HTTP-fallback session_token to the network it
+	// was issued to (IPv4 /24, IPv6 /48, as logs truncate them; behind
+	// trusted_proxies the forwarded address): a request with the token
+	// from another network gets 401 and the client opens a new session.
+	// A stolen token is then useless elsewhere, but a mobile client that
+	// moves between networks (Wi-Fi to cellular) loses its session and
+	// recovers from history with a new one. Default false.
+	BindNetwork bool `yaml:"bind_network"`
 }
 
 // IdempotencyConfig sets publish deduplication.
@@ -254,6 +277,8 @@ func (c Config) WithDefaults() Config {
 func (c *Config) applyDefaults() {
 	setDefault(&c.Addr, ":8080")
 	setDefault(&c.Broker, "memory")
+	setDefault(&c.API.AuthFailureRate, 1)
+	setDefault(&c.API.AuthFailureBurst, 20)
 	setDefault(&c.MaxConnectionsPerUser, 5)
 	setDefault(&c.MaxSubscriptions, 1000)
 	setDefault(&c.MaxFrameBytes, 65536)
@@ -316,7 +341,7 @@ func (c *Config) Validate() error {
 		{"max_subscriptions", c.MaxSubscriptions}, {"max_frame_bytes", c.MaxFrameBytes},
 		{"handshake.burst", c.Handshake.Burst}, {"queue.max_messages", c.Queue.MaxMessages},
 		{"queue.max_bytes", c.Queue.MaxBytes}, {"client_publish.burst", c.ClientPublish.Burst},
-		{"client_publish.close_after", c.ClientPublish.CloseAfter},
+		{"client_publish.close_after", c.ClientPublish.CloseAfter}, {"api.auth_failure_burst", c.API.AuthFailureBurst},
 	} {
 		if f.v < 0 {
 			bad(f.name, "%d: must not be negative", f.v)

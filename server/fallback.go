@@ -3,7 +3,9 @@ package server
 import (
 	"bytes"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"io"
@@ -154,7 +156,7 @@ func (s *Server) serveOpenSession(w http.ResponseWriter, r *http.Request) {
 		SessionToken: sessTok,
 		StreamTicket: ticket,
 		ResumeSeq:    -1,
-	})
+	}, s.networkKey(r))
 	defer func() {
 		if sess.Connected() {
 			s.httpSessions.Save(r.Context(), sessTok, mode, sess, sessClaims(sess, claims))
@@ -195,7 +197,7 @@ func (s *Server) httpSession(w http.ResponseWriter, r *http.Request) (*fallback.
 		return nil, false
 	}
 	last, _ := lastEventID(r) // checked by the callers that use it
-	t, err := s.httpSessions.Find(r.Context(), tok, last)
+	t, err := s.httpSessions.Find(r.Context(), tok, last, s.networkKey(r))
 	if err != nil {
 		httpSessionError(w, err)
 		return nil, false
@@ -241,7 +243,7 @@ func (s *Server) serveSSE(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	t, err := s.httpSessions.Find(r.Context(), strings.TrimPrefix(val, sseTicketPrefix), last)
+	t, err := s.httpSessions.Find(r.Context(), strings.TrimPrefix(val, sseTicketPrefix), last, s.networkKey(r))
 	if err != nil {
 		httpSessionError(w, err)
 		return
@@ -351,6 +353,22 @@ func httpSessionError(w http.ResponseWriter, err error) {
 		httpError(w, http.StatusNotFound, "session not found or expired: open a new one with POST /v1/sessions (with resume to keep its subscriptions)")
 		return
 	}
+	if errors.Is(err, fallback.ErrOtherNetwork) {
+		httpError(w, http.StatusUnauthorized, "session token used from another network (session.bind_network): open a new session with POST /v1/sessions")
+		return
+	}
 	w.Header().Set("Retry-After", "1")
 	httpError(w, http.StatusServiceUnavailable, "session store unavailable: "+err.Error())
+}
+
+// networkKey names the network a request comes from, for
+// session.bind_network: a hash of the client address truncated as in the
+// logs (IPv4 /24, IPv6 /48), so the session store holds no address. ""
+// when session.bind_network is off.
+func (s *Server) networkKey(r *http.Request) string {
+	if !s.cfg.Session.BindNetwork {
+		return ""
+	}
+	sum := sha256.Sum256([]byte(auth.TruncateIP(auth.ClientIP(r, s.proxies))))
+	return hex.EncodeToString(sum[:12])
 }

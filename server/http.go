@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -29,7 +30,13 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /readyz", s.serveReady)
 	mux.Handle("GET /metrics", s.metrics.Handler())
 	mux.HandleFunc("GET /v1/transparency", s.serveTransparency)
-	mux.Handle("/v1/api/", api.New(apiBackend{s}, s.cfg.APIKey, s.log))
+	mux.Handle("/v1/api/", api.NewWithOptions(apiBackend{s}, api.Options{
+		APIKey:           s.cfg.APIKey,
+		Logger:           s.log,
+		AuthFailureRate:  s.cfg.API.AuthFailureRate,
+		AuthFailureBurst: s.cfg.API.AuthFailureBurst,
+		ClientIP:         func(r *http.Request) netip.Addr { return auth.ClientIP(r, s.proxies) },
+	}))
 	s.fallbackRoutes(mux)
 	if s.cfg.Dev {
 		mux.HandleFunc("GET /v1/debug/echo", s.serveEcho)

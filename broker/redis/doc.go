@@ -22,6 +22,18 @@
 // publish starts again at offset 1 in a new epoch, and a client resuming
 // with the old epoch is told its history is incomplete.
 //
+// The stream state also records the run id of the Redis process that wrote
+// it last. Redis persists asynchronously (RDB snapshots; an AOF fsynced
+// every second), and a replica promoted by a failover lags its primary, so
+// a restarted or promoted Redis may hold a stream that is behind: the
+// offsets after the restored one were already handed out. The first
+// publish on such a stream (the run id differs) therefore starts it over
+// in a new epoch, like a lost one, instead of reusing those offsets in the
+// same epoch. The history stays readable until that publish. The price: a
+// Redis restart or failover starts every channel over even when nothing
+// was lost, and clients resuming across it get recovered: false. Reading
+// the run id costs one INFO server inside the publish script.
+//
 // # Subscribing
 //
 // Each node keeps one pub/sub connection per Redis server and subscribes it

@@ -99,8 +99,10 @@ func TestRedisKilledAndRestartedEmpty(t *testing.T) {
 	}
 }
 
-// TestRedisRestartedWithData: a restart that keeps the data keeps the
-// stream, and the subscriptions come back.
+// TestRedisRestartedWithData: after a restart that keeps the data the
+// history is readable as it was, the first publish starts the stream over
+// in a new epoch (the restarted process cannot prove nothing was lost
+// after its snapshot), and the subscriptions come back.
 func TestRedisRestartedWithData(t *testing.T) {
 	srv := redistest.Start(t)
 	b, rec := startBroker(t, fastReconnect(srv.URL(), "n1"))
@@ -115,13 +117,23 @@ func TestRedisRestartedWithData(t *testing.T) {
 
 	srv.Restart(false)
 	waitFor(t, "Ping to succeed after the restart", func() bool { return b.Ping(ctx) == nil })
+	h, err := b.History(ctx, "a", broker.HistoryQuery{Since: &broker.Position{Epoch: first.Epoch}})
+	if err != nil {
+		t.Fatalf("History: %v", err)
+	}
+	if !h.Complete || h.Epoch != first.Epoch || h.Offset != 1 || len(h.Messages) != 1 {
+		t.Fatalf("History after a restart with data = %+v, want the saved message in epoch %q", h, first.Epoch)
+	}
 	second := publish(t, b, "a", `{}`, keep)
-	if second.Offset != 2 || second.Epoch != first.Epoch {
-		t.Fatalf("publish after a restart with data = %+v, want offset 2 in epoch %q", second, first.Epoch)
+	if second.Offset != 1 || second.Epoch == first.Epoch {
+		t.Fatalf("publish after a restart with data = %+v, want offset 1 in a new epoch (old %q)", second, first.Epoch)
+	}
+	if third := publish(t, b, "a", `{}`, keep); third.Offset != 2 || third.Epoch != second.Epoch {
+		t.Fatalf("second publish after the restart = %+v, want offset 2 in epoch %q", third, second.Epoch)
 	}
 	publish(t, b, "b", `{}`, keep)
 	waitFor(t, "deliveries on both channels", func() bool {
-		return len(rec.received("a")) == 2 && len(rec.received("b")) == 1
+		return len(rec.received("a")) == 3 && len(rec.received("b")) == 1
 	})
 	// Control messages come back too.
 	if err := b.PublishControl(ctx, broker.Control{Node: b.NodeID(), Kind: broker.ControlEvict, Conn: "c1"}); err != nil {
@@ -132,6 +144,47 @@ func TestRedisRestartedWithData(t *testing.T) {
 		defer rec.mu.Unlock()
 		return len(rec.controls) == 1
 	})
+}
+
+// TestRedisRestoredFromOlderSnapshot: Redis is killed after accepting
+// publishes its last snapshot does not hold, and comes back with that
+// snapshot. The offsets after the snapshot were handed out already; the
+// stream must not hand them out again in the same epoch.
+func TestRedisRestoredFromOlderSnapshot(t *testing.T) {
+	srv := redistest.Start(t)
+	b, rec := startBroker(t, fastReconnect(srv.URL(), "n1"))
+	ctx := context.Background()
+	if err := b.Subscribe(ctx, "a"); err != nil {
+		t.Fatalf("Subscribe: %v", err)
+	}
+	first := publish(t, b, "a", `{"n":1}`, keep)
+	publish(t, b, "a", `{"n":2}`, keep)
+	if _, err := srv.Do("SAVE"); err != nil {
+		t.Fatalf("SAVE: %v", err)
+	}
+	publish(t, b, "a", `{"n":3}`, keep)
+	lost := publish(t, b, "a", `{"n":4}`, keep)
+	waitFor(t, "four deliveries", func() bool { return len(rec.received("a")) == 4 })
+
+	srv.Kill()
+	srv.Restart(false) // back with the snapshot: offsets 1 and 2
+	waitFor(t, "Ping to succeed after the restart", func() bool { return b.Ping(ctx) == nil })
+
+	again := publish(t, b, "a", `{"n":5}`, keep)
+	if again.Epoch == first.Epoch {
+		t.Fatalf("publish after the restore = %+v: offset %d reused in epoch %q (offset %d was handed out before the crash)",
+			again, again.Offset, again.Epoch, lost.Offset)
+	}
+	if again.Offset != 1 {
+		t.Fatalf("publish after the restore = %+v, want offset 1 of a new stream", again)
+	}
+	h, err := b.History(ctx, "a", broker.HistoryQuery{Since: &broker.Position{Offset: lost.Offset, Epoch: lost.Epoch}})
+	if err != nil {
+		t.Fatalf("History: %v", err)
+	}
+	if h.Complete || h.Epoch != again.Epoch {
+		t.Fatalf("History since the lost position = %+v, want incomplete in epoch %q", h, again.Epoch)
+	}
 }
 
 // TestRedisHung: a server that accepts connections but answers nothing

@@ -44,7 +44,8 @@ end
 // (field x keeps a lower bound of the oldest message's time).
 //
 // KEYS[1] stream state (hash: o offset, e epoch, t history TTL ms, s
-// history size, x lower bound of the oldest retained message's time)
+// history size, x lower bound of the oldest retained message's time, r run
+// id of the Redis process that wrote the stream last)
 // KEYS[2] history (list, oldest first)
 // KEYS[3] idempotency key (optional)
 // ARGV[1] body
@@ -68,23 +69,33 @@ local now = nowms()
 local size = tonumber(ARGV[2])
 local ttl = tonumber(ARGV[3])
 
-local state = redis.call('HMGET', KEYS[1], 'e', 't', 's', 'x')
+local state = redis.call('HMGET', KEYS[1], 'e', 't', 's', 'x', 'r')
 local epoch = state[1]
 local prevttl = tonumber(state[2]) or 0
 local prevsize = tonumber(state[3]) or 0
 local x = tonumber(state[4])
+-- The run id changes with every start of the Redis process (and on a
+-- failover to a replica). A stream last written by another process may
+-- have been restored from an older snapshot or a lagging replica: the
+-- offsets after the restored one may already have been handed out, so the
+-- stream starts over rather than reuse them in the same epoch. A stream
+-- without a run id (written before Ferry recorded it) is adopted.
+local runid = string.match(redis.call('INFO', 'server'), 'run_id:(%x+)') or ''
+if epoch and state[5] and state[5] ~= runid then epoch = nil end
 local fields = {}
 local offset
 if epoch then
   offset = redis.call('HINCRBY', KEYS[1], 'o', 1)
+  if state[5] ~= runid then fields = {'r', runid} end
 else
-  -- A new stream (or one whose state was lost): a new epoch, and no
-  -- history from an earlier stream.
+  -- A new stream (or one whose state was lost or may be stale): a new
+  -- epoch, and no history from an earlier stream.
   epoch = ARGV[6]
   offset = 1
+  if state[1] then redis.call('DEL', KEYS[1]) end
   redis.call('DEL', KEYS[2])
   prevttl, prevsize, x = -1, -1, nil
-  fields = {'e', epoch, 'o', 1}
+  fields = {'e', epoch, 'o', 1, 'r', runid}
 end
 local oldx = x
 

@@ -18,7 +18,8 @@ import (
 //
 // The stream starts with a new random epoch when its state does not exist
 // in Redis: on the first publish, after StreamTTL of silence, and after
-// Redis lost its data. Channel, Offset, Epoch and Time of p are set by the
+// Redis lost its data; and when another Redis process wrote it last (Redis
+// restarted or failed over, and may have come back with an older copy). Channel, Offset, Epoch and Time of p are set by the
 // broker (Time from Redis' clock).
 //
 // When Redis cannot be reached or does not answer within Config.Timeout,

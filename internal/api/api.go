@@ -2,6 +2,8 @@
 // ends call: publish, broadcast, disconnect, presence, history and stats.
 // Every call needs "Authorization: Bearer <api key>", compared in constant
 // time. JSON in, JSON out; errors as {"error": {"code", "reason"}}.
+// Failed authentications are limited per client address (Options): an
+// address that sent too many wrong keys gets 429 with Retry-After.
 package api
 
 import (
@@ -14,10 +16,13 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/ferry-io/ferry/broker"
+	"github.com/ferry-io/ferry/internal/auth"
 	"github.com/ferry-io/ferry/internal/node"
 	"github.com/ferry-io/ferry/protocol"
 )
@@ -77,17 +82,79 @@ type Backend interface {
 	APIStats(ctx context.Context) (any, error)
 }
 
-type handler struct {
-	b      Backend
-	keySum [32]byte
-	hasKey bool
-	log    *slog.Logger
-	mux    *http.ServeMux
+// Defaults of Options.
+const (
+	// DefaultAuthFailureRate is how many failed authentications per second
+	// an address regains.
+	DefaultAuthFailureRate = 1.0
+	// DefaultAuthFailureBurst is how many failed authentications in a row
+	// an address may make before it is refused.
+	DefaultAuthFailureBurst = 20
+)
+
+// Options configure the API handler. The zero value of every field means
+// its documented default.
+type Options struct {
+	// APIKey is the key every call must present (Authorization: Bearer).
+	// Default "": every call gets 401.
+	APIKey string
+	// Logger receives the handler's logs. Default: discarded.
+	Logger *slog.Logger
+	// AuthFailureRate and AuthFailureBurst limit failed authentications
+	// (a missing or wrong API key) per client address, IPv6 by /64, with a
+	// token bucket: each failure takes a token, the bucket holds
+	// AuthFailureBurst and regains AuthFailureRate per second. While an
+	// address's bucket is empty, every call from it gets 429 with
+	// Retry-After, even with the right key, before the key is looked at,
+	// so guessing the key goes no faster than the rate. Calls with the
+	// right key from an address in good standing take nothing. Defaults
+	// DefaultAuthFailureRate and DefaultAuthFailureBurst; a negative rate
+	// turns the limit off.
+	AuthFailureRate  float64
+	AuthFailureBurst int
+	// ClientIP returns the address a request comes from (the server passes
+	// auth.ClientIP with its trusted proxies). Default: the TCP peer.
+	ClientIP func(*http.Request) netip.Addr
+	// Clock is the limiter's time source. Default time.Now.
+	Clock func() time.Time
 }
 
-// New returns the API handler. With an empty apiKey every call gets 401.
+type handler struct {
+	b        Backend
+	keySum   [32]byte
+	hasKey   bool
+	log      *slog.Logger
+	mux      *http.ServeMux
+	failures *auth.HandshakeLimiter // failed authentications per address; nil: no limit
+	clientIP func(*http.Request) netip.Addr
+}
+
+// New returns the API handler with the default Options but the key and
+// the logger. With an empty apiKey every call gets 401.
 func New(b Backend, apiKey string, log *slog.Logger) http.Handler {
-	h := &handler{b: b, log: log, hasKey: apiKey != "", keySum: sha256.Sum256([]byte(apiKey))}
+	return NewWithOptions(b, Options{APIKey: apiKey, Logger: log})
+}
+
+// NewWithOptions returns the API handler configured by o.
+func NewWithOptions(b Backend, o Options) http.Handler {
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	h := &handler{b: b, log: log, hasKey: o.APIKey != "", keySum: sha256.Sum256([]byte(o.APIKey)), clientIP: o.ClientIP}
+	if h.clientIP == nil {
+		h.clientIP = func(r *http.Request) netip.Addr { return auth.ClientIP(r, nil) }
+	}
+	if o.AuthFailureRate >= 0 {
+		rate, burst := o.AuthFailureRate, o.AuthFailureBurst
+		if rate == 0 {
+			rate = DefaultAuthFailureRate
+		}
+		if burst <= 0 {
+			burst = DefaultAuthFailureBurst
+		}
+		h.failures = auth.NewHandshakeLimiter(rate, burst, o.Clock)
+	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/api/publish", h.publish)
 	mux.HandleFunc("POST /v1/api/broadcast", h.broadcast)
@@ -103,12 +170,37 @@ func New(b Backend, apiKey string, log *slog.Logger) http.Handler {
 }
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	var ip netip.Addr
+	if h.failures != nil {
+		ip = h.clientIP(r)
+		// Refused before the key is compared: an address over its limit
+		// learns nothing about the key it sent.
+		if blocked, wait := h.failures.Blocked(ip); blocked {
+			tooManyFailures(w, wait)
+			return
+		}
+	}
 	if !h.authorized(r) {
+		if h.failures != nil {
+			h.failures.Allow(ip)
+			h.log.Warn("server API: authentication failed", "client_ip", auth.TruncateIP(ip), "path", r.URL.Path)
+		}
 		w.Header().Set("WWW-Authenticate", `Bearer realm="ferry-api"`)
 		writeError(w, protocol.Errorf(protocol.CodeUnauthorized, "missing or wrong API key: send Authorization: Bearer <api key>"))
 		return
 	}
 	h.mux.ServeHTTP(w, r)
+}
+
+// tooManyFailures answers a call from an address that failed to
+// authenticate too often: 429 with the wait in Retry-After.
+func tooManyFailures(w http.ResponseWriter, wait time.Duration) {
+	secs := auth.RetryAfterSeconds(wait)
+	w.Header().Set("Retry-After", strconv.Itoa(secs))
+	writeJSON(w, http.StatusTooManyRequests, map[string]any{"error": map[string]any{
+		"code":   http.StatusTooManyRequests,
+		"reason": fmt.Sprintf("too many failed API authentications from this address; retry after %d s", secs),
+	}})
 }
 
 // authorized compares the presented key with the configured one in

@@ -70,6 +70,12 @@ func limiterKey(ip netip.Addr) [16]byte {
 	return k
 }
 
+// shardOf returns the shard that holds ip's bucket, and the bucket's key.
+func (l *HandshakeLimiter) shardOf(ip netip.Addr) (*limiterShard, [16]byte) {
+	k := limiterKey(ip)
+	return &l.shards[maphash.Comparable(l.seed, k)%limiterShards], k
+}
+
 // Allow takes a handshake from ip's bucket. When the bucket is empty it
 // returns false and how long until the next handshake would be allowed
 // (for Retry-After; see RetryAfterSeconds). The zero Addr (unknown peer)
@@ -79,8 +85,7 @@ func (l *HandshakeLimiter) Allow(ip netip.Addr) (ok bool, retryAfter time.Durati
 		return true, 0
 	}
 	now := l.clock()
-	k := limiterKey(ip)
-	s := &l.shards[maphash.Comparable(l.seed, k)%limiterShards]
+	s, k := l.shardOf(ip)
 	s.mu.Lock()
 	b, found := s.buckets[k]
 	if !found {
@@ -93,6 +98,30 @@ func (l *HandshakeLimiter) Allow(ip netip.Addr) (ok bool, retryAfter time.Durati
 	s.buckets[k] = b
 	s.mu.Unlock()
 	return ok, retryAfter
+}
+
+// Blocked reports, without taking anything, whether ip's bucket is empty
+// and, if so, how long until it holds a token again. Callers that charge
+// only some events (the server API charges failed authentications) ask it
+// first, so that an address over its limit is refused before any work.
+func (l *HandshakeLimiter) Blocked(ip netip.Addr) (blocked bool, retryAfter time.Duration) {
+	if l == nil || l.rate == 0 {
+		return false, 0
+	}
+	now := l.clock()
+	s, k := l.shardOf(ip)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	b, found := s.buckets[k]
+	if !found {
+		return false, 0
+	}
+	if t := b.Tokens(now); t < 1 {
+		wait := b.waitFor(1 - t)
+		s.buckets[k] = b // keep the refill
+		return true, wait
+	}
+	return false, 0
 }
 
 // makeRoom frees at least one slot in a shard at its bound. Called with

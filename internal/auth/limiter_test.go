@@ -258,3 +258,36 @@ func BenchmarkHandshakeLimiterAllowParallel(b *testing.B) {
 		}
 	})
 }
+
+func TestHandshakeLimiterBlocked(t *testing.T) {
+	clock := newFakeClock(t0)
+	l := NewHandshakeLimiter(2, 3, clock.Now)
+	a := netip.MustParseAddr("2001:db8:5:6::1")
+	if blocked, _ := l.Blocked(a); blocked {
+		t.Fatal("an unknown address is blocked")
+	}
+	for range 3 {
+		if blocked, _ := l.Blocked(a); blocked {
+			t.Fatal("blocked before the bucket was empty")
+		}
+		l.Allow(a)
+	}
+	blocked, wait := l.Blocked(a)
+	if !blocked || wait != 500*time.Millisecond {
+		t.Fatalf("Blocked = %v, %v; want true, 500ms", blocked, wait)
+	}
+	// Asking takes nothing, and another host of the same /64 is blocked.
+	if blocked, _ := l.Blocked(netip.MustParseAddr("2001:db8:5:6::2")); !blocked {
+		t.Fatal("another address of the /64 is not blocked")
+	}
+	if blocked, _ := l.Blocked(netip.MustParseAddr("2001:db8:5:7::1")); blocked {
+		t.Fatal("another /64 is blocked")
+	}
+	clock.Advance(500 * time.Millisecond)
+	if blocked, _ := l.Blocked(a); blocked {
+		t.Fatal("still blocked after the refill")
+	}
+	if blocked, _ := NewHandshakeLimiter(0, 1, clock.Now).Blocked(a); blocked {
+		t.Fatal("a limiter that is off blocks")
+	}
+}

@@ -38,6 +38,7 @@ type Sessions struct {
 	log          *slog.Logger
 
 	byToken    sync.Map // session token -> *Transport (sync.Map's own lock)
+	nets       sync.Map // session token -> network key it is bound to (session.bind_network)
 	adoptLocks sync.Map // session token -> *sync.Mutex: one adoption at a time
 }
 
@@ -72,8 +73,17 @@ func NewSessions(cfg SessionsConfig) *Sessions {
 // Open starts a session on a new transport in mode under session token
 // tok, and holds it until it ends. The caller binds nothing: the
 // transport and the session know each other when Open returns.
-func (ss *Sessions) Open(tok string, mode Mode, hs session.Handshake) (*Transport, *session.Session) {
-	t := New(mode, func() { ss.byToken.Delete(tok) })
+//
+// network is the key of the network the token is bound to
+// (session.bind_network; the caller's hash of the client's network, not an
+// address), "" for a token usable from anywhere. Find refuses a bound
+// token from another network with ErrOtherNetwork, on this node and, through
+// the record, on any node that would adopt it.
+func (ss *Sessions) Open(tok string, mode Mode, hs session.Handshake, network string) (*Transport, *session.Session) {
+	if network != "" {
+		ss.nets.Store(tok, network)
+	}
+	t := New(mode, func() { ss.byToken.Delete(tok); ss.nets.Delete(tok) })
 	sess := session.New(ss.env, t, hs)
 	t.Bind(sess)
 	ss.byToken.Store(tok, t)
@@ -90,6 +100,9 @@ type httpSessionRecord struct {
 	SubscribeSet bool     `json:"subscribe_set"`
 	Publish      []string `json:"publish"`
 	PublishSet   bool     `json:"publish_set"`
+	// Network is the network key the token is bound to
+	// (session.bind_network; a hash, not an address), "" when unbound.
+	Network string `json:"network,omitempty"`
 }
 
 func httpSessionKey(tok string) string {
@@ -105,6 +118,9 @@ func (ss *Sessions) Save(ctx context.Context, tok string, mode Mode, sess *sessi
 	}
 	id, _ := sess.ResumeInfo()
 	rec := httpSessionRecord{Session: id, Mode: string(mode), User: claims.Subject}
+	if v, ok := ss.nets.Load(tok); ok {
+		rec.Network = v.(string)
+	}
 	if !claims.ExpiresAt.IsZero() {
 		rec.Exp = claims.ExpiresAt.Unix()
 	}
@@ -136,12 +152,23 @@ func (r *httpSessionRecord) claims() *auth.Claims {
 // ErrNoSession: the token names no session anywhere.
 var ErrNoSession = errors.New("session not found or expired")
 
+// ErrOtherNetwork: the token is bound to another network
+// (session.bind_network).
+var ErrOtherNetwork = errors.New("session token used from another network")
+
 // Find returns the transport of a session token: the local one,
 // or the session adopted from another node.
 //
 // lastSeq is the client's Last-Event-ID (-1 when none): an adopted session
 // resumes after it, and its seq numbers go on from the old node's.
-func (ss *Sessions) Find(ctx context.Context, tok string, lastSeq int64) (*Transport, error) {
+//
+// network is the request's network key (as passed to Open; "" when the
+// server does not bind tokens): a session bound to another network is
+// refused with ErrOtherNetwork, before any adoption.
+func (ss *Sessions) Find(ctx context.Context, tok string, lastSeq int64, network string) (*Transport, error) {
+	if v, ok := ss.nets.Load(tok); ok && v.(string) != network {
+		return nil, ErrOtherNetwork
+	}
 	if v, ok := ss.byToken.Load(tok); ok {
 		t := v.(*Transport)
 		code, _, closed := t.Session().CloseCode()
@@ -159,6 +186,9 @@ func (ss *Sessions) Find(ctx context.Context, tok string, lastSeq int64) (*Trans
 	mu.(*sync.Mutex).Lock()
 	defer mu.(*sync.Mutex).Unlock()
 	defer ss.adoptLocks.Delete(tok)
+	if v, ok := ss.nets.Load(tok); ok && v.(string) != network { // bound meanwhile (adopted)
+		return nil, ErrOtherNetwork
+	}
 	if v, ok := ss.byToken.Load(tok); ok { // adopted meanwhile
 		return v.(*Transport), nil
 	}
@@ -176,12 +206,18 @@ func (ss *Sessions) Find(ctx context.Context, tok string, lastSeq int64) (*Trans
 	if err := json.Unmarshal(b, &rec); err != nil {
 		return nil, ErrNoSession
 	}
+	if rec.Network != "" && rec.Network != network {
+		return nil, ErrOtherNetwork
+	}
 	claims := rec.claims()
 	if !claims.ExpiresAt.IsZero() && !claims.ExpiresAt.After(time.Now()) {
 		return nil, ErrNoSession
 	}
 	mode := Mode(rec.Mode)
-	t := New(mode, func() { ss.byToken.Delete(tok) })
+	if rec.Network != "" {
+		ss.nets.Store(tok, rec.Network)
+	}
+	t := New(mode, func() { ss.byToken.Delete(tok); ss.nets.Delete(tok) })
 	sess, err := session.Adopt(ss.env, t, session.Adoption{
 		Session:      rec.Session,
 		Claims:       claims,
