@@ -4,7 +4,8 @@
 # cutting proxy), browser tests in Debian's Chromium behind Debian's nginx;
 # then checks that the committed playground (web/playground.html) is what
 # scripts/build-web.sh builds. Installs Node, chromium and nginx from
-# Debian when missing.
+# Debian when missing. Also checks that clients/js/src/gen is what
+# clients/js/scripts/gen-proto.sh makes of protocol/ferry/v1/ferry.proto.
 #
 # CHAOS_SECONDS sets the chaos run's length (default 30; CI passes less).
 set -euo pipefail
@@ -31,6 +32,20 @@ export FERRY_BIN="$bin/ferry"
 cd clients/js
 echo "== npm ci"
 npm ci --no-audit --no-fund
+echo "== the committed protobuf code is what ferry.proto generates"
+command -v protoc >/dev/null 2>&1 || {
+  apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends protobuf-compiler >/dev/null
+}
+gen=$(mktemp -d)
+OUT="$gen" bash scripts/gen-proto.sh
+if ! diff -r "$gen" src/gen >/dev/null; then
+  diff -r "$gen" src/gen | head -40
+  rm -rf "$gen"
+  echo "clients/js/src/gen is stale: run clients/js/scripts/gen-proto.sh and commit the result"
+  exit 1
+fi
+rm -rf "$gen"
 npm run build
 echo "== unit tests"
 node --test test/unit/
