@@ -92,9 +92,15 @@ async function waitText(page, sel, want, timeout = 20000) {
   await page.waitForFunction(([s, w]) => document.querySelector(s)?.textContent?.includes(w), [sel, want], { timeout });
 }
 
+// waitExact waits for an element's whole text ("connected" is also part of
+// "disconnected").
+async function waitExact(page, sel, want, timeout = 20000) {
+  await page.waitForFunction(([s, w]) => document.querySelector(s)?.textContent?.trim() === w, [sel, want], { timeout });
+}
+
 test("the playground: connect, subscribe, publish, history, presence, forced fallback", async () => {
   const { page } = await openPlayground(node.url + "/");
-  await waitText(page, "#state", "connected");
+  await waitExact(page, "#state", "connected");
   assert.equal(await text(page, "#transport"), "websocket");
   await page.fill("#channel", "chat:play");
   await page.click("#subscribe");
