@@ -13,10 +13,14 @@ func TestBackpressure(t *testing.T) {
 	c := dialRaw(t, ts.addr(), "", nil)
 	h := ts.nextHandler(t)
 	conn := ts.nextConn(t)
-	// A small send buffer makes the socket refuse bytes soon. (A tiny
-	// receive buffer on the client would make the kernel fall back to
+	// A small send buffer makes the socket refuse bytes soon. The
+	// client's receive buffer gets a fixed size: left to autotuning it
+	// can grow to tcp_rmem's maximum (32 MiB on some machines) while the
+	// test runs, absorb the whole backlog and fire OnWritable with the
+	// client not reading. (A tiny one would make the kernel fall back to
 	// zero-window probes with backoff, which only slows the test down.)
 	_ = conn.nc.(*net.TCPConn).SetWriteBuffer(4096)
+	_ = c.conn.(*net.TCPConn).SetReadBuffer(64 << 10)
 
 	// The client reads nothing: writes must keep returning while the
 	// backlog grows.
