@@ -1,6 +1,6 @@
 // What every example page shares: a Ferry client for this page's visitor,
 // with tokens from the page server's /config.json, and a status line.
-import { Client, type ClientOptions } from "@ferry/client";
+import { Client, type ClientOptions, type Message } from "@ferry/client";
 
 /** The query parameters of the page. */
 export const params = new URLSearchParams(location.search);
@@ -60,4 +60,15 @@ export function acceptConflationGaps(c: Client): void {
   (c as unknown as { fill: (sub: { pos?: { offset: number; epoch: string } }, to: number, epoch: string) => Promise<void> }).fill = async (sub, to, epoch) => {
     if (sub.pos && sub.pos.epoch === epoch && sub.pos.offset < to) sub.pos = { offset: to, epoch };
   };
+}
+
+/**
+ * Shows a channel's retained history, then follows it from there: a page
+ * opened late sees everything the channel keeps, each message once.
+ */
+export async function follow(c: Client, channel: string, onMessage: (m: Message) => void): Promise<void> {
+  await c.connect();
+  const h = await c.history(channel);
+  for (const m of h.messages) onMessage(m);
+  await c.subscribe(channel, { onMessage, since: h.offset ? { offset: h.offset, epoch: h.epoch } : undefined });
 }
