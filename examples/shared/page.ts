@@ -1,6 +1,6 @@
 // What every example page shares: a Ferry client for this page's visitor,
 // with tokens from the page server's /config.json, and a status line.
-import { Client, type ClientOptions, type Message } from "@ferry/client";
+import { Client, type ClientOptions, type Message, type Subscription } from "@ferry/client";
 
 /** The query parameters of the page. */
 export const params = new URLSearchParams(location.search);
@@ -66,9 +66,9 @@ export function acceptConflationGaps(c: Client): void {
  * Shows a channel's retained history, then follows it from there: a page
  * opened late sees everything the channel keeps, each message once.
  */
-export async function follow(c: Client, channel: string, onMessage: (m: Message) => void): Promise<void> {
+export async function follow(c: Client, channel: string, onMessage: (m: Message) => void): Promise<Subscription> {
   await c.connect();
   const h = await c.history(channel);
   for (const m of h.messages) onMessage(m);
-  await c.subscribe(channel, { onMessage, since: h.offset ? { offset: h.offset, epoch: h.epoch } : undefined });
+  return c.subscribe(channel, { onMessage, since: h.offset ? { offset: h.offset, epoch: h.epoch } : undefined });
 }
