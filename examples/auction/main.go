@@ -14,9 +14,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
-	"os/signal"
 	"sort"
-	"syscall"
 	"time"
 
 	"github.com/ferry-io/ferry/client"
@@ -24,71 +22,60 @@ import (
 )
 
 func main() {
-	if err := run(os.Args[1:]); err != nil {
-		fmt.Fprintln(os.Stderr, "auction:", err)
-		os.Exit(1)
+	var item string
+	var start, step int64
+	var rate, burst float64
+	flags := func(fs *flag.FlagSet) {
+		fs.StringVar(&item, "item", "lot1", "the item on sale (channel suffix)")
+		fs.Int64Var(&start, "start", 100, "starting price")
+		fs.Int64Var(&step, "step", 1, "smallest raise")
+		fs.Float64Var(&rate, "bid-rate", 5, "bids per second per bidder (token bucket rate)")
+		fs.Float64Var(&burst, "bid-burst", 10, "token bucket size per bidder")
 	}
+	demo.Main("auction", "examples/auction/web", flags, func(ctx context.Context, o *demo.Options, mux *http.ServeMux) (func(), error) {
+		if rate <= 0 || burst < 1 || step < 1 {
+			return nil, errors.New("--bid-rate must be > 0, --bid-burst >= 1, --step >= 1")
+		}
+		a := &auction{
+			item:  item,
+			rules: NewRules(start, step, rate, burst),
+			api:   &demo.API{URL: o.Ferry, Key: o.APIKey},
+			log:   slog.New(slog.NewJSONHandler(os.Stderr, nil)),
+		}
+		return a.start(ctx, o, mux)
+	})
 }
 
-func run(args []string) error {
-	fs := flag.NewFlagSet("auction", flag.ContinueOnError)
-	o := demo.Register(fs, "examples/auction/web")
-	item := fs.String("item", "lot1", "the item on sale (channel suffix)")
-	start := fs.Int64("start", 100, "starting price")
-	step := fs.Int64("step", 1, "smallest raise")
-	rate := fs.Float64("bid-rate", 5, "bids per second per bidder (token bucket rate)")
-	burst := fs.Float64("bid-burst", 10, "token bucket size per bidder")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if err := o.Check(); err != nil {
-		return err
-	}
-	if *rate <= 0 || *burst < 1 || *step < 1 {
-		return errors.New("--bid-rate must be > 0, --bid-burst >= 1, --step >= 1")
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
-
-	a := &auction{
-		item:  *item,
-		rules: NewRules(*start, *step, *rate, *burst),
-		api:   &demo.API{URL: o.Ferry, Key: o.APIKey},
-		log:   log,
-	}
+// start follows the offers and adds the routes GET /state and POST /close.
+func (a *auction) start(ctx context.Context, o *demo.Options, mux *http.ServeMux) (func(), error) {
 	tok, err := o.BackendToken("auction", "offers:*")
 	if err != nil {
-		return err
+		return nil, err
 	}
 	c, err := client.Dial(ctx, o.Ferry, client.Config{Token: tok, ClientName: "auction-backend/1"})
 	if err != nil {
-		return fmt.Errorf("dial %s: %w", o.Ferry, err)
+		return nil, fmt.Errorf("dial %s: %w", o.Ferry, err)
 	}
-	defer c.Close()
 	// Offers are replayed from their history after a reconnect, and the
 	// subscription hands them over in offset order, once each.
 	sub, err := c.Subscribe(ctx, "offers:"+a.item, client.WithBuffer(4096))
 	if err != nil {
-		return err
+		_ = c.Close()
+		return nil, err
 	}
 	// The opening price, so that pages know where bidding starts.
 	st := a.rules.Standing()
 	if _, err := a.api.Publish(ctx, demo.PublishRequest{Channel: "price:" + a.item, Data: map[string]any{"price": st.Price, "leader": ""}, Conflate: "price"}); err != nil {
-		return err
+		_ = c.Close()
+		return nil, err
 	}
 	go a.relay(ctx, sub)
-
-	mux, err := o.Mux()
-	if err != nil {
-		return err
-	}
 	mux.HandleFunc("GET /state", func(w http.ResponseWriter, r *http.Request) { demo.WriteJSON(w, a.rules.Standing()) })
 	mux.HandleFunc("POST /close", func(w http.ResponseWriter, r *http.Request) {
 		a.rules.Close()
 		demo.WriteJSON(w, a.rules.Standing())
 	})
-	return demo.Serve(ctx, o.Addr, mux, os.Stdout)
+	return func() { _ = c.Close() }, nil
 }
 
 type auction struct {

@@ -6,38 +6,6 @@
 // front of one node, or of a proxy over a cluster. See README.md.
 package main
 
-import (
-	"context"
-	"flag"
-	"fmt"
-	"os"
-	"os/signal"
-	"syscall"
+import "github.com/ferry-io/ferry/examples/internal/demo"
 
-	"github.com/ferry-io/ferry/examples/internal/demo"
-)
-
-func main() {
-	if err := run(os.Args[1:]); err != nil {
-		fmt.Fprintln(os.Stderr, "editor:", err)
-		os.Exit(1)
-	}
-}
-
-func run(args []string) error {
-	fs := flag.NewFlagSet("editor", flag.ContinueOnError)
-	o := demo.Register(fs, "examples/editor/web")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if err := o.Check(); err != nil {
-		return err
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	mux, err := o.Mux()
-	if err != nil {
-		return err
-	}
-	return demo.Serve(ctx, o.Addr, mux, os.Stdout)
-}
+func main() { demo.Main("editor", "examples/editor/web", nil, nil) }

@@ -137,7 +137,6 @@ setInterval(() => awareness.setLocalStateField("seen", Date.now()), 10000);
 // ---------------------------------------------------------------- start
 
 let connects = 0;
-let docSub: Subscription | undefined;
 client.on("state", (s) => {
   if (s.state !== "connected") return;
   // After a reconnect (not the first connect), send the whole state once.
@@ -154,18 +153,21 @@ client.on("state", (s) => {
 // After each resume the page subscribes to the document again, from the
 // position it had, so it misses nothing either way.
 let resumesSeen = 0;
+const subs = new Map<string, { sub?: Subscription; onMessage: (m: Message) => void }>();
 function resubscribe(): void {
   resumesSeen = client.stats.resumes;
-  const sub = docSub;
-  if (!sub) return;
-  const since = sub.position();
-  docSub = undefined;
-  sub
-    .unsubscribe()
-    .catch(() => {})
-    .then(() => client.subscribe(docChannel, { onMessage: onUpdate, since }))
-    .then((s) => (docSub = s))
-    .catch((err) => console.warn("editor: resubscribe:", String(err)));
+  for (const [channel, entry] of subs) {
+    const sub = entry.sub;
+    if (!sub) continue;
+    const since = sub.position();
+    entry.sub = undefined;
+    sub
+      .unsubscribe()
+      .catch(() => {})
+      .then(() => client.subscribe(channel, { onMessage: entry.onMessage, since }))
+      .then((s) => (entry.sub = s))
+      .catch((err) => console.warn("editor: resubscribe:", String(err)));
+  }
 }
 
 (window as unknown as { editor: unknown }).editor = {
@@ -181,9 +183,12 @@ function resubscribe(): void {
   here: () => [...awareness.getStates().values()].map((st) => (st as { user?: { name: string } }).user?.name).filter(Boolean),
 };
 
+subs.set(docChannel, { onMessage: onUpdate });
+subs.set(cursorChannel, { onMessage: onAwareness });
 Promise.all([follow(client, docChannel, onUpdate), client.subscribe(cursorChannel, { onMessage: onAwareness })])
-  .then(([s]) => {
-    docSub = s;
+  .then(([d, c]) => {
+    subs.get(docChannel)!.sub = d;
+    subs.get(cursorChannel)!.sub = c;
     area.value = text.toString();
     setCursor();
   })
