@@ -3,8 +3,10 @@
 // bid log, and the price every page shows is the highest accepted bid.
 // Run over WebSocket and with WebSocket blocked (SSE / long-poll).
 import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
 import { after, before, test } from "node:test";
-import { appJSON, launchBrowser, namespaces, openPage, pageUntil, screenshot, startApp, startFerry } from "./harness.mjs";
+import { appJSON, launchBrowser, namespaces, openPage, pageUntil, repoRoot, screenshot, startApp, startFerry } from "./harness.mjs";
 
 let browser;
 before(async () => {
@@ -64,3 +66,24 @@ for (const blocked of [false, true]) {
     }
   });
 }
+
+// The flash-sale load generator: many bidders at once; it fails when an
+// accepted bid is missing from the bid log or appears twice.
+test("auction: flash sale keeps every accepted bid", async () => {
+  const ferry = await startFerry({ FERRY_NAMESPACES: namespaces("auction") });
+  const app = await startApp("auction", ferry, ["--bid-rate", "20", "--bid-burst", "20"]);
+  try {
+    const { stdout } = await promisify(execFile)("go", ["run", "./examples/auction/flashsale", "--ferry", ferry.url, "--app", app.url, "--bidders", "30", "--for", "3s"], {
+      cwd: repoRoot,
+      env: { ...process.env, FERRY_TOKEN_HMAC_SECRET: ferry.secret, FERRY_API_KEY: ferry.apiKey },
+    });
+    const r = JSON.parse(stdout);
+    assert.ok(r.accepted > 0, stdout);
+    assert.equal(r.accepted_lost, 0);
+    assert.equal(r.accepted_twice, 0);
+    assert.equal(r.watcher_price, r.final_price, "the watcher's price is not the final one");
+  } finally {
+    await app.stop();
+    await ferry.stop();
+  }
+});
