@@ -142,7 +142,8 @@ client.on("state", (s) => {
   // After a reconnect (not the first connect), send the whole state once.
   if (connects++ > 0) {
     publishUpdate(Y.encodeStateAsUpdate(doc));
-    if (client.stats.resumes > resumesSeen) resubscribe();
+    if (s.transport === "websocket" && client.stats.resumes > resumesSeen) resubscribe();
+    resumesSeen = client.stats.resumes;
   }
 });
 
@@ -150,8 +151,10 @@ client.on("state", (s) => {
 // killed (SIGKILL) is reported resumed, the SDK trusts the server to have
 // restored its subscriptions, yet no message of the channel reaches it any
 // more (seen with two nodes on Redis behind nginx; reported to the lead).
-// After each resume the page subscribes to the document again, from the
-// position it had, so it misses nothing either way.
+// After each resume over WebSocket the page subscribes to the document
+// again, from the position it had, so it misses nothing either way. (Not
+// over SSE / long-poll: there a resume is routine, and the HTTP sessions
+// move between nodes correctly.)
 let resumesSeen = 0;
 const subs = new Map<string, { sub?: Subscription; onMessage: (m: Message) => void }>();
 function resubscribe(): void {
