@@ -48,6 +48,7 @@ type Rules struct {
 	buckets map[string]*bucket
 	board   map[string]int64 // best bid per bidder
 	taken   []Verdict        // accepted bids, in order
+	judged  int              // offers decided (repeats not counted)
 }
 
 type bucket struct {
@@ -69,6 +70,7 @@ func (r *Rules) Decide(bidder string, o Offer) (v Verdict, dup bool) {
 	if prev, ok := r.seen[o.Key]; ok {
 		return prev, true
 	}
+	r.judged++
 	v = Verdict{Key: o.Key, Bidder: bidder, Amount: o.Amount}
 	switch {
 	case o.Key == "" || len(o.Key) > 64:
@@ -117,6 +119,7 @@ func (r *Rules) Close() {
 // bidder, and every accepted bid in order.
 type Standing struct {
 	Accepted []Verdict        `json:"accepted"`
+	Judged   int              `json:"judged"`
 	Price    int64            `json:"price"`
 	Leader   string           `json:"leader"`
 	Closed   bool             `json:"closed"`
@@ -131,5 +134,5 @@ func (r *Rules) Standing() Standing {
 	for k, v := range r.board {
 		b[k] = v
 	}
-	return Standing{Accepted: append([]Verdict{}, r.taken...), Price: r.price, Leader: r.leader, Closed: r.closed, Board: b}
+	return Standing{Accepted: append([]Verdict{}, r.taken...), Judged: r.judged, Price: r.price, Leader: r.leader, Closed: r.closed, Board: b}
 }

@@ -73,7 +73,7 @@ test("auction: flash sale keeps every accepted bid", async () => {
   const ferry = await startFerry({ FERRY_NAMESPACES: namespaces("auction") });
   const app = await startApp("auction", ferry, ["--bid-rate", "20", "--bid-burst", "20"]);
   try {
-    const { stdout } = await promisify(execFile)("go", ["run", "./examples/auction/flashsale", "--ferry", ferry.url, "--app", app.url, "--bidders", "30", "--for", "3s"], {
+    const { stdout } = await promisify(execFile)("go", ["run", "./examples/auction/flashsale", "--ferry", ferry.url, "--app", app.url, "--bidders", "10", "--for", "2s"], {
       cwd: repoRoot,
       env: { ...process.env, FERRY_TOKEN_HMAC_SECRET: ferry.secret, FERRY_API_KEY: ferry.apiKey },
     });

@@ -84,6 +84,20 @@ func run() error {
 		return err
 	}
 
+	// The opening price was published before the watcher came: read it.
+	api := &demo.API{URL: *ferry, Key: *apiKey}
+	var ph struct {
+		Messages []struct{ Data struct{ Price int64 } } `json:"messages"`
+	}
+	if err := api.Get(ctx, "/v1/api/history?channel=price:"+*item, &ph); err != nil {
+		return err
+	}
+	for _, m := range ph.Messages {
+		if m.Data.Price > price.Load() {
+			price.Store(m.Data.Price)
+		}
+	}
+
 	var offered, failed atomic.Int64
 	end := time.Now().Add(*dur)
 	var wg sync.WaitGroup
@@ -116,21 +130,22 @@ func run() error {
 	}
 	wg.Wait()
 
-	// Let the back end judge what is queued: poll until /state stops growing.
+	// Let the back end judge every stored offer: poll until it has judged
+	// at least the offers that were confirmed, and stopped.
 	var st struct {
 		Accepted []verdict `json:"accepted"`
+		Judged   int64     `json:"judged"`
 		Price    int64     `json:"price"`
 	}
-	for prev := -1; ; prev = len(st.Accepted) {
+	for prev := int64(-1); ; prev = st.Judged {
 		time.Sleep(time.Second)
 		if err := getJSON(*app+"/state", &st); err != nil {
 			return err
 		}
-		if len(st.Accepted) == prev {
+		if st.Judged == prev && st.Judged >= offered.Load()-failed.Load() {
 			break
 		}
 	}
-	api := &demo.API{URL: *ferry, Key: *apiKey}
 	var h struct {
 		Messages []struct{ Data verdict } `json:"messages"`
 	}
