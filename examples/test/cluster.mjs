@@ -147,6 +147,9 @@ ${nodes.map((n) => `    server 127.0.0.1:${n.port} max_fails=1 fail_timeout=2s;`
     apiKey,
     nodes,
     async stop() {
+      // nginx gets SIGTERM: its master then stops its workers (a killed
+      // master would leave them running, holding the test's pipes open).
+      await nginx.kill("SIGTERM");
       for (const p of procs.reverse()) await p.kill("SIGKILL");
     },
   };
