@@ -1,0 +1,193 @@
+// Command flashsale is the auction's load generator: many bidders (Go SDK
+// connections) bid as fast as they can for a while, and a watcher follows
+// the price, the leaderboard and the bid log meanwhile. At the end it
+// checks the promises of the channel classes and prints a JSON report:
+//
+//   - no accepted bid is lost: the bid log (history of bids:ITEM) holds
+//     exactly the accepted bids of the back end's /state, each once;
+//   - the price stays current: the watcher's last price is the final one;
+//   - the leaderboard may drop: boards received vs boards published.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ferry-io/ferry/client"
+	"github.com/ferry-io/ferry/examples/internal/demo"
+	"github.com/ferry-io/ferry/internal/auth"
+	"github.com/ferry-io/ferry/protocol"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "flashsale:", err)
+		os.Exit(1)
+	}
+}
+
+type verdict struct {
+	Key    string `json:"key"`
+	Amount int64  `json:"amount"`
+}
+
+func run() error {
+	ferry := flag.String("ferry", "http://127.0.0.1:8080", "base URL of the Ferry node")
+	app := flag.String("app", "http://127.0.0.1:8090", "base URL of the auction app (its /state)")
+	secret := flag.String("secret", os.Getenv("FERRY_TOKEN_HMAC_SECRET"), "HS256 secret (default $FERRY_TOKEN_HMAC_SECRET)")
+	apiKey := flag.String("api-key", os.Getenv("FERRY_API_KEY"), "server API key (default $FERRY_API_KEY)")
+	item := flag.String("item", "lot1", "the item")
+	bidders := flag.Int("bidders", 200, "concurrent bidders")
+	dur := flag.Duration("for", 10*time.Second, "how long to bid")
+	flag.Parse()
+	if *secret == "" || *apiKey == "" || *bidders < 1 || *dur <= 0 {
+		return errors.New("need --secret, --api-key, --bidders >= 1 and --for > 0")
+	}
+	ctx := context.Background()
+	token := func(user string) (string, error) { return auth.Mint([]byte(*secret), user, time.Hour, nil) }
+
+	// The watcher: reads price, board and bids, slowly (a small buffer).
+	wtok, err := token("watcher")
+	if err != nil {
+		return err
+	}
+	w, err := client.Dial(ctx, *ferry, client.Config{Token: wtok})
+	if err != nil {
+		return err
+	}
+	defer w.Close()
+	var price atomic.Int64
+	var boards, bidsSeen atomic.Int64
+	follow := func(ch string, fn func(client.Message)) error {
+		_, err := w.Subscribe(ctx, ch, client.WithHandler(fn))
+		return err
+	}
+	if err := errors.Join(
+		follow("price:"+*item, func(m client.Message) {
+			var p struct{ Price int64 }
+			if json.Unmarshal(m.Data, &p) == nil && p.Price > price.Load() {
+				price.Store(p.Price)
+			}
+		}),
+		follow("board:"+*item, func(client.Message) { boards.Add(1) }),
+		follow("bids:"+*item, func(client.Message) { bidsSeen.Add(1) }),
+	); err != nil {
+		return err
+	}
+
+	// The opening price was published before the watcher came: read it.
+	api := &demo.API{URL: *ferry, Key: *apiKey}
+	var ph struct {
+		Messages []struct{ Data struct{ Price int64 } } `json:"messages"`
+	}
+	if err := api.Get(ctx, "/v1/api/history?channel=price:"+*item, &ph); err != nil {
+		return err
+	}
+	for _, m := range ph.Messages {
+		if m.Data.Price > price.Load() {
+			price.Store(m.Data.Price)
+		}
+	}
+
+	var offered, failed atomic.Int64
+	end := time.Now().Add(*dur)
+	var wg sync.WaitGroup
+	for i := range *bidders {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			tok, err := token(fmt.Sprintf("bidder-%04d", i))
+			if err != nil {
+				failed.Add(1)
+				return
+			}
+			c, err := client.Dial(ctx, *ferry, client.Config{Token: tok})
+			if err != nil {
+				failed.Add(1)
+				return
+			}
+			defer c.Close()
+			for time.Now().Before(end) {
+				key := fmt.Sprintf("fs-%04d-%d", i, offered.Add(1))
+				amount := price.Load() + 1 + rand.Int64N(3)
+				pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+				_, err := c.Publish(pctx, "offers:"+*item, map[string]any{"amount": amount, "key": key}, client.WithKey(key), client.WithPriority(protocol.PriorityCritical))
+				cancel()
+				if err != nil {
+					failed.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+
+	// Let the back end judge every stored offer: poll until it has judged
+	// at least the offers that were confirmed, and stopped.
+	var st struct {
+		Accepted []verdict `json:"accepted"`
+		Judged   int64     `json:"judged"`
+		Price    int64     `json:"price"`
+	}
+	for prev := int64(-1); ; prev = st.Judged {
+		time.Sleep(time.Second)
+		if err := getJSON(*app+"/state", &st); err != nil {
+			return err
+		}
+		if st.Judged == prev && st.Judged >= offered.Load()-failed.Load() {
+			break
+		}
+	}
+	var h struct {
+		Messages []struct{ Data verdict } `json:"messages"`
+	}
+	if err := api.Get(ctx, "/v1/api/history?channel=bids:"+*item, &h); err != nil {
+		return err
+	}
+	inLog := map[string]int{}
+	for _, m := range h.Messages {
+		inLog[m.Data.Key]++
+	}
+	lost, twice := 0, 0
+	for _, v := range st.Accepted {
+		switch inLog[v.Key] {
+		case 0:
+			lost++
+		case 1:
+		default:
+			twice++
+		}
+	}
+	report := map[string]any{
+		"bidders": *bidders, "seconds": dur.Seconds(), "offered": offered.Load(), "publish_errors": failed.Load(),
+		"accepted": len(st.Accepted), "bid_log": len(h.Messages), "accepted_lost": lost, "accepted_twice": twice,
+		"final_price": st.Price, "watcher_price": price.Load(), "watcher_bids": bidsSeen.Load(),
+		"boards_published": len(st.Accepted), "boards_received": boards.Load(),
+	}
+	b, _ := json.MarshalIndent(report, "", "  ")
+	fmt.Println(string(b))
+	if lost > 0 || twice > 0 || len(h.Messages) != len(st.Accepted) {
+		return fmt.Errorf("the bid log does not match the accepted bids: %d lost, %d twice", lost, twice)
+	}
+	return nil
+}
+
+func getJSON(url string, out any) error {
+	resp, err := http.Get(url)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: HTTP %d", url, resp.StatusCode)
+	}
+	return json.NewDecoder(resp.Body).Decode(out)
+}

@@ -1,0 +1,108 @@
+// Browser-test helpers of the examples: the real ferry binary (through the
+// SDK's own test helpers), each app's Go program built and started on a
+// random port, and Debian's chromium driven by playwright-core.
+import { execFileSync, spawn } from "node:child_process";
+import { mkdirSync, mkdtempSync, readFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { chromium } from "playwright-core";
+import { repoRoot, startFerry, until } from "../../clients/js/test/ferry.mjs";
+
+export { startFerry, until, repoRoot };
+
+export const examplesDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+
+/** Where screenshots go: $ARTIFACTS_DIR or examples/artifacts. */
+export const artifactsDir = process.env.ARTIFACTS_DIR || path.join(examplesDir, "artifacts");
+
+/** The app's namespace rules (examples/APP/namespaces.json) as FERRY_NAMESPACES. */
+export function namespaces(app) {
+  return JSON.stringify(JSON.parse(readFileSync(path.join(examplesDir, app, "namespaces.json"), "utf8")));
+}
+
+const built = new Map();
+/** Builds examples/APP (its page, and its Go program into a temp dir) once per process. */
+function appBinary(app) {
+  if (!built.has(app)) {
+    execFileSync(process.execPath, [path.join(examplesDir, "build.mjs"), app], { stdio: "inherit" });
+    const out = path.join(mkdtempSync(path.join(os.tmpdir(), `ferry-example-${app}-`)), app);
+    execFileSync("go", ["build", "-o", out, `./examples/${app}`], { cwd: repoRoot, stdio: "inherit" });
+    built.set(app, out);
+  }
+  return built.get(app);
+}
+
+/**
+ * Starts the app's Go program against ferry ({url, apiKey, secret}) on a
+ * random port; resolves once it prints its address.
+ */
+export async function startApp(app, ferry, args = []) {
+  const proc = spawn(appBinary(app), ["--addr", "127.0.0.1:0", "--ferry", ferry.url, "--web", path.join(examplesDir, app, "web"), ...args], {
+    env: { ...process.env, FERRY_API_KEY: ferry.apiKey, FERRY_TOKEN_HMAC_SECRET: ferry.secret },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let out = "";
+  let exited = false;
+  proc.stdout.on("data", (d) => (out += d));
+  proc.stderr.on("data", (d) => (out += d));
+  proc.on("exit", () => (exited = true));
+  const url = await until(`${app} to listen`, () => {
+    if (exited) throw new Error(`${app} exited:\n${out}`);
+    return /listening on (http:\/\/\S+)/.exec(out)?.[1];
+  });
+  return {
+    url,
+    output: () => out,
+    stop() {
+      return new Promise((resolve) => {
+        if (exited) return resolve();
+        proc.on("exit", resolve);
+        proc.kill("SIGTERM");
+      });
+    },
+  };
+}
+
+/** Debian's chromium, headless, with a fresh profile (playwright makes one per launch). */
+export function launchBrowser() {
+  return chromium.launch({
+    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+  });
+}
+
+/** A page in a new browser context, with its console kept for failures. */
+export async function openPage(browser, url) {
+  const ctx = await browser.newContext();
+  const page = await ctx.newPage();
+  const logs = [];
+  page.on("console", (m) => logs.push(`${m.type()}: ${m.text()}`));
+  page.on("pageerror", (e) => logs.push(`pageerror: ${e.message}`));
+  page.logs = logs;
+  await page.goto(url);
+  return page;
+}
+
+/** Saves a screenshot as ARTIFACTS/NAME.png and returns its path. */
+export async function screenshot(page, name) {
+  mkdirSync(artifactsDir, { recursive: true });
+  const file = path.join(artifactsDir, `${name}.png`);
+  await page.screenshot({ path: file, fullPage: true });
+  return file;
+}
+
+/** Polls fn inside the page until it returns truthy. */
+export async function pageUntil(page, what, fn, arg, timeoutMs = 30000) {
+  return until(what, () => page.evaluate(fn, arg), timeoutMs).catch((err) => {
+    err.message += `\npage console:\n${page.logs.slice(-20).join("\n")}`;
+    throw err;
+  });
+}
+
+/** GETs (or POSTs) JSON from an app's server. */
+export async function appJSON(app, pathAndQuery, method = "GET") {
+  const r = await fetch(app.url + pathAndQuery, { method });
+  if (!r.ok) throw new Error(`${method} ${pathAndQuery}: HTTP ${r.status}: ${await r.text()}`);
+  return r.json();
+}
