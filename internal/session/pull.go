@@ -148,6 +148,7 @@ func (s *Session) Rewind(ctx context.Context, seq uint64) error {
 			sub.recovering = true
 			sub.offset, sub.written = sub.acked, sub.acked
 			sub.replayFrom = sub.acked
+			sub.replayGen++ // a page being read from further on is stale
 			if !sub.replayDue {
 				sub.replayDue = true
 				s.replays++
