@@ -40,17 +40,14 @@ func faultFor(m mode) time.Duration {
 // for 10 s in every form).
 const partitionFor = 10 * time.Second
 
-// fallbackAfterKill is the known issue of the HTTP fallbacks under
-// kill-node: a session adopted by another node after its node was killed
-// with SIGKILL is resumed ("resumed": true in the adopting node's log) but
-// never delivers a message again, and reports no error: polls answer [],
-// streams stay silent (with or without Last-Event-ID).
-const fallbackAfterKill = "an HTTP fallback session adopted from a node killed with SIGKILL is resumed but never delivers again (polls answer [], streams stay silent, no error)"
-
-// fallbackAdopted is the same issue seen under rolling-restart, in some
-// runs only (1 of 3 here, under -race): a session that moved through two
-// draining nodes within half a second is adopted by the restarted first
-// node ("resumed": true) and stays silent from then on.
+// fallbackAdopted is a known issue of the HTTP fallbacks under
+// rolling-restart, seen in some runs only (1 of 3, under -race): a session
+// that moved through two draining nodes within half a second is adopted by
+// the restarted first node ("resumed": true) and stays silent from then
+// on. It looked like the kill-node one (an adopted session resumed with no
+// subscriptions), fixed since; a snapshot written while an adopted
+// session's replay ran left that channel out, which is fixed too, but too
+// few runs have passed to make these rows strict.
 const fallbackAdopted = "an HTTP fallback session adopted several times in quick succession (through draining nodes) sometimes never delivers again (polls answer [], streams stay silent, no error)"
 
 // faults is the matrix's fault axis.
@@ -126,10 +123,7 @@ var faults = []fault{
 			s.waitReady()
 		}
 	}},
-	{name: "kill-node", knownBroken: map[string]string{
-		"poll": fallbackAfterKill,
-		"sse":  fallbackAfterKill,
-	}, inject: func(t *testing.T, s *system, m mode) {
+	{name: "kill-node", inject: func(t *testing.T, s *system, m mode) {
 		s.nodes[0].Kill()
 		time.Sleep(2 * time.Second)
 		s.nodes[0].Restart()

@@ -1,15 +1,20 @@
 package server_test
 
 import (
+	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/ferry-io/ferry/broker/open"
 	"github.com/ferry-io/ferry/internal/testutil/redistest"
 	"github.com/ferry-io/ferry/server"
 )
@@ -78,5 +83,165 @@ func TestLongPollAcrossNodesLosesNothing(t *testing.T) {
 		if !seen[float64(off)] {
 			t.Fatalf("offset %d never arrived (got %d of %d)", off, len(seen), total)
 		}
+	}
+}
+
+// A long-poll session whose node dies without a word (SIGKILL: no
+// takeover answer, no final state saved) is adopted by another node with
+// its subscriptions: the polls there deliver what is published after the
+// subscribe. Node a "dies" by losing its broker, which is what the other
+// nodes see of a killed process.
+func TestLongPollAdoptedFromDeadNodeDelivers(t *testing.T) {
+	rs := redistest.Start(t)
+	ba, err := open.Open(context.Background(), rs.URL(), open.Config{NodeID: "a", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := startNodeWith(t, func(c *server.Config) { c.Broker = rs.URL(); c.NodeID = "a" }, server.Options{Broker: ba})
+	b := startNode(t, func(c *server.Config) { c.Broker = rs.URL(); c.NodeID = "b" })
+	body := fmt.Sprintf(`[{"type":"connect","id":1,"token":%q},{"type":"subscribe","id":2,"channel":"chat:dead"}]`, token(t, "dd", time.Hour, nil))
+	resp, err := http.Post(a.base+"/v1/sessions", "application/json", bytes.NewReader([]byte(body)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var conn map[string]any
+	_ = json.NewDecoder(resp.Body).Decode(&conn)
+	resp.Body.Close()
+	tok, _ := conn["session_token"].(string)
+	if tok == "" {
+		t.Fatalf("open: %v", conn)
+	}
+	poll := func(n *node, last string) []map[string]any {
+		t.Helper()
+		req, _ := http.NewRequest("POST", n.base+"/v1/poll?wait=200", nil)
+		req.Header.Set("Ferry-Session", tok)
+		if last != "" {
+			req.Header.Set("Last-Event-ID", last)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 200 {
+			t.Fatalf("poll: HTTP %d %s", resp.StatusCode, b)
+		}
+		var frames []map[string]any
+		if err := json.Unmarshal(b, &frames); err != nil {
+			t.Fatalf("poll reply: %v: %s", err, b)
+		}
+		return frames
+	}
+	poll(a, "0") // the subscribed reply
+	publishAPI(t, b, "chat:dead", 1)
+	got := map[float64]bool{}
+	for _, f := range poll(a, "0") {
+		if f["type"] == "message" {
+			got[num(f["offset"])] = true
+		}
+	}
+	if !got[1] {
+		t.Fatalf("node a did not deliver offset 1")
+	}
+	_ = ba.Close() // node a is gone for the cluster
+	publishAPI(t, b, "chat:dead", 2)
+	publishAPI(t, b, "chat:dead", 3)
+	for i := 0; i < 20 && !(got[2] && got[3]); i++ {
+		for _, f := range poll(b, "") {
+			if f["type"] == "message" {
+				got[num(f["offset"])] = true
+			}
+		}
+	}
+	if !got[2] || !got[3] {
+		t.Fatalf("after adoption from a dead node: offsets %v, want 2 and 3", got)
+	}
+}
+
+// An SSE stream cut before the client ever sent Last-Event-ID, re-opened
+// on another node with the seq of the last event it got: the new node
+// adopts the session and replays what the cut stream wrote after that
+// event (the client never got it). The SSE session keeps no per-seq
+// record before its first Last-Event-ID, so the replay may start earlier
+// (duplicates, dropped by offset), never later.
+func TestSSEFirstCutAdoptedElsewhereReplays(t *testing.T) {
+	rs := redistest.Start(t)
+	a := startNode(t, func(c *server.Config) { c.Broker = rs.URL(); c.NodeID = "a" })
+	b := startNode(t, func(c *server.Config) { c.Broker = rs.URL(); c.NodeID = "b" })
+	body := fmt.Sprintf(`[{"type":"connect","id":1,"token":%q},{"type":"subscribe","id":2,"channel":"chat:first"}]`, token(t, "fc", time.Hour, nil))
+	resp, err := http.Post(a.base+"/v1/sessions?transport=sse", "application/json", bytes.NewReader([]byte(body)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var conn map[string]any
+	_ = json.NewDecoder(resp.Body).Decode(&conn)
+	resp.Body.Close()
+	tok, _ := conn["session_token"].(string)
+	ticket, _ := conn["stream_ticket"].(string)
+	if tok == "" || ticket == "" {
+		t.Fatalf("open: %v", conn)
+	}
+	for i := 1; i <= 5; i++ {
+		publishAPI(t, a, "chat:first", i)
+	}
+	// read opens a stream and returns the messages' offsets and the last
+	// seq after want messages.
+	read := func(n *node, ticket string, last int64, want int) (offs []float64, seq int64) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		req, _ := http.NewRequestWithContext(ctx, "GET", n.base+"/v1/sse?ticket="+ticket, nil)
+		if last >= 0 {
+			req.Header.Set("Last-Event-ID", strconv.FormatInt(last, 10))
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("stream on %s: HTTP %d", n.base, resp.StatusCode)
+		}
+		sc := bufio.NewScanner(resp.Body)
+		for len(offs) < want && sc.Scan() {
+			data, ok := strings.CutPrefix(sc.Text(), "data: ")
+			if !ok {
+				continue
+			}
+			var f map[string]any
+			_ = json.Unmarshal([]byte(data), &f)
+			if f["type"] == "message" {
+				offs = append(offs, num(f["offset"]))
+				seq = int64(num(f["seq"]))
+			}
+		}
+		return offs, seq
+	}
+	offs, seq := read(a, ticket, -1, 2) // the stream is cut after 2 of 5
+	if len(offs) != 2 {
+		t.Fatalf("first stream: %v", offs)
+	}
+	req, _ := http.NewRequest("POST", b.base+"/v1/tickets", nil)
+	req.Header.Set("Ferry-Session", tok)
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out struct{ Ticket string }
+	_ = json.NewDecoder(resp.Body).Decode(&out)
+	resp.Body.Close()
+	if out.Ticket == "" {
+		t.Fatalf("ticket on b: HTTP %d", resp.StatusCode)
+	}
+	// Offsets already seen may come again (the client drops them); the
+	// three it never got must come.
+	got, _ := read(b, out.Ticket, seq, 5)
+	has := map[float64]bool{}
+	for _, o := range got {
+		has[o] = true
+	}
+	if !has[3] || !has[4] || !has[5] {
+		t.Fatalf("after the cut at offset %v (seq %d), node b replayed %v, want 3, 4 and 5", offs[1], seq, got)
 	}
 }

@@ -102,8 +102,9 @@ func NewOriginPolicy(allowed []string, dev bool) (*OriginPolicy, error) {
 // ErrOriginForbidden; the server answers 403).
 //
 // A request without Origin is allowed when it does not come from a browser
-// context: clients such as the Go SDK or curl send no Sec-Fetch-* headers.
-// Browsers send Sec-Fetch-Site; without Origin it is allowed only when it
+// context: clients such as the Go SDK or curl send no Sec-Fetch-* headers,
+// and Node's fetch sends Sec-Fetch-Mode but no Sec-Fetch-Site. Browsers
+// always send Sec-Fetch-Site; without Origin it is allowed only when it
 // says "same-origin" (a same-origin GET such as EventSource carries no
 // Origin) or "none" (the user typed the URL); "cross-site" or "same-site"
 // without Origin is refused.
@@ -111,9 +112,9 @@ func (p *OriginPolicy) Check(r *http.Request) error {
 	vals := r.Header.Values("Origin")
 	if len(vals) == 0 {
 		site := r.Header.Get("Sec-Fetch-Site")
-		mode := r.Header.Get("Sec-Fetch-Mode")
 		switch {
-		case site == "" && mode == "":
+		case site == "":
+			// Not a browser (Sec-Fetch-Mode alone is Node's fetch).
 			return nil
 		case site == "same-origin" || site == "none":
 			return nil

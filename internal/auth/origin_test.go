@@ -159,3 +159,38 @@ func TestClip(t *testing.T) {
 		t.Error("Clip changed a short string")
 	}
 }
+
+// Sec-Fetch-Mode alone (no Sec-Fetch-Site, no Origin) is what Node's fetch
+// sends: not a browser, so not refused. A browser always sends
+// Sec-Fetch-Site, and without Origin only same-origin or none passes.
+func TestOriginSecFetchModeWithoutSite(t *testing.T) {
+	p, err := NewOriginPolicy([]string{"https://app.example.com"}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		site, mode string
+		want       bool
+	}{
+		{"", "cors", true},     // Node's fetch (undici)
+		{"", "navigate", true}, // any mode, as long as no site
+		{"cross-site", "cors", false},
+		{"same-site", "cors", false},
+		{"cross-site", "", false},
+		{"same-origin", "cors", true},
+		{"none", "navigate", true},
+	} {
+		r := httptest.NewRequest("POST", "/v1/sessions", nil)
+		r.Host = "ferry.internal"
+		if tt.site != "" {
+			r.Header.Set("Sec-Fetch-Site", tt.site)
+		}
+		if tt.mode != "" {
+			r.Header.Set("Sec-Fetch-Mode", tt.mode)
+		}
+		err := p.Check(r)
+		if got := err == nil; got != tt.want {
+			t.Errorf("Sec-Fetch-Site %q, Sec-Fetch-Mode %q: Check = %v, want allowed %v", tt.site, tt.mode, err, tt.want)
+		}
+	}
+}

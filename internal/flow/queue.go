@@ -412,6 +412,29 @@ func (q *Queue) SetLastSeq(seq uint64) {
 // over completely).
 func (q *Queue) Reset() { q.b = nil }
 
+// DropMessages drops every queued channel message and keeps the replies,
+// in their order (a session rewound to what its client has: the messages
+// come again from history, the replies would not). Like Reset it keeps
+// the configuration, the window, LastSeq and the acknowledged position.
+func (q *Queue) DropMessages() {
+	b := q.b
+	if b == nil {
+		return
+	}
+	for i := b.head; i != nilIdx; {
+		next := b.nodes[i].next
+		if b.nodes[i].msg != nil {
+			b.remove(i)
+		}
+		i = next
+	}
+	if b.n == 0 {
+		q.b = nil
+	} else if !q.over(int(b.n), b.bytes) {
+		b.overSince = time.Time{}
+	}
+}
+
 // Shrink gives the queue's memory back when it is empty (a no-op
 // otherwise). Pop keeps a small buffer for reuse so that steady traffic does
 // not allocate; a periodic task (the heartbeat) calls Shrink so that

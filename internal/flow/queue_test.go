@@ -654,3 +654,33 @@ func TestSteadyStateDoesNotAllocate(t *testing.T) {
 		t.Fatalf("%v allocations per round in steady state", allocs)
 	}
 }
+
+// DropMessages drops the messages, conflated or not, and keeps the
+// replies in their order.
+func TestDropMessagesKeepsReplies(t *testing.T) {
+	q := NewQueue(Config{})
+	for i := range 6 {
+		mustPush(t, q, Item{Msg: new(protocol.PreparedMessage), Conflate: "k" + strconv.Itoa(i%2), Size: 3}, t0)
+		mustPush(t, q, Item{Frame: []byte("r" + strconv.Itoa(i))}, t0)
+	}
+	q.DropMessages()
+	if q.Len() != 6 || q.Bytes() != 12 {
+		t.Fatalf("after DropMessages: len %d, bytes %d; want the 6 replies (12 bytes)", q.Len(), q.Bytes())
+	}
+	out, _ := q.Pop(nil, 0, t0)
+	for i, it := range out {
+		if it.Msg != nil || string(it.Frame) != "r"+strconv.Itoa(i) {
+			t.Fatalf("item %d: %+v, want reply r%d", i, it, i)
+		}
+	}
+	// A conflation key of a dropped message is free again.
+	mustPush(t, q, Item{Msg: new(protocol.PreparedMessage), Conflate: "k0", Size: 1}, t0)
+	mustPush(t, q, Item{Msg: new(protocol.PreparedMessage), Conflate: "k0", Size: 1}, t0)
+	if q.Len() != 1 {
+		t.Fatalf("len %d after two pushes with one key", q.Len())
+	}
+	q.DropMessages()
+	if q.Len() != 0 || q.b != nil {
+		t.Fatalf("after DropMessages of messages only: len %d, buffer %v", q.Len(), q.b != nil)
+	}
+}

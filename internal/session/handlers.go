@@ -266,6 +266,7 @@ func (s *Session) handleConnect(f *protocol.ClientFrame) {
 	s.enforceUserLimit(ctx)
 	if snap != nil {
 		s.restore(ctx, snap)
+		s.saveLiveState(ctx) // with the restored subscriptions
 	}
 }
 
@@ -378,6 +379,7 @@ func (s *Session) handleSubscribe(ctx context.Context, f *protocol.ClientFrame) 
 		s.mu.Unlock()
 		return err
 	}
+	s.saveLiveState(ctx)
 	return nil
 }
 
@@ -489,7 +491,25 @@ func (s *Session) handleUnsubscribe(ctx context.Context, f *protocol.ClientFrame
 	}
 	s.dropSubscription(ctx, f.Channel, sub)
 	s.reply(&protocol.Unsubscribed{ID: f.ID, Channel: f.Channel})
+	s.saveLiveState(ctx)
 	return nil
+}
+
+// saveLiveState writes the live snapshot of an HTTP session (SSE,
+// long-poll) after its subscriptions changed. Such a session is adopted
+// by another node from that snapshot when its node dies without handing
+// its state over (SIGKILL): the snapshot written at connect has none of
+// the subscriptions made after it, and the adopted session would resume
+// with no channel at all, silent. (WebSocket clients re-subscribe what a
+// resume did not restore; fallback clients rely on the server.)
+func (s *Session) saveLiveState(ctx context.Context) {
+	if s.puller == nil || s.isClosing() {
+		return
+	}
+	s.saveSnapshot(ctx, true, nil)
+	s.mu.Lock()
+	s.savedAt = s.msSinceOpened(s.env.now())
+	s.mu.Unlock()
 }
 
 // dropSubscription releases what a subscription holds outside the session.

@@ -138,14 +138,17 @@ func (s *Session) Rewind(ctx context.Context, seq uint64) error {
 	lost := s.queue.LastSeq() > seq
 	if lost {
 		// The frames after seq never reached the client: start over from
-		// what it has. Replies in the queue are dropped too; a client that
-		// lost a stream retries its requests (publishes carry keys).
-		s.queue.Reset()
+		// what it has. The queued messages go (they come again from
+		// history); the queued replies stay: nothing would bring them back,
+		// and the request that led to this rewind (a second poll
+		// overlapping a held one) may have just queued one.
+		s.queue.DropMessages()
 		s.acks = &ackRing{}
 		for _, sub := range s.subs {
 			sub.recovering = true
 			sub.offset, sub.written = sub.acked, sub.acked
 			sub.replayFrom = sub.acked
+			sub.replayGen++ // a page being read from further on is stale
 			if !sub.replayDue {
 				sub.replayDue = true
 				s.replays++

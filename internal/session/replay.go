@@ -129,29 +129,35 @@ func (s *Session) continueReplays(ctx context.Context) {
 		ch   string
 		sub  *subscription
 		from broker.Position
+		gen  uint32
 	}
 	s.mu.Lock()
 	var todo []next
 	for _, sub := range s.subs {
 		if sub.replayDue {
-			todo = append(todo, next{sub.ch, sub, broker.Position{Offset: sub.replayFrom, Epoch: sub.epoch}})
+			todo = append(todo, next{sub.ch, sub, broker.Position{Offset: sub.replayFrom, Epoch: sub.epoch}, sub.replayGen})
 		}
 	}
 	s.mu.Unlock()
 	for _, n := range todo {
-		s.replayFrom(ctx, n.ch, n.sub, n.from)
+		s.replayFrom(ctx, n.ch, n.sub, n.from, n.gen)
 	}
 	s.scheduleNow()
 }
 
 // replayFrom reads one page after from for a subscription that is already
-// in the hub, and queues it.
-func (s *Session) replayFrom(ctx context.Context, ch string, sub *subscription, from broker.Position) {
+// in the hub, and queues it. gen is the subscription's replayGen when from
+// was read: a page read across a rewind (Rewind moved the subscription
+// back and bumped replayGen meanwhile) is dropped, else it would clear the
+// rewind's replay request and move the subscription's offset past what
+// the rewind must replay, or queue its messages ahead of the rewind's
+// page, leaving a gap the client never sees again.
+func (s *Session) replayFrom(ctx context.Context, ch string, sub *subscription, from broker.Position, gen uint32) {
 	limit := s.pageSize()
 	res, err := s.env.Broker.History(ctx, ch, broker.HistoryQuery{Since: &from, Limit: limit})
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.subFor(ch) != sub || s.state != stateConnected {
+	if s.subFor(ch) != sub || s.state != stateConnected || sub.replayGen != gen {
 		return
 	}
 	if sub.replayDue {

@@ -186,7 +186,12 @@ func (s *Session) saveSnapshot(ctx context.Context, live bool, subs []*subscript
 		if s.everAcked {
 			off = sub.acked
 		}
-		if sub.recovering {
+		if sub.recovering && sub.epoch == "" {
+			// Not started yet (its position is not known): a
+			// recovering subscription that started has its position
+			// in written/acked, and leaving it out would lose the
+			// channel for the next resume (a session adopted, then
+			// drained or killed while its replay ran).
 			continue
 		}
 		snap.Subs = append(snap.Subs, snapshotSub{Channel: sub.ch, Epoch: sub.epoch, Offset: off, Presence: sub.presence})

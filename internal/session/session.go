@@ -197,6 +197,7 @@ type subscription struct {
 	written    uint64 // last offset written to the wire
 	acked      uint64 // last offset the client acknowledged
 	replayFrom uint64
+	replayGen  uint32 // bumped by a rewind: pages read for an older replay are stale
 	pending    []*node.Outgoing
 	rate       float32 // the namespace's outbound rate limit (messages/s)
 	recovering bool    // replay in progress: live messages wait in pending

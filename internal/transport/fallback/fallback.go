@@ -54,6 +54,11 @@ type Transport struct {
 
 	wake chan struct{} // capacity 1: something to pull, a ping, or the end
 
+	// pull is held by attach and around each Pull of an attached request:
+	// a request that another one replaced takes nothing more from the
+	// session (what it would take is the new request's).
+	pull sync.Mutex
+
 	mu       sync.Mutex
 	attached chan struct{} // closed to tell the attached request to leave
 	pinged   bool
@@ -205,6 +210,7 @@ func encodeFinal(mode Mode, buf []byte, frames []session.Frame) []byte {
 // attach makes the calling request the one that pulls; a request already
 // attached is told to leave.
 func (t *Transport) attach() (leave chan struct{}) {
+	t.pull.Lock()
 	t.mu.Lock()
 	if t.attached != nil {
 		close(t.attached)
@@ -212,8 +218,28 @@ func (t *Transport) attach() (leave chan struct{}) {
 	leave = make(chan struct{})
 	t.attached = leave
 	t.mu.Unlock()
+	t.pull.Unlock()
 	t.active.Add(1)
 	return leave
+}
+
+// pullAttached pulls frames for the request attached with leave; ok is
+// false, and nothing is taken, once another request replaced it. Without
+// this, a replaced SSE stream (its peer gone, not noticed yet) or a
+// displaced poll could take frames after the new request attached and
+// rewound the session, and write them where nobody reads: the new request
+// would never see them, and its next Last-Event-ID would confirm them.
+func (t *Transport) pullAttached(leave chan struct{}, buf []byte, frames []session.Frame) ([]byte, []session.Frame, bool) {
+	t.pull.Lock()
+	defer t.pull.Unlock()
+	t.mu.Lock()
+	current := t.attached == leave
+	t.mu.Unlock()
+	if !current {
+		return buf, frames, false
+	}
+	buf, frames = t.s.Pull(buf, frames, 0)
+	return buf, frames, true
 }
 
 func (t *Transport) detach(leave chan struct{}) {
@@ -264,7 +290,11 @@ func (t *Transport) ServeSSE(w http.ResponseWriter, r *http.Request, lastEventID
 			_ = write(rc, w, &out, writeTimeout)
 			return
 		}
-		buf, frames = t.s.Pull(buf[:0], frames[:0], 0)
+		var current bool
+		buf, frames, current = t.pullAttached(leave, buf[:0], frames[:0])
+		if !current {
+			return
+		}
 		for _, f := range frames {
 			writeEvent(&out, buf[f.Start:f.End], f)
 		}
@@ -347,7 +377,12 @@ func (t *Transport) Poll(ctx context.Context, w http.ResponseWriter, lastSeq int
 			writeJSON(w, final)
 			return
 		}
-		buf, frames = t.s.Pull(buf[:0], frames[:0], 0)
+		var current bool
+		buf, frames, current = t.pullAttached(leave, buf[:0], frames[:0])
+		if !current {
+			writeJSON(w, []byte("[]")) // displaced: the next poll gets what is ready
+			return
+		}
 		if len(frames) > 0 {
 			writeJSON(w, appendArray(nil, buf, frames))
 			return
