@@ -193,13 +193,7 @@ func joinURLs(urls []string) string {
 func (b *Broker) setup(ctx context.Context) error {
 	var err error
 	for range setupAttempts {
-		if _, err = b.channelStream(ctx, true); err == nil {
-			for _, name := range []string{b.names.presence, b.names.users, b.names.kv} {
-				if _, err = b.bucket(ctx, name); err != nil {
-					break
-				}
-			}
-		}
+		err = b.setupOnce(ctx)
 		if err == nil {
 			return nil
 		}
@@ -210,6 +204,35 @@ func (b *Broker) setup(ctx context.Context) error {
 		}
 	}
 	return b.fail("setup", err)
+}
+
+// setupOnce creates (or finds) the stream and buckets and checks that each
+// has a leader answering reads: another node may have created one a moment
+// ago, and until its leader is elected every read of it goes unanswered.
+// The attempt is bounded by a fraction of Config.Timeout: a request the
+// JetStream cluster drops while it elects a leader is never answered, and
+// creating what exists already with the same config is harmless, so setup
+// tries again instead of waiting for that answer.
+func (b *Broker) setupOnce(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, max(b.cfg.Timeout/2, time.Second))
+	defer cancel()
+	s, err := b.channelStream(ctx, true)
+	if err != nil {
+		return err
+	}
+	if err := b.awaitLeader(ctx, s, b.names.chanSubj+"leader.probe"); err != nil {
+		return err
+	}
+	for _, name := range []string{b.names.presence, b.names.users, b.names.kv} {
+		s, err := b.bucket(ctx, name)
+		if err != nil {
+			return err
+		}
+		if err := b.awaitLeader(ctx, s, kvSubject(name, "leader.probe")); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // channelStream returns the stream holding every channel's messages. With

@@ -33,7 +33,7 @@ func (b *Broker) History(ctx context.Context, ch string, q broker.HistoryQuery) 
 		return broker.HistoryResult{}, b.fail("history", err)
 	}
 	subj := b.names.chanSubj + token(ch)
-	m, err := stream.GetLastMsgForSubject(ctx, subj)
+	m, err := b.lastMsg(ctx, stream, subj)
 	if errors.Is(err, jetstream.ErrMsgNotFound) || errors.Is(err, jetstream.ErrStreamNotFound) {
 		// No stream: complete only for a client that knew none either.
 		complete := q.Since == nil || q.Since.Offset == 0

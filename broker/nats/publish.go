@@ -134,7 +134,7 @@ func (b *Broker) recreateStream(ctx context.Context) error {
 
 // readTail reads the channel's latest message.
 func (b *Broker) readTail(ctx context.Context, stream jetstream.Stream, subj string) (tail, error) {
-	m, err := stream.GetLastMsgForSubject(ctx, subj)
+	m, err := b.lastMsg(ctx, stream, subj)
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return tail{}, nil
 	}

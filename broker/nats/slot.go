@@ -37,7 +37,7 @@ func (b *Broker) readSlot(ctx context.Context, bucket, key string) (slot, error)
 	if err != nil {
 		return slot{}, err
 	}
-	m, err := s.GetLastMsgForSubject(ctx, kvSubject(bucket, key))
+	m, err := b.lastMsg(ctx, s, kvSubject(bucket, key))
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
 		// The bucket was lost with its server's store: make it again,
 		// empty.

@@ -258,7 +258,7 @@ func (b *Broker) fill(c *cursor, e *entry) []entry {
 	}
 	var back []entry
 	for seq := e.prev; seq > c.seq && len(back) < maxGapFill; {
-		m, err := stream.GetMsg(ctx, seq)
+		m, err := b.msgAt(ctx, stream, seq)
 		if err != nil {
 			if !errors.Is(err, jetstream.ErrMsgNotFound) {
 				b.cfg.Logger.Warn("nats broker: gap fill failed", "channel", e.pub.Channel, "err", err)
