@@ -218,11 +218,23 @@ type ConnRef struct {
 
 // Users is the optional capability to count a user's connections across
 // nodes, for the per-user connection limit.
+//
+// The cost of each call must not grow with the number of connections the
+// user already has (a service account or a device fleet may hold tens of
+// thousands under one identity): an engine keeps what the limit needs, a
+// count and the order to evict in, and returns only the connections to
+// evict, never the user's whole list.
 type Users interface {
 	// AddUserConn records conn for user (expiring after ttl unless added
-	// again) and returns every live connection of the user, oldest first,
-	// conn included.
-	AddUserConn(ctx context.Context, user string, ref ConnRef, ttl time.Duration) ([]ConnRef, error)
+	// again; ttl <= 0: until removed) and returns the user's live
+	// connections beyond the keep newest by Since, oldest first: the ones
+	// to evict so that at most keep remain. It may name ref itself when
+	// ref is not among the newest. keep <= 0 returns none (no limit, or a
+	// refresh of a known connection). Adding a known connection again
+	// restarts its ttl and updates its Node; it keeps its original Since.
+	AddUserConn(ctx context.Context, user string, ref ConnRef, ttl time.Duration, keep int) ([]ConnRef, error)
+	// RemoveUserConn forgets conn of user; an unknown conn is not an
+	// error.
 	RemoveUserConn(ctx context.Context, user string, conn string) error
 }
 

@@ -89,16 +89,18 @@ func testPresenceExpiry(t *testing.T, s *suite) {
 	})
 }
 
-func addUserConn(t testing.TB, u broker.Users, user string, ref broker.ConnRef, ttl time.Duration) []string {
+// addUserConn adds ref and returns the connections AddUserConn names for
+// eviction with keep.
+func addUserConn(t testing.TB, u broker.Users, user string, ref broker.ConnRef, ttl time.Duration, keep int) []string {
 	t.Helper()
-	got, err := u.AddUserConn(context.Background(), user, ref, ttl)
+	got, err := u.AddUserConn(context.Background(), user, ref, ttl, keep)
 	if err != nil {
 		t.Fatalf("AddUserConn: %v", err)
 	}
 	conns := make([]string, len(got))
 	for i, r := range got {
 		conns[i] = r.Conn
-		if r.Conn == ref.Conn && (r.Node != ref.Node || (!ref.Since.IsZero() && !r.Since.Equal(ref.Since))) {
+		if r.Conn == ref.Conn && r.Node != ref.Node {
 			t.Fatalf("AddUserConn returned %+v for %+v", r, ref)
 		}
 	}
@@ -117,17 +119,26 @@ func testUsers(t *testing.T, s *suite) {
 	}
 	steps := []struct {
 		ref  broker.ConnRef
+		keep int
 		want []string
 	}{
-		{ref("c1", 0), []string{"c1"}},
-		{ref("c2", time.Second), []string{"c1", "c2"}},
-		{ref("c0", -time.Second), []string{"c0", "c1", "c2"}}, // oldest first, by Since
-		{ref("c1", 0), []string{"c0", "c1", "c2"}},            // again: no duplicate
+		{ref("c1", 0), 1, nil},
+		{ref("c2", time.Second), 1, []string{"c1"}},
+		{ref("c0", -time.Second), 1, []string{"c0", "c1"}},  // oldest first, by Since
+		{ref("c1", 0), 1, []string{"c0", "c1"}},             // again: no duplicate
+		{ref("c1", 5*time.Second), 1, []string{"c0", "c1"}}, // again: keeps its first Since
+		{ref("c1", 0), 2, []string{"c0"}},
+		{ref("c1", 0), 3, nil},
+		{ref("c1", 0), 0, nil}, // no limit
 	}
 	for _, st := range steps {
-		if got := addUserConn(t, u, user, st.ref, time.Minute); !slices.Equal(got, st.want) {
-			t.Fatalf("AddUserConn(%s) = %v, want %v", st.ref.Conn, got, st.want)
+		if got := addUserConn(t, u, user, st.ref, time.Minute, st.keep); !slices.Equal(got, st.want) {
+			t.Fatalf("AddUserConn(%s, keep %d) = %v, want %v", st.ref.Conn, st.keep, got, st.want)
 		}
+	}
+	got, err := u.AddUserConn(ctx, user, ref("c2", time.Second), time.Minute, 2)
+	if err != nil || len(got) != 1 || got[0].Conn != "c0" || !got[0].Since.Equal(t0.Add(-time.Second)) || got[0].Node != n.id {
+		t.Fatalf("AddUserConn(keep 2) = %+v, %v; want c0 with its Since and Node", got, err)
 	}
 	if err := u.RemoveUserConn(ctx, user, "c1"); err != nil {
 		t.Fatalf("RemoveUserConn: %v", err)
@@ -135,12 +146,12 @@ func testUsers(t *testing.T, s *suite) {
 	if err := u.RemoveUserConn(ctx, user, "never-added"); err != nil {
 		t.Fatalf("RemoveUserConn of an unknown conn: %v", err)
 	}
-	if got := addUserConn(t, u, user, ref("c3", 2*time.Second), time.Minute); !slices.Equal(got, []string{"c0", "c2", "c3"}) {
-		t.Fatalf("after remove AddUserConn = %v, want [c0 c2 c3]", got)
+	if got := addUserConn(t, u, user, ref("c3", 2*time.Second), time.Minute, 1); !slices.Equal(got, []string{"c0", "c2"}) {
+		t.Fatalf("after remove AddUserConn = %v, want [c0 c2]", got)
 	}
 	other := s.name("user")
-	if got := addUserConn(t, u, other, ref("c9", 0), time.Minute); !slices.Equal(got, []string{"c9"}) {
-		t.Fatalf("another user's AddUserConn = %v, want [c9]", got)
+	if got := addUserConn(t, u, other, ref("c9", 0), time.Minute, 1); len(got) != 0 {
+		t.Fatalf("another user's AddUserConn = %v, want none", got)
 	}
 }
 
@@ -149,14 +160,15 @@ func testUsersExpiry(t *testing.T, s *suite) {
 	u := capability[broker.Users](t, n)
 	user := s.name("user")
 	t0 := time.Now().Truncate(time.Millisecond)
-	addUserConn(t, u, user, broker.ConnRef{Conn: "short", Node: n.id, Since: t0}, 200*time.Millisecond)
+	addUserConn(t, u, user, broker.ConnRef{Conn: "short", Node: n.id, Since: t0}, 200*time.Millisecond, 1)
 	long := broker.ConnRef{Conn: "long", Node: n.id, Since: t0.Add(time.Millisecond)}
-	if got := addUserConn(t, u, user, long, time.Minute); !slices.Equal(got, []string{"short", "long"}) {
-		t.Fatalf("AddUserConn = %v, want [short long]", got)
+	if got := addUserConn(t, u, user, long, time.Minute, 1); !slices.Equal(got, []string{"short"}) {
+		t.Fatalf("AddUserConn = %v, want [short]", got)
 	}
+	// The count is exact: an expired connection is neither counted nor
+	// named.
 	waitFor(t, "user connection to expire", func() bool {
-		got := addUserConn(t, u, user, long, time.Minute)
-		return slices.Equal(got, []string{"long"})
+		return len(addUserConn(t, u, user, long, time.Minute, 1)) == 0
 	})
 }
 
@@ -314,12 +326,12 @@ func testMultiNodeCapabilities(t *testing.T, s *suite) {
 		ua, ub := capability[broker.Users](t, a), capability[broker.Users](t, b)
 		user := s.name("user")
 		t0 := time.Now().Truncate(time.Millisecond)
-		addUserConn(t, ua, user, broker.ConnRef{Conn: "ca", Node: a.id, Since: t0}, time.Minute)
-		got, err := ub.AddUserConn(ctx, user, broker.ConnRef{Conn: "cb", Node: b.id, Since: t0.Add(time.Millisecond)}, time.Minute)
+		addUserConn(t, ua, user, broker.ConnRef{Conn: "ca", Node: a.id, Since: t0}, time.Minute, 1)
+		got, err := ub.AddUserConn(ctx, user, broker.ConnRef{Conn: "cb", Node: b.id, Since: t0.Add(time.Millisecond)}, time.Minute, 1)
 		if err != nil {
 			t.Fatalf("AddUserConn: %v", err)
 		}
-		if len(got) != 2 || got[0].Conn != "ca" || got[0].Node != a.id || got[1].Conn != "cb" || got[1].Node != b.id {
+		if len(got) != 1 || got[0].Conn != "ca" || got[0].Node != a.id {
 			t.Fatalf("AddUserConn on the second node = %+v", got)
 		}
 	})

@@ -44,7 +44,7 @@ func testClosed(t *testing.T, s *suite) {
 	}
 	if u, ok := n.b.(broker.Users); ok {
 		calls["AddUserConn"] = func() error {
-			_, err := u.AddUserConn(ctx, "u", broker.ConnRef{Conn: "c"}, time.Minute)
+			_, err := u.AddUserConn(ctx, "u", broker.ConnRef{Conn: "c"}, time.Minute, 0)
 			return err
 		}
 		calls["RemoveUserConn"] = func() error { return u.RemoveUserConn(ctx, "u", "c") }

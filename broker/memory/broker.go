@@ -54,7 +54,7 @@ type shard struct {
 	subs     map[string]*subscription
 	idem     map[idemKey]idemEntry
 	presence map[string]map[string]presenceEntry
-	users    map[string][]userConn
+	users    map[string]*userSet
 	kv       map[string]kvEntry
 	_        [64]byte // keeps neighbouring shards' locks off one cache line
 }
@@ -73,7 +73,7 @@ func New(cfg Config) *Broker {
 		sh.subs = make(map[string]*subscription)
 		sh.idem = make(map[idemKey]idemEntry)
 		sh.presence = make(map[string]map[string]presenceEntry)
-		sh.users = make(map[string][]userConn)
+		sh.users = make(map[string]*userSet)
 		sh.kv = make(map[string]kvEntry)
 	}
 	return b
@@ -208,8 +208,8 @@ func (b *Broker) Stats() Stats {
 		for _, m := range sh.presence {
 			s.PresenceEntries += len(m)
 		}
-		for _, conns := range sh.users {
-			s.UserConns += len(conns)
+		for _, set := range sh.users {
+			s.UserConns += set.n
 		}
 		s.KVKeys += len(sh.kv)
 		sh.mu.RUnlock()

@@ -189,11 +189,11 @@ func (n *clusterNode) Presence(ctx context.Context, ch string) ([]broker.Presenc
 	return n.Broker.Presence(ctx, ch)
 }
 
-func (n *clusterNode) AddUserConn(ctx context.Context, user string, ref broker.ConnRef, ttl time.Duration) ([]broker.ConnRef, error) {
+func (n *clusterNode) AddUserConn(ctx context.Context, user string, ref broker.ConnRef, ttl time.Duration, keep int) ([]broker.ConnRef, error) {
 	if err := n.check(ctx); err != nil {
 		return nil, err
 	}
-	return n.Broker.AddUserConn(ctx, user, ref, ttl)
+	return n.Broker.AddUserConn(ctx, user, ref, ttl, keep)
 }
 
 func (n *clusterNode) RemoveUserConn(ctx context.Context, user, conn string) error {

@@ -216,7 +216,7 @@ func TestSweeperRemovesExpired(t *testing.T) {
 		if err := b.AddPresence(ctx, "ch"+sfx, broker.PresenceInfo{User: "u", Conn: "c"}, ttl); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := b.AddUserConn(ctx, "u"+sfx, broker.ConnRef{Conn: "c"}, ttl); err != nil {
+		if _, err := b.AddUserConn(ctx, "u"+sfx, broker.ConnRef{Conn: "c"}, ttl, 0); err != nil {
 			t.Fatal(err)
 		}
 		if err := b.Set(ctx, "k"+sfx, []byte("v"), ttl); err != nil {
@@ -400,7 +400,11 @@ func TestDuplicateNotDelivered(t *testing.T) {
 func TestUserConnDefaultSince(t *testing.T) {
 	clock := newFakeClock()
 	b := startBroker(t, Config{Clock: clock.Now}, nil)
-	refs, err := b.AddUserConn(context.Background(), "u", broker.ConnRef{Conn: "c"}, time.Minute)
+	ctx := context.Background()
+	if _, err := b.AddUserConn(ctx, "u", broker.ConnRef{Conn: "c"}, time.Minute, 0); err != nil {
+		t.Fatal(err)
+	}
+	refs, err := b.AddUserConn(ctx, "u", broker.ConnRef{Conn: "newer", Since: clock.Now().Add(time.Second)}, time.Minute, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -523,4 +527,11 @@ func BenchmarkHistory(b *testing.B) {
 			}
 		})
 	}
+}
+
+// TestUsersScale: connect, disconnect, refresh and eviction cost the same
+// with 10 and with 10,000 connections of one user.
+func TestUsersScale(t *testing.T) {
+	b := startBroker(t, Config{}, nil)
+	brokertest.UsersScale(t, b, 10, 10000)
 }

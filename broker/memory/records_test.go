@@ -36,7 +36,7 @@ func recordBytes(tb testing.TB, n int) float64 {
 	before := heap()
 	since := time.Now()
 	for i := range users {
-		if _, err := b.AddUserConn(ctx, users[i], broker.ConnRef{Conn: conns[i], Node: "node-a", Since: since}, time.Minute); err != nil {
+		if _, err := b.AddUserConn(ctx, users[i], broker.ConnRef{Conn: conns[i], Node: "node-a", Since: since}, time.Minute, 0); err != nil {
 			tb.Fatal(err)
 		}
 		if err := b.AddPresence(ctx, fmt.Sprint("room:", i%100), broker.PresenceInfo{User: users[i], Conn: conns[i], Node: "node-a"}, time.Minute); err != nil {
@@ -48,7 +48,11 @@ func recordBytes(tb testing.TB, n int) float64 {
 	}
 	after := heap()
 	for i := range users {
-		refs, err := b.AddUserConn(ctx, users[i], broker.ConnRef{Conn: conns[i], Node: "node-a"}, time.Minute)
+		if _, err := b.AddUserConn(ctx, users[i], broker.ConnRef{Conn: conns[i], Node: "node-a"}, time.Minute, 0); err != nil {
+			tb.Fatal(err)
+		}
+		// Added again without a Since, the connection kept its own.
+		refs, err := b.AddUserConn(ctx, users[i], broker.ConnRef{Conn: "newer", Node: "node-a", Since: since.Add(time.Second)}, time.Minute, 1)
 		if err != nil || len(refs) != 1 || refs[0].Conn != conns[i] || !refs[0].Since.Equal(since) {
 			tb.Fatalf("user %s: AddUserConn = %+v, %v", users[i], refs, err)
 		}

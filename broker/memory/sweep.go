@@ -2,7 +2,6 @@ package memory
 
 import (
 	"log/slog"
-	"slices"
 	"time"
 )
 
@@ -77,14 +76,10 @@ func (b *Broker) sweepShard(sh *shard, n *sweepCounts) {
 			delete(sh.presence, ch)
 		}
 	}
-	for user, conns := range sh.users {
-		before := len(conns)
-		conns = slices.DeleteFunc(conns, func(c userConn) bool { return expiredAt(c.expires, now) })
-		n.userConns += before - len(conns)
-		if len(conns) == 0 {
+	for user, set := range sh.users {
+		n.userConns += set.prune(now)
+		if set.n == 0 {
 			delete(sh.users, user)
-		} else {
-			sh.users[user] = conns
 		}
 	}
 	for k, e := range sh.kv {

@@ -149,8 +149,11 @@ func (b *Broker) Presence(ctx context.Context, ch string) ([]broker.PresenceInfo
 }
 
 // AddUserConn records ref for user until ttl passes and returns the user's
-// live connections, oldest first.
-func (b *Broker) AddUserConn(ctx context.Context, user string, ref broker.ConnRef, ttl time.Duration) ([]broker.ConnRef, error) {
+// live connections beyond the keep newest, oldest first (equal Since: by
+// Conn); keep <= 0 returns none. The user's records are one entry, so a
+// call reads and writes all of them: the cost grows with the user's
+// connection count (see docs/benchmarks.md, "Connect path").
+func (b *Broker) AddUserConn(ctx context.Context, user string, ref broker.ConnRef, ttl time.Duration, keep int) ([]broker.ConnRef, error) {
 	if err := b.checkOpen(); err != nil {
 		return nil, err
 	}
@@ -161,10 +164,19 @@ func (b *Broker) AddUserConn(ctx context.Context, user string, ref broker.ConnRe
 	ctx, cancel := context.WithTimeout(ctx, b.cfg.Timeout)
 	defer cancel()
 	set, err := b.updateSet(ctx, b.names.users, token(user), func(s recordSet) {
-		s[ref.Conn] = record{Node: ref.Node, Since: ref.Since.UnixMilli(), Exp: exp}
+		r := record{Node: ref.Node, Since: ref.Since.UnixMilli(), Exp: exp}
+		if old, ok := s[ref.Conn]; ok {
+			r.Since = old.Since // a connection added again keeps its Since
+		} else if ref.Since.IsZero() {
+			r.Since = time.Now().UnixMilli()
+		}
+		s[ref.Conn] = r
 	})
 	if err != nil {
 		return nil, b.fail(fmt.Sprintf("add user conn %q", user), err)
+	}
+	if keep <= 0 || len(set) <= keep {
+		return nil, nil
 	}
 	out := make([]broker.ConnRef, 0, len(set))
 	for conn, r := range set {
@@ -173,7 +185,7 @@ func (b *Broker) AddUserConn(ctx context.Context, user string, ref broker.ConnRe
 	slices.SortFunc(out, func(a, b broker.ConnRef) int {
 		return cmp.Or(a.Since.Compare(b.Since), cmp.Compare(a.Conn, b.Conn))
 	})
-	return out, nil
+	return out[:len(out)-keep], nil
 }
 
 // RemoveUserConn removes conn from user's connections.

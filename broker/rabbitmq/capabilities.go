@@ -51,9 +51,10 @@ func (b *Broker) Presence(ctx context.Context, ch string) ([]broker.PresenceInfo
 }
 
 // AddUserConn records ref for user for ttl and returns the user's live
-// connections, oldest first.
-func (b *Broker) AddUserConn(ctx context.Context, user string, ref broker.ConnRef, ttl time.Duration) ([]broker.ConnRef, error) {
-	r := &record{User: user, Conn: ref.Conn, Node: ref.Node, Since: ref.Since.UnixNano(), TTL: int64(ttl)}
+// connections beyond the keep newest, oldest first (keep <= 0: none). The
+// records live in the writer's memory broker, O(1) amortized per call.
+func (b *Broker) AddUserConn(ctx context.Context, user string, ref broker.ConnRef, ttl time.Duration, keep int) ([]broker.ConnRef, error) {
+	r := &record{User: user, Conn: ref.Conn, Node: ref.Node, Since: ref.Since.UnixNano(), TTL: int64(ttl), Keep: keep}
 	if ref.Since.IsZero() {
 		r.Since = time.Now().UnixNano()
 	}

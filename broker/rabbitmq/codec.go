@@ -53,6 +53,9 @@ type record struct {
 	// TTL is sent by the requester (nanoseconds); the writer turns it into
 	// Expires by its own clock before it appends the record.
 	TTL int64 `json:"ttl,omitempty"`
+	// Keep is a user record's per-user limit: the reply names the user's
+	// connections beyond the Keep newest (0: none).
+	Keep int `json:"kp,omitempty"`
 }
 
 func (r *record) publication() *broker.Publication {

@@ -68,7 +68,7 @@ func (w *writer) applyRecord(r *record, now time.Time) (*reply, error) {
 		if !live {
 			return &reply{}, nil
 		}
-		conns, err := m.AddUserConn(ctx, r.User, broker.ConnRef{Conn: r.Conn, Node: r.Node, Since: time.Unix(0, r.Since)}, ttl)
+		conns, err := m.AddUserConn(ctx, r.User, broker.ConnRef{Conn: r.Conn, Node: r.Node, Since: time.Unix(0, r.Since)}, ttl, r.Keep)
 		return &reply{Conns: conns}, err
 	case opUserRemove:
 		return &reply{}, m.RemoveUserConn(ctx, r.User, r.Conn)

@@ -344,11 +344,13 @@ func TestShardPlacement(t *testing.T) {
 			t.Errorf("%s is not on its shard", key)
 		}
 		user := fmt.Sprintf("user-%d", i)
-		if _, err := a.AddUserConn(ctx, user, broker.ConnRef{Conn: "c", Node: "a"}, time.Minute); err != nil {
+		if _, err := a.AddUserConn(ctx, user, broker.ConnRef{Conn: "c", Node: "a"}, time.Minute, 0); err != nil {
 			t.Fatalf("AddUserConn: %v", err)
 		}
-		if !exists(servers[jumpHash(hashString(user), 2)], a.names.user(user)) {
-			t.Errorf("%s is not on its shard", user)
+		for _, k := range a.names.userKeys(user) {
+			if !exists(servers[jumpHash(hashString(user), 2)], k) {
+				t.Errorf("%s of %s is not on its shard", k, user)
+			}
 		}
 	}
 	if hits[0] == 0 || hits[1] == 0 {
@@ -428,24 +430,31 @@ func TestEntriesWithoutTTL(t *testing.T) {
 		return len(got) == 1 && got[0].Conn == "forever"
 	})
 
-	if _, err := b.AddUserConn(ctx, "u", broker.ConnRef{Conn: "c1", Node: "n1"}, 0); err != nil {
+	if _, err := b.AddUserConn(ctx, "u", broker.ConnRef{Conn: "c1", Node: "n1"}, 0, 0); err != nil {
 		t.Fatalf("AddUserConn: %v", err)
 	}
-	got, err := b.AddUserConn(ctx, "u", broker.ConnRef{Conn: "c2", Node: "n1"}, time.Minute)
-	if err != nil || len(got) != 2 || got[0].Conn != "c1" || got[0].Since.IsZero() {
-		t.Fatalf("AddUserConn = %+v, %v; want c1 (with a Since set by Redis) then c2", got, err)
+	got, err := b.AddUserConn(ctx, "u", broker.ConnRef{Conn: "c2", Node: "n1"}, time.Minute, 1)
+	if err != nil || len(got) != 1 || got[0].Conn != "c1" || got[0].Since.IsZero() {
+		t.Fatalf("AddUserConn = %+v, %v; want c1 (with a Since set by Redis)", got, err)
 	}
-	if ttl := ttlOf(t, srv, b.names.user("u")); ttl != -1 {
-		t.Fatalf("user key PTTL %d with a connection without ttl, want -1", ttl)
+	for _, k := range b.names.userKeys("u") {
+		if ttl := ttlOf(t, srv, k); ttl != -1 {
+			t.Fatalf("user key %s PTTL %d with a connection without ttl, want -1", k, ttl)
+		}
 	}
 	if err := b.RemoveUserConn(ctx, "u", "c1"); err != nil {
 		t.Fatalf("RemoveUserConn: %v", err)
 	}
-	got, err = b.AddUserConn(ctx, "u", broker.ConnRef{Conn: "c2", Node: "n2"}, time.Minute)
-	if err != nil || len(got) != 1 || got[0].Node != "n2" {
-		t.Fatalf("AddUserConn after removing c1 = %+v, %v; want only c2 on n2", got, err)
+	if got, err := b.AddUserConn(ctx, "u", broker.ConnRef{Conn: "c2", Node: "n2"}, time.Minute, 1); err != nil || len(got) != 0 {
+		t.Fatalf("AddUserConn after removing c1 = %+v, %v; want none beyond 1", got, err)
 	}
-	if ttl := ttlOf(t, srv, b.names.user("u")); ttl <= 0 || ttl > 60_000 {
-		t.Fatalf("user key PTTL %d once only expiring connections are left, want 1..60000", ttl)
+	got, err = b.AddUserConn(ctx, "u", broker.ConnRef{Conn: "c3", Node: "n1"}, time.Minute, 1)
+	if err != nil || len(got) != 1 || got[0].Conn != "c2" || got[0].Node != "n2" {
+		t.Fatalf("AddUserConn = %+v, %v; want c2, now on n2", got, err)
+	}
+	for _, k := range b.names.userKeys("u") {
+		if ttl := ttlOf(t, srv, k); ttl <= 0 || ttl > 60_000 {
+			t.Fatalf("user key %s PTTL %d once only expiring connections are left, want 1..60000", k, ttl)
+		}
 	}
 }

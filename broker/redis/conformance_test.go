@@ -49,3 +49,12 @@ func TestConformanceSharded(t *testing.T) {
 		}
 	}
 }
+
+// TestUsersScale: connect, disconnect, refresh and eviction cost the same
+// with 10 and with 10,000 connections of one user (sorted sets: nothing
+// reads or returns the whole set).
+func TestUsersScale(t *testing.T) {
+	srv := redistest.Start(t)
+	b, _ := startBroker(t, Config{URL: srv.URL(), NodeID: "a"})
+	brokertest.UsersScale(t, b, 10, 10000)
+}

@@ -53,7 +53,7 @@ func TestRedisKilledAndRestartedEmpty(t *testing.T) {
 		},
 		"Presence": func() error { _, err := pub.Presence(ctx, ch); return err },
 		"AddUserConn": func() error {
-			_, err := pub.AddUserConn(ctx, "u", broker.ConnRef{Conn: "c"}, time.Minute)
+			_, err := pub.AddUserConn(ctx, "u", broker.ConnRef{Conn: "c"}, time.Minute, 0)
 			return err
 		},
 		"Set":  func() error { return pub.Set(ctx, "k", []byte("v"), time.Minute) },

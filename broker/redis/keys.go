@@ -10,7 +10,9 @@ package redis
 //	<prefix>:i:{<channel>}:<key>    idempotency key ("<offset> <epoch>")
 //	<prefix>:pr:{<channel>}         presence entries (hash)
 //	<prefix>:pe:{<channel>}         presence expiries (sorted set)
-//	<prefix>:u:{<user>}             a user's connections (hash)
+//	<prefix>:un:{<user>}            a user's connections: their nodes (hash)
+//	<prefix>:us:{<user>}            a user's connections by since (sorted set)
+//	<prefix>:ue:{<user>}            a user's connections by deadline (sorted set)
 //	<prefix>:kv:<key>               a key-value entry (string)
 //	<prefix>:p:<channel>            pub/sub channel of a channel's publications
 //	<prefix>:ctl                    pub/sub channel of control messages for every node
@@ -40,7 +42,13 @@ func (n names) presence(ch string) string { return n.tagged("pr", ch) }
 func (n names) presenceExp(ch string) string {
 	return n.tagged("pe", ch)
 }
-func (n names) user(u string) string { return n.tagged("u", u) }
+
+// userKeys returns the three keys of a user's connections, in the order
+// the user scripts take them. (Before the sorted sets, one hash "u" held
+// them all; the new names keep an old node's entries out of the way.)
+func (n names) userKeys(u string) []string {
+	return []string{n.tagged("un", u), n.tagged("us", u), n.tagged("ue", u)}
+}
 func (n names) kv(key string) string { return n.prefix + "kv:" + key }
 func (n names) idem(ch, key string) string {
 	return n.tagged("i", ch) + ":" + key

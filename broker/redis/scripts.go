@@ -278,50 +278,74 @@ end
 return redis.call('HGETALL', KEYS[1])
 `)
 
+// luaNever is the deadline score of a user connection that never expires
+// (2^53-1 ms: exact in a Lua number, far past any real deadline).
+const luaNever = `local never = 9007199254740991
+`
+
 // addUserConnScript records a connection of a user and returns the user's
-// live connections.
+// connections beyond the keep newest, for eviction. Every step is O(log n)
+// in the user's connection count, plus the expired entries it drops (each
+// once) and the connections it returns: nothing reads the whole set.
 //
-// KEYS[1] connections (hash: conn -> "<since ms> <expiry ms or 0> <node>")
+// KEYS[1] nodes (hash: conn -> node), KEYS[2] by since (sorted set: score
+// since in unix ms), KEYS[3] by deadline (sorted set: score deadline in unix
+// ms, never = 2^53-1)
 // ARGV[1] conn, ARGV[2] since in unix ms ("": now), ARGV[3] TTL in ms (0:
-// never expires), ARGV[4] node
+// never expires), ARGV[4] node, ARGV[5] keep (0: return none)
 //
-// Returns a flat list of conn, since, node, unordered. A connection added
-// again keeps its original since. The key expires with its last-expiring
-// entry.
-var addUserConnScript = rueidis.NewLuaScript(luaNow + `
+// Returns a flat list of conn, since, node, oldest first (equal since: by
+// conn). A connection added again keeps its original since. The keys expire
+// with their last-expiring entry.
+var addUserConnScript = rueidis.NewLuaScript(luaNow + luaNever + `
 local now = nowms()
 local ttl = tonumber(ARGV[3])
-local exp = 0
+local exp = never
 if ttl > 0 then exp = now + ttl end
-local since = now
-if ARGV[2] ~= '' then since = tonumber(ARGV[2]) end
-local forever = exp == 0
-local maxexp = exp
-local out = {}
-local all = redis.call('HGETALL', KEYS[1])
-for i = 1, #all, 2 do
-  local conn = all[i]
-  local s, e, node = string.match(all[i + 1], '^(%-?%d+) (%d+) (.*)$')
-  e = tonumber(e)
-  if e ~= 0 and e <= now then
-    redis.call('HDEL', KEYS[1], conn)
-  elseif conn == ARGV[1] then
-    since = tonumber(s)
+local gone = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now)
+for i = 1, #gone, 1000 do
+  local part = {unpack(gone, i, math.min(i + 999, #gone))}
+  redis.call('HDEL', KEYS[1], unpack(part))
+  redis.call('ZREM', KEYS[2], unpack(part))
+  redis.call('ZREM', KEYS[3], unpack(part))
+end
+if not redis.call('ZSCORE', KEYS[2], ARGV[1]) then
+  local since = now
+  if ARGV[2] ~= '' then since = tonumber(ARGV[2]) end
+  redis.call('ZADD', KEYS[2], string.format('%d', since), ARGV[1])
+end
+redis.call('ZADD', KEYS[3], string.format('%d', exp), ARGV[1])
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[4])
+local last = tonumber(redis.call('ZRANGE', KEYS[3], -1, -1, 'WITHSCORES')[2])
+for k = 1, 3 do
+  if last >= never then
+    redis.call('PERSIST', KEYS[k])
   else
-    out[#out + 1] = conn
-    out[#out + 1] = s
-    out[#out + 1] = node
-    if e == 0 then forever = true elseif e > maxexp then maxexp = e end
+    redis.call('PEXPIREAT', KEYS[k], string.format('%d', last))
   end
 end
-redis.call('HSET', KEYS[1], ARGV[1], string.format('%d %d ', since, exp) .. ARGV[4])
-out[#out + 1] = ARGV[1]
-out[#out + 1] = string.format('%d', since)
-out[#out + 1] = ARGV[4]
-if forever then
-  redis.call('PERSIST', KEYS[1])
-else
-  redis.call('PEXPIREAT', KEYS[1], string.format('%d', maxexp))
+local out = {}
+local keep = tonumber(ARGV[5])
+if keep > 0 then
+  local n = redis.call('ZCARD', KEYS[2])
+  if n > keep then
+    local old = redis.call('ZRANGE', KEYS[2], 0, n - keep - 1, 'WITHSCORES')
+    for i = 1, #old, 2 do
+      out[#out + 1] = old[i]
+      out[#out + 1] = old[i + 1]
+      out[#out + 1] = redis.call('HGET', KEYS[1], old[i]) or ''
+    end
+  end
 end
 return out
+`)
+
+// removeUserConnScript forgets a connection of a user.
+//
+// KEYS as addUserConnScript's; ARGV[1] conn.
+var removeUserConnScript = rueidis.NewLuaScript(`
+redis.call('HDEL', KEYS[1], ARGV[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('ZREM', KEYS[3], ARGV[1])
+return 0
 `)

@@ -277,16 +277,15 @@ func (s *Session) enforceUserLimit(ctx context.Context) {
 	if env.Users == nil || s.user == "" {
 		return
 	}
-	conns, err := env.Users.AddUserConn(ctx, s.user, broker.ConnRef{Conn: s.connID, Node: env.NodeID, Since: time.Unix(0, s.opened)}, userConnTTL(env))
+	// PerUser <= 0 is no cap: the connection is still recorded (a later
+	// limit, or another node's, counts it) but nothing is evicted.
+	limit := env.Limits.PerUser
+	evict, err := env.Users.AddUserConn(ctx, s.user, broker.ConnRef{Conn: s.connID, Node: env.NodeID, Since: time.Unix(0, s.opened)}, userConnTTL(env), limit)
 	if err != nil {
 		env.Logger.Warn("user connection count", slog.String("user", s.user), slog.Any("err", err))
 		return
 	}
-	limit := env.Limits.PerUser
-	if limit <= 0 || len(conns) <= limit {
-		return
-	}
-	for _, c := range conns[:len(conns)-limit] {
+	for _, c := range evict {
 		reason := fmt.Sprintf("evicted: more than %d connections for this user", limit)
 		if c.Node == env.NodeID {
 			if old, ok := env.Registry.ByConn(c.Conn); ok {

@@ -158,7 +158,7 @@ func (f *refresh) run(ctx context.Context) {
 		s.saveSnapshot(ctx, true, nil)
 	}
 	if env.Users != nil && f.user != "" {
-		_, _ = env.Users.AddUserConn(ctx, f.user, broker.ConnRef{Conn: s.connID, Node: env.NodeID, Since: time.Unix(0, s.opened)}, userConnTTL(env))
+		_, _ = env.Users.AddUserConn(ctx, f.user, broker.ConnRef{Conn: s.connID, Node: env.NodeID, Since: time.Unix(0, s.opened)}, userConnTTL(env), 0) // a refresh evicts nothing
 	}
 	if env.Presence != nil {
 		for _, ch := range f.chans {

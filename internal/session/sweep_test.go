@@ -26,9 +26,9 @@ type gatedUsers struct {
 	most     int
 }
 
-func (u *gatedUsers) AddUserConn(ctx context.Context, user string, ref broker.ConnRef, ttl time.Duration) ([]broker.ConnRef, error) {
+func (u *gatedUsers) AddUserConn(ctx context.Context, user string, ref broker.ConnRef, ttl time.Duration, keep int) ([]broker.ConnRef, error) {
 	if !u.gate.Load() {
-		return u.Users.AddUserConn(ctx, user, ref, ttl)
+		return u.Users.AddUserConn(ctx, user, ref, ttl, keep)
 	}
 	u.mu.Lock()
 	u.inflight++
@@ -41,7 +41,7 @@ func (u *gatedUsers) AddUserConn(ctx context.Context, user string, ref broker.Co
 	u.inflight--
 	u.mu.Unlock()
 	stop()
-	return u.Users.AddUserConn(ctx, user, ref, ttl)
+	return u.Users.AddUserConn(ctx, user, ref, ttl, keep)
 }
 
 func TestSweepRefreshesRecordsConcurrently(t *testing.T) {
