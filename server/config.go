@@ -46,7 +46,8 @@ type Config struct {
 	// 256 descriptors kept for everything else), which always applies.
 	MaxConnections int `yaml:"max_connections"`
 	// MaxConnectionsPerUser caps one user's connections (cluster-wide with
-	// a shared broker); a new one evicts the oldest with 4011. Default 5.
+	// a shared broker); a new one evicts the oldest with 4011. 0 = no cap,
+	// as for MaxConnections. Default() sets 5.
 	MaxConnectionsPerUser int `yaml:"max_connections_per_user"`
 	// MaxSubscriptions caps one connection's subscriptions. Default 1000.
 	MaxSubscriptions int `yaml:"max_subscriptions"`
@@ -253,6 +254,8 @@ func Default() Config {
 	c := Config{}
 	c.Handshake = HandshakeConfig{Rate: 20, Burst: 50}
 	c.Batch = BatchConfig{WriteBudget: 15000, MaxWindow: 40 * time.Millisecond}
+	// Set here, not in applyDefaults: 0 is the "no cap" a user may write.
+	c.MaxConnectionsPerUser = 5
 	c.applyDefaults()
 	return c
 }
@@ -279,7 +282,6 @@ func (c *Config) applyDefaults() {
 	setDefault(&c.Broker, "memory")
 	setDefault(&c.API.AuthFailureRate, 1)
 	setDefault(&c.API.AuthFailureBurst, 20)
-	setDefault(&c.MaxConnectionsPerUser, 5)
 	setDefault(&c.MaxSubscriptions, 1000)
 	setDefault(&c.MaxFrameBytes, 65536)
 	setDefault(&c.ConnectTimeout, 5*time.Second)

@@ -463,3 +463,18 @@ func TestResumeUsesAcksAcrossConnections(t *testing.T) {
 		t.Fatalf("after resume 2 the unacked m2 must come again: %v", m)
 	}
 }
+
+// TestPerUserConnectionLimitOff: max_connections_per_user 0 is no cap: a
+// user's connections beyond the default 5 all stay open.
+func TestPerUserConnectionLimitOff(t *testing.T) {
+	n := startNode(t, func(c *server.Config) { c.MaxConnectionsPerUser = 0 })
+	var conns []*client
+	for i := 0; i < 8; i++ {
+		conns = append(conns, connectClient(t, n, "tabby"))
+	}
+	for i, c := range conns {
+		if r := c.request(map[string]any{"type": "ping", "id": 5}); r["type"] != "pong" {
+			t.Fatalf("connection %d: %v, want pong (nothing evicted)", i, r)
+		}
+	}
+}

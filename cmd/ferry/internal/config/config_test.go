@@ -530,3 +530,33 @@ func TestUnknownEnv(t *testing.T) {
 		t.Errorf("UnknownEnv = %q, want %q", got, want)
 	}
 }
+
+// TestPerUserLimitOff: max_connections_per_user: 0 means no cap, as
+// max_connections: 0 does, and survives the defaults ferry serve applies;
+// left out, the limit is 5.
+func TestPerUserLimitOff(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		name, file string
+		env        []string
+		want       int
+	}{
+		{"unset", "addr: \":9000\"\n", nil, 5},
+		{"file 0", "max_connections_per_user: 0\n", nil, 0},
+		{"env 0", "addr: \":9000\"\n", []string{"FERRY_MAX_CONNECTIONS_PER_USER=0"}, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(dir, strings.ReplaceAll(tc.name, " ", "-")+".yaml")
+			if err := os.WriteFile(path, []byte(tc.file), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			cfg, err := config.Load(path, tc.env)
+			if err != nil {
+				t.Fatalf("Load: %v", err)
+			}
+			if got := cfg.WithDefaults().MaxConnectionsPerUser; got != tc.want {
+				t.Fatalf("max_connections_per_user = %d, want %d", got, tc.want)
+			}
+		})
+	}
+}
