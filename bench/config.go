@@ -29,6 +29,12 @@ const (
 	// ClientGoroutine reads each connection on its own goroutine with a
 	// 2 KiB buffer.
 	ClientGoroutine ClientKind = "goroutine"
+	// ClientLibrary opens each connection as an ordinary application does:
+	// github.com/coder/websocket, one goroutine per connection, the
+	// upgrade first and then one message [connect, subscribe] (see
+	// library.go). JSON only; every connection subscribes, in connect mode
+	// too.
+	ClientLibrary ClientKind = "library"
 )
 
 // PublishVia is how fanout publishes.
@@ -102,6 +108,12 @@ type Config struct {
 	// Concurrency is how many handshakes are in flight at once, over all
 	// processes. Default 128.
 	Concurrency int `json:"concurrency"`
+	// OneUser mints every connection's token for one user (still one
+	// distinct token per connection) instead of a user per connection: the
+	// server's per-user bookkeeping then holds all of them under one
+	// identity (raise or turn off max_connections_per_user). Default
+	// false.
+	OneUser bool `json:"one_user,omitempty"`
 	// Client is how connections are read. Default ClientReactor.
 	Client ClientKind `json:"client"`
 	// Loops is the number of reactor loops per process. Default GOMAXPROCS.
@@ -219,8 +231,12 @@ func (cfg Config) withDefaults() (Config, error) {
 	case "":
 		cfg.Client = ClientReactor
 	case ClientReactor, ClientGoroutine:
+	case ClientLibrary:
+		if cfg.Codec != CodecJSON {
+			return cfg, fmt.Errorf("%w: the library client speaks JSON only, not %q", ErrConfig, cfg.Codec)
+		}
 	default:
-		return cfg, fmt.Errorf("%w: unknown client %q (reactor or goroutine)", ErrConfig, cfg.Client)
+		return cfg, fmt.Errorf("%w: unknown client %q (reactor, goroutine or library)", ErrConfig, cfg.Client)
 	}
 	if cfg.Loops == 0 {
 		cfg.Loops = runtime.GOMAXPROCS(0)

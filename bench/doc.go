@@ -34,6 +34,14 @@
 // goroutine and a 2 KiB buffer per connection) is kept for comparison and
 // for other systems.
 //
+// ClientLibrary (ferry bench --client library) is the opposite: each
+// connection is what an ordinary application opens, a general WebSocket
+// library (github.com/coder/websocket) on a goroutine of its own, the
+// upgrade and then one message [connect, subscribe], every reply decoded
+// with encoding/json. It measures what the server's connect path costs
+// with clients it does not choose (connect mode; with --one-user every
+// token names the same user).
+//
 // # Codecs
 //
 // Config.Codec (ferry bench --codec json|msgpack|protobuf) picks the

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/http"
 	"runtime"
 	"strconv"
 	"sync"
@@ -38,6 +39,9 @@ type groupSpec struct {
 	ReadPause time.Duration `json:"read_pause,omitempty"`
 	// Codec is the connections' encoding (see Config.Codec).
 	Codec string `json:"codec,omitempty"`
+	// OneUser gives every connection's token the same user (see
+	// Config.OneUser).
+	OneUser bool `json:"one_user,omitempty"`
 
 	// publisher marks the publishing connections of PublishWS (local
 	// only): their replies are counted by channel.
@@ -101,6 +105,9 @@ type group struct {
 	hs      *readCtx               // used while connections are dialed
 	shards  []*readCtx             // goroutine mode
 	re      *reactor               // reactor mode
+
+	lib      []*http.Client            // library mode: one per source address
+	libConns []atomic.Pointer[libConn] // library mode, by index
 
 	bufs     sync.Pool // *[]byte of 4 KiB: handshake read buffers
 	readers  sync.WaitGroup
@@ -168,16 +175,27 @@ func newGroup(spec groupSpec) (*group, error) {
 		}
 		g.dialers = append(g.dialers, d)
 	}
+	if spec.Client == ClientLibrary {
+		g.lib = g.libClients()
+		g.libConns = make([]atomic.Pointer[libConn], spec.Count)
+	}
 	return g, nil
 }
 
-// prepare mints one token per connection, each for its own user (so the
-// per-user connection limit never applies).
+// prepare mints one token per connection, before any clock starts: each
+// for its own user (so the per-user connection limit never applies), or
+// with OneUser all for one user. Every token is distinct (its expiry is a
+// second later than the previous one's), so the server verifies each.
 func (g *group) prepare() error {
 	g.tokens = make([]string, g.spec.Count)
 	secret := []byte(g.spec.Secret)
 	for i := range g.tokens {
-		tok, err := auth.Mint(secret, "bench-"+g.spec.RunID+"-"+strconv.Itoa(g.spec.First+i), g.spec.TokenTTL, nil)
+		gi := g.spec.First + i
+		user := "bench-" + g.spec.RunID + "-" + strconv.Itoa(gi)
+		if g.spec.OneUser {
+			user = "bench-" + g.spec.RunID + "-all"
+		}
+		tok, err := auth.Mint(secret, user, g.spec.TokenTTL+time.Duration(gi)*time.Second, nil)
 		if err != nil {
 			return err
 		}
@@ -195,6 +213,7 @@ func (g *group) openAll(ctx context.Context) (openReport, error) {
 		rep.Conns[i] = make([]int, max(1, len(g.spec.Channels)))
 	}
 	switch g.spec.Client {
+	case ClientLibrary:
 	case ClientReactor:
 		re, err := newReactor(g, g.spec.Loops)
 		if err != nil {
@@ -226,6 +245,23 @@ func (g *group) openAll(ctx context.Context) (openReport, error) {
 					break
 				}
 				t0 := time.Now()
+				if g.spec.Client == ClientLibrary {
+					lc, err := g.dialLibrary(ctx, i)
+					mu.Lock()
+					if err != nil {
+						rep.Failed++
+						rep.Errors[errorKind(err)]++
+					} else {
+						rep.Opened++
+						rep.Conns[lc.node][lc.ch]++
+					}
+					mu.Unlock()
+					if err == nil {
+						g.attachLibrary(i, lc)
+						recordNS(local, time.Since(t0).Nanoseconds())
+					}
+					continue
+				}
 				c, err := g.dial(ctx, i)
 				if err == nil {
 					err = g.attach(c)
@@ -317,6 +353,7 @@ func (g *group) closeAll() (closeReport, error) {
 	if g.re != nil {
 		g.re.halt()
 	}
+	g.closeLibrary()
 	for i := range g.conns {
 		c := g.conns[i].Load()
 		if c == nil || c.nc == nil {

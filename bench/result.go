@@ -11,16 +11,18 @@ import (
 // Result is what a run measured. Server figures need the API key; they are
 // zero (and a warning says why) without it.
 type Result struct {
-	Mode         Mode       `json:"mode"`
-	URLs         []string   `json:"urls"`
-	Conns        int        `json:"conns"`
-	Channels     int        `json:"channels"`
-	Workers      int        `json:"workers"`
-	Client       ClientKind `json:"client"`
-	Rate         float64    `json:"rate,omitempty"`
-	Duration     float64    `json:"duration_s"`
-	PayloadBytes int        `json:"payload_bytes,omitempty"`
-	StartedAt    time.Time  `json:"started_at"`
+	Mode     Mode       `json:"mode"`
+	URLs     []string   `json:"urls"`
+	Conns    int        `json:"conns"`
+	Channels int        `json:"channels"`
+	Workers  int        `json:"workers"`
+	Client   ClientKind `json:"client"`
+	// OneUser says every connection's token named one user.
+	OneUser      bool      `json:"one_user,omitempty"`
+	Rate         float64   `json:"rate,omitempty"`
+	Duration     float64   `json:"duration_s"`
+	PayloadBytes int       `json:"payload_bytes,omitempty"`
+	StartedAt    time.Time `json:"started_at"`
 	// LoadAvg is the machine's 1, 5 and 15 minute load average at the start
 	// and at the end of the run (other work on the machine skews figures).
 	LoadAvgStart [3]float64 `json:"load_avg_start"`
@@ -133,6 +135,9 @@ func (r *Result) WriteText(w io.Writer) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "ferry bench: %s, %d connections over %d node(s), %d channel(s), %d worker process(es), %s client\n",
 		r.Mode, r.Conns, len(r.URLs), r.Channels, r.Workers, r.Client)
+	if r.OneUser {
+		b.WriteString("every connection's token names one user\n")
+	}
 	fmt.Fprintf(&b, "load average: %.2f %.2f %.2f at start, %.2f %.2f %.2f at end\n",
 		r.LoadAvgStart[0], r.LoadAvgStart[1], r.LoadAvgStart[2], r.LoadAvgEnd[0], r.LoadAvgEnd[1], r.LoadAvgEnd[2])
 	c := r.Connect

@@ -2,7 +2,10 @@ package bench
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"os"
 	"strings"
 	"sync"
@@ -127,6 +130,49 @@ func TestConnect(t *testing.T) {
 	}
 	if after := res.Nodes[0].After; after == nil || after.Connections != 300 {
 		t.Errorf("server saw %+v, want 300 connections", after)
+	}
+}
+
+// TestConnectLibrary: the library client (coder/websocket, one goroutine
+// per connection, [connect, subscribe] in one message) opens and
+// subscribes every connection, with a user per connection and with one
+// user for all of them on a server whose per-user limit is off.
+func TestConnectLibrary(t *testing.T) {
+	t.Parallel()
+	url := startNode(t, func(c *server.Config) { c.MaxConnectionsPerUser = 0 })
+	for _, oneUser := range []bool{false, true} {
+		t.Run(fmt.Sprint("one user ", oneUser), func(t *testing.T) {
+			cfg := baseConfig(ModeConnect, url)
+			cfg.Conns = 200
+			cfg.Client = ClientLibrary
+			cfg.Concurrency = 64
+			cfg.OneUser = oneUser
+			cfg.SourceAddrs = []string{"127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5"}
+			res := runBench(t, cfg)
+			c := res.Connect
+			if c.Opened != 200 || c.Failed != 0 {
+				t.Fatalf("opened %d failed %d (%v)", c.Opened, c.Failed, c.Errors)
+			}
+			if res.Client != ClientLibrary || res.OneUser != oneUser || c.Handshake.Count != 200 {
+				t.Errorf("client %q, one user %v, handshakes %d", res.Client, res.OneUser, c.Handshake.Count)
+			}
+			after := res.Nodes[0].After
+			if after == nil || after.Connections != 200 || after.Channels != 1 {
+				t.Errorf("server saw %+v, want 200 connections on 1 channel", after)
+			}
+			if res.Lost != nil {
+				t.Errorf("connections lost during the run: %v", res.Lost)
+			}
+		})
+	}
+}
+
+// TestLibraryClientJSONOnly: the library client refuses other codecs.
+func TestLibraryClientJSONOnly(t *testing.T) {
+	cfg := baseConfig(ModeConnect, "http://127.0.0.1:1")
+	cfg.Client, cfg.Codec = ClientLibrary, CodecMsgpack
+	if _, err := Run(context.Background(), cfg); !errors.Is(err, ErrConfig) {
+		t.Fatalf("Run = %v, want ErrConfig", err)
 	}
 }
 

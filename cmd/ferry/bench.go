@@ -33,7 +33,8 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	workers := fs.Int("workers", 0, "child processes that hold the connections (default: 0 = this process, or enough for --conns-per-process)")
 	perProcess := fs.Int("conns-per-process", 15000, "most connections one process opens")
 	concurrency := fs.Int("concurrency", 128, "handshakes in flight at once, over all processes")
-	client := fs.String("client", "reactor", "how connections are read: reactor (epoll loops, Linux) or goroutine (one per connection)")
+	client := fs.String("client", "reactor", "how connections are opened and read: reactor (epoll loops, Linux), goroutine (one per connection) or library (github.com/coder/websocket, one goroutine per connection, [connect, subscribe] in one message, as an application)")
+	oneUser := fs.Bool("one-user", false, "mint every connection's token for one user (distinct tokens); raise or turn off the server's max_connections_per_user")
 	loops := fs.Int("loops", 0, "reactor loops per process (default GOMAXPROCS)")
 	readPause := fs.Duration("read-pause", 0, "reactor: sleep this long between polls to gather reads (adds up to that much latency; see docs/benchmarks.md)")
 	via := fs.String("publish-via", "api", "api (POST /v1/api/publish) or ws (publish frames; raise FERRY_CLIENT_PUBLISH_RATE)")
@@ -77,6 +78,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		ConnsPerProcess: *perProcess,
 		Concurrency:     *concurrency,
 		Client:          bench.ClientKind(*client),
+		OneUser:         *oneUser,
 		Loops:           *loops,
 		ReadPause:       *readPause,
 		PublishVia:      bench.PublishVia(*via),

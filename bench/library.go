@@ -1,0 +1,156 @@
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/coder/websocket"
+)
+
+// ClientLibrary connections are opened the way an ordinary application
+// opens them, to measure the server under a client it does not choose: a
+// general WebSocket library (github.com/coder/websocket, the independent
+// client the project's tests use too), one goroutine per connection that
+// dials, upgrades with the subprotocol ferry.v1.json and the token in
+// "Authorization: Bearer", sends one message holding the JSON array
+// [connect, subscribe], waits for "subscribed", then keeps reading (the
+// library answers pings) until the run closes it. Nothing is written in the
+// same packet as the upgrade, and every frame is parsed whole with
+// encoding/json.
+
+// libConn is one ClientLibrary connection.
+type libConn struct {
+	ws   *websocket.Conn
+	node int16
+	ch   int32
+}
+
+// libFrame is the part of a server frame the library client looks at.
+type libFrame struct {
+	Type    string `json:"type"`
+	ID      uint32 `json:"id"`
+	Code    int    `json:"code"`
+	Message string `json:"message"`
+}
+
+// libClients returns one HTTP client per source address, for the library's
+// dial (its upgrade request goes through an http.Client).
+func (g *group) libClients() []*http.Client {
+	out := make([]*http.Client, len(g.dialers))
+	for k, d := range g.dialers {
+		out[k] = &http.Client{Transport: &http.Transport{DialContext: d.DialContext, DisableCompression: true}}
+	}
+	return out
+}
+
+// dialLibrary opens connection i with the library, subscribed to its
+// channel.
+func (g *group) dialLibrary(ctx context.Context, i int) (*libConn, error) {
+	gi := g.spec.First + i
+	nodes := len(g.targets)
+	c := &libConn{node: int16(gi % nodes), ch: 0}
+	if len(g.spec.Channels) > 0 {
+		c.ch = int32((gi / nodes) % len(g.spec.Channels))
+	}
+	t := g.targets[c.node]
+	ctx, cancel := context.WithTimeout(ctx, g.spec.ConnectTimeout)
+	defer cancel()
+	h := http.Header{}
+	h.Set("Authorization", "Bearer "+g.tokens[i])
+	ws, _, err := websocket.Dial(ctx, "ws://"+t.Host+t.WSPath, &websocket.DialOptions{
+		HTTPClient:   g.lib[i%len(g.lib)],
+		HTTPHeader:   h,
+		Subprotocols: []string{g.wire.codec.Name()},
+	})
+	if err != nil {
+		return nil, failure("handshake", err)
+	}
+	fail := func(kind string, err error) (*libConn, error) {
+		ws.CloseNow()
+		return nil, failure(kind, err)
+	}
+	if got := ws.Subprotocol(); got != g.wire.codec.Name() {
+		return fail("handshake", fmt.Errorf("%w: subprotocol %q", ErrHandshake, got))
+	}
+	hello, err := json.Marshal([]map[string]any{
+		{"type": "connect", "id": 1, "client": "ferry-bench-library/1"},
+		{"type": "subscribe", "id": 2, "channel": g.spec.Channels[c.ch]},
+	})
+	if err != nil {
+		return fail("encode", err)
+	}
+	if err := ws.Write(ctx, websocket.MessageText, hello); err != nil {
+		return fail("write", err)
+	}
+	for {
+		_, msg, err := ws.Read(ctx)
+		if err != nil {
+			if code := websocket.CloseStatus(err); code != -1 {
+				return fail("closed", fmt.Errorf("%w: code %d", ErrClosed, code))
+			}
+			return fail("read", err)
+		}
+		frames, err := libFrames(msg)
+		if err != nil {
+			return fail("protocol", err)
+		}
+		for _, f := range frames {
+			switch {
+			case f.Type == "error":
+				return fail("refused", fmt.Errorf("%w: %d %s", ErrRefused, f.Code, f.Message))
+			case f.Type == "subscribed" && f.ID == 2:
+				c.ws = ws
+				return c, nil
+			}
+		}
+	}
+}
+
+// libFrames decodes one server message: a frame or an array of frames.
+func libFrames(msg []byte) ([]libFrame, error) {
+	if s := strings.TrimSpace(string(msg)); strings.HasPrefix(s, "[") {
+		var fs []libFrame
+		err := json.Unmarshal(msg, &fs)
+		return fs, err
+	}
+	var f libFrame
+	err := json.Unmarshal(msg, &f)
+	return []libFrame{f}, err
+}
+
+// attachLibrary keeps c open with its own reading goroutine, as an
+// application does; the goroutine ends when the run closes c or the
+// server does.
+func (g *group) attachLibrary(i int, c *libConn) {
+	g.open.Add(1)
+	g.libConns[i].Store(c)
+	g.readers.Add(1)
+	go func() {
+		defer g.readers.Done()
+		for {
+			if _, _, err := c.ws.Read(context.Background()); err != nil {
+				if !g.stopping.Load() {
+					g.open.Add(-1)
+					code := int(websocket.CloseStatus(err))
+					g.lostMu.Lock()
+					g.lost[fmt.Sprint(code)]++
+					g.lostMu.Unlock()
+				}
+				return
+			}
+		}
+	}()
+}
+
+// closeLibrary closes every library connection at once (no close
+// handshake: the run is over), which ends their goroutines.
+func (g *group) closeLibrary() {
+	for i := range g.libConns {
+		if c := g.libConns[i].Load(); c != nil {
+			c.ws.CloseNow()
+		}
+	}
+}
