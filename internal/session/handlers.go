@@ -188,8 +188,8 @@ func (s *Session) handleConnect(f *protocol.ClientFrame) {
 		s.mu.Unlock()
 		return
 	}
-	// Keep what the session uses of the claims, not the claims (their
-	// raw map, the handshake's copy), for the connection's lifetime.
+	// Keep what the session uses of the claims, not the claims (the
+	// handshake's copy), for the connection's lifetime.
 	s.user = claims.Subject
 	s.channels = claims.Channels
 	s.expiresAt = unixNano(claims.ExpiresAt)
@@ -257,7 +257,7 @@ func (s *Session) handleConnect(f *protocol.ClientFrame) {
 			env.Metrics.Resume(snap != nil)
 		}
 	}
-	env.Logger.Info("connection opened",
+	env.Logger.LogAttrs(ctx, slog.LevelInfo, "connection opened", // LogAttrs: no boxing per attribute
 		slog.String("conn", s.connID), slog.String("session", s.id),
 		slog.String("user", s.user), slog.String("transport", s.t.Name()),
 		slog.String("remote", s.remote), slog.String("client", auth.Clip(f.Client)),

@@ -1,6 +1,7 @@
 package session
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
@@ -739,7 +740,9 @@ func (s *Session) Closed(code int, reason string) {
 	if s.env.Metrics != nil {
 		s.env.Metrics.ConnClosed(s.t.Name(), code)
 	}
-	s.env.Logger.Info("connection closed",
+	// LogAttrs: Attrs passed as ...any are boxed, an allocation each, on
+	// every connection's path.
+	s.env.Logger.LogAttrs(context.Background(), slog.LevelInfo, "connection closed",
 		slog.String("conn", s.connID), slog.String("session", s.id),
 		slog.String("user", s.user), slog.String("transport", s.t.Name()),
 		slog.String("remote", s.remote), slog.Duration("duration", s.env.now().Sub(time.Unix(0, s.opened))),

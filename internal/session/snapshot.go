@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"slices"
 )
 
 // A snapshot is written at every connect, again now and then while the
@@ -36,8 +37,9 @@ var errBadSnapshot = errors.New("session: malformed snapshot")
 // session has at most a few thousand subscriptions and unacked frames).
 const maxSnapshotItems = 1 << 20
 
-// encodeSnapshot appends the binary form of snap to dst.
+// encodeSnapshot appends the binary form of snap to dst, growing dst once.
 func encodeSnapshot(dst []byte, snap *snapshot) []byte {
+	dst = slices.Grow(dst, snapshotSize(snap))
 	flags := byte(0)
 	if snap.Live {
 		flags |= snapLive
@@ -68,6 +70,20 @@ func encodeSnapshot(dst []byte, snap *snapshot) []byte {
 		dst = append(dst, p)
 	}
 	return dst
+}
+
+// snapshotSize is at least the bytes encodeSnapshot writes for snap
+// (every uvarint counted at its longest).
+func snapshotSize(snap *snapshot) int {
+	const uv = binary.MaxVarintLen64
+	n := 2 + 5*uv + len(snap.ID) + len(snap.User) + len(snap.TokenHash) + len(snap.Node) + len(snap.Conn) + 2*uv
+	for _, a := range snap.Unacked {
+		n += 3*uv + len(a.Channel)
+	}
+	for _, s := range snap.Subs {
+		n += 3*uv + 1 + len(s.Channel) + len(s.Epoch)
+	}
+	return n
 }
 
 func appendString(dst []byte, s string) []byte {

@@ -102,7 +102,6 @@ func TestConnectKeepsOnlyWhatItUses(t *testing.T) {
 		ExpiresAt: exp,
 		IssuedAt:  time.Now(),
 		Channels:  &auth.ChannelsClaim{Subscribe: []string{"room:*"}},
-		Raw:       map[string]any{"sub": "alice", "big": "unused"},
 	}
 	s := New(env, &sinkTransport{}, Handshake{Codec: protocol.JSON, Claims: claims, Token: "tok", ResumeSeq: -1})
 	if got := s.Claims(); got != nil {
@@ -119,7 +118,7 @@ func TestConnectKeepsOnlyWhatItUses(t *testing.T) {
 		t.Fatalf("an idle connected session keeps its extra: %+v", extra)
 	}
 	got := s.Claims()
-	if got == nil || got.Subject != "alice" || !got.ExpiresAt.Equal(exp) || got.Channels != claims.Channels || got.Raw != nil {
+	if got == nil || got.Subject != "alice" || !got.ExpiresAt.Equal(exp) || got.Channels != claims.Channels {
 		t.Fatalf("Claims = %+v, want subject, expiry and channels only", got)
 	}
 	// The channels claim still applies.
