@@ -12,15 +12,78 @@ import (
 // userSet at once: by Since (for eviction, oldest first) and by deadline
 // (for expiry, soonest first).
 type userConn struct {
-	conn, node   string
-	since        int64
-	expires      int64
-	prev, next   *userConn // by since
-	eprev, enext *userConn // by deadline
+	conn, node string
+	since      int64
+	expires    int64
+	bySince    links
+	byDeadline links
 }
+
+// links are a userConn's neighbours on one list.
+type links struct{ prev, next *userConn }
 
 func (c *userConn) ref() broker.ConnRef {
 	return broker.ConnRef{Conn: c.conn, Node: c.node, Since: timeOf(c.since)}
+}
+
+// connList is one ordered list of a userSet. Its methods take the
+// function that picks the links the list uses (not stored: a user with one
+// connection should cost little more than the connection).
+type connList struct{ first, last *userConn }
+
+// linksOf picks a userConn's links on one list.
+type linksOf func(*userConn) *links
+
+func sinceLinks(c *userConn) *links    { return &c.bySince }
+func deadlineLinks(c *userConn) *links { return &c.byDeadline }
+
+// place links c (off the list) in order: after the last entry that does
+// not come after it, walking back from the tail, so that among equals the
+// one placed first stays first.
+func (l *connList) place(at linksOf, c *userConn, after func(a, b *userConn) bool) {
+	prev := l.last
+	for prev != nil && after(prev, c) {
+		prev = at(prev).prev
+	}
+	cl := at(c)
+	cl.prev = prev
+	if prev == nil {
+		cl.next, l.first = l.first, c
+	} else {
+		pl := at(prev)
+		cl.next, pl.next = pl.next, c
+	}
+	if cl.next == nil {
+		l.last = c
+	} else {
+		at(cl.next).prev = c
+	}
+}
+
+// unlink takes c off the list.
+func (l *connList) unlink(at linksOf, c *userConn) {
+	cl := at(c)
+	if cl.prev == nil {
+		l.first = cl.next
+	} else {
+		at(cl.prev).next = cl.next
+	}
+	if cl.next == nil {
+		l.last = cl.prev
+	} else {
+		at(cl.next).prev = cl.prev
+	}
+	cl.prev, cl.next = nil, nil
+}
+
+// sinceAfter and deadlineAfter order the two lists (deadline 0: never,
+// the latest).
+func sinceAfter(a, b *userConn) bool { return a.since > b.since }
+func deadlineAfter(a, b *userConn) bool {
+	if a.expires == 0 || b.expires == 0 {
+		return a.expires == 0 && b.expires != 0
+	}
+	return a.expires > b.expires
 }
 
 // indexFrom is the connection count from which a userSet keeps an index by
@@ -35,10 +98,10 @@ const indexFrom = 8
 // each expired connection is removed once, from the head of the deadline
 // list.
 type userSet struct {
-	first, last   *userConn // by since: oldest .. newest
-	efirst, elast *userConn // by deadline: soonest .. latest, never-expiring last
-	n             int
-	index         map[string]*userConn // nil while n < indexFrom
+	bySince    connList // oldest .. newest
+	byDeadline connList // soonest .. latest, never-expiring last
+	n          int
+	index      map[string]*userConn // nil while n < indexFrom
 }
 
 // find returns conn's entry or nil.
@@ -46,7 +109,7 @@ func (s *userSet) find(conn string) *userConn {
 	if s.index != nil {
 		return s.index[conn]
 	}
-	for c := s.first; c != nil; c = c.next {
+	for c := s.bySince.first; c != nil; c = c.bySince.next {
 		if c.conn == conn {
 			return c
 		}
@@ -54,95 +117,33 @@ func (s *userSet) find(conn string) *userConn {
 	return nil
 }
 
-// later reports whether deadline a comes after b (0: never, the latest).
-func later(a, b int64) bool {
-	if a == 0 || b == 0 {
-		return a == 0 && b != 0
-	}
-	return a > b
-}
-
 // insert places a new c on both lists and in the index.
 func (s *userSet) insert(c *userConn) {
-	// By since, walking back from the newest; among equal times the one
-	// added first stays first.
-	at := s.last
-	for at != nil && at.since > c.since {
-		at = at.prev
-	}
-	c.prev = at
-	if at == nil {
-		c.next, s.first = s.first, c
-	} else {
-		c.next, at.next = at.next, c
-	}
-	if c.next == nil {
-		s.last = c
-	} else {
-		c.next.prev = c
-	}
-	s.placeByDeadline(c)
+	s.bySince.place(sinceLinks, c, sinceAfter)
+	s.byDeadline.place(deadlineLinks, c, deadlineAfter)
 	s.n++
 	switch {
 	case s.index != nil:
 		s.index[c.conn] = c
 	case s.n >= indexFrom:
 		s.index = make(map[string]*userConn, s.n)
-		for e := s.first; e != nil; e = e.next {
+		for e := s.bySince.first; e != nil; e = e.bySince.next {
 			s.index[e.conn] = e
 		}
 	}
 }
 
-// placeByDeadline links c (off the deadline list) into it, walking back
-// from the latest.
-func (s *userSet) placeByDeadline(c *userConn) {
-	at := s.elast
-	for at != nil && later(at.expires, c.expires) {
-		at = at.eprev
-	}
-	c.eprev = at
-	if at == nil {
-		c.enext, s.efirst = s.efirst, c
-	} else {
-		c.enext, at.enext = at.enext, c
-	}
-	if c.enext == nil {
-		s.elast = c
-	} else {
-		c.enext.eprev = c
-	}
-}
-
-// unlinkDeadline takes c off the deadline list.
-func (s *userSet) unlinkDeadline(c *userConn) {
-	if c.eprev == nil {
-		s.efirst = c.enext
-	} else {
-		c.eprev.enext = c.enext
-	}
-	if c.enext == nil {
-		s.elast = c.eprev
-	} else {
-		c.enext.eprev = c.eprev
-	}
-	c.eprev, c.enext = nil, nil
+// touch moves c to its place for a new deadline.
+func (s *userSet) touch(c *userConn, expires int64) {
+	s.byDeadline.unlink(deadlineLinks, c)
+	c.expires = expires
+	s.byDeadline.place(deadlineLinks, c, deadlineAfter)
 }
 
 // remove takes c off both lists and out of the index.
 func (s *userSet) remove(c *userConn) {
-	if c.prev == nil {
-		s.first = c.next
-	} else {
-		c.prev.next = c.next
-	}
-	if c.next == nil {
-		s.last = c.prev
-	} else {
-		c.next.prev = c.prev
-	}
-	c.prev, c.next = nil, nil
-	s.unlinkDeadline(c)
+	s.bySince.unlink(sinceLinks, c)
+	s.byDeadline.unlink(deadlineLinks, c)
 	s.n--
 	if s.index != nil {
 		delete(s.index, c.conn)
@@ -155,7 +156,7 @@ func (s *userSet) remove(c *userConn) {
 // prune removes the connections expired at now and returns how many.
 func (s *userSet) prune(now time.Time) int {
 	n := 0
-	for c := s.efirst; c != nil && expiredAt(c.expires, now); c = s.efirst {
+	for c := s.byDeadline.first; c != nil && expiredAt(c.expires, now); c = s.byDeadline.first {
 		s.remove(c)
 		n++
 	}
@@ -185,9 +186,7 @@ func (b *Broker) AddUserConn(ctx context.Context, user string, ref broker.ConnRe
 	set.prune(now)
 	if c := set.find(ref.Conn); c != nil {
 		c.node = ref.Node
-		c.expires = exp
-		set.unlinkDeadline(c)
-		set.placeByDeadline(c)
+		set.touch(c, exp)
 	} else {
 		if ref.Since.IsZero() {
 			ref.Since = now
@@ -198,7 +197,7 @@ func (b *Broker) AddUserConn(ctx context.Context, user string, ref broker.ConnRe
 		return nil, nil
 	}
 	out := make([]broker.ConnRef, 0, set.n-keep)
-	for c := set.first; len(out) < cap(out); c = c.next {
+	for c := set.bySince.first; len(out) < cap(out); c = c.bySince.next {
 		out = append(out, c.ref())
 	}
 	return out, nil
