@@ -55,6 +55,7 @@ type Node struct {
 	idempotencyWindow time.Duration
 	metrics           *metrics.Metrics
 	local             LocalConns
+	live              liveness // the node's liveness record (liveness.go)
 }
 
 // New returns the node described by cfg. It does not start the broker: the
@@ -70,6 +71,7 @@ func New(cfg Config) *Node {
 		local:             cfg.Local,
 	}
 	n.presence, _ = cfg.Broker.(broker.Presence)
+	n.live.kv, _ = cfg.Broker.(broker.KV)
 	return n
 }
 
