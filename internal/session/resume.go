@@ -289,6 +289,11 @@ func (s *Session) restore(ctx context.Context, snap *snapshot) {
 			continue
 		}
 		sub := &subscription{ch: ss.Channel, recovering: true, presence: ss.Presence && rules.JoinLeave, rate: float32(rules.Rate)}
+		// Its position is known from the start (the snapshot's): a
+		// takeover while it starts (an HTTP session whose next request
+		// lands on another node) saves it with that position instead of
+		// leaving it out as not started, which would lose the channel.
+		sub.epoch, sub.written, sub.acked = ss.Epoch, ss.Offset, ss.Offset
 		s.mu.Lock()
 		if s.subFor(ss.Channel) != nil || s.state != stateConnected {
 			s.mu.Unlock()
