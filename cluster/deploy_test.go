@@ -72,38 +72,41 @@ func directive(text, name string) []string {
 	return out
 }
 
-// atLeast fails t unless every value is a duration (nginx/HAProxy style:
-// 75s, 2m, 500ms) of at least min.
-func atLeast(t *testing.T, what string, values []string, min time.Duration) {
+// durations parses values as durations (nginx/HAProxy style: 75s, 2m,
+// 500ms), failing t for a value it cannot read and for no value at all
+// (unset: the proxy's default applies, which why says is wrong).
+func durations(t *testing.T, what string, values []string, why string) []time.Duration {
 	t.Helper()
 	if len(values) == 0 {
-		t.Errorf("%s: not set (the defaults are shorter than the heartbeat)", what)
+		t.Errorf("%s: not set (%s)", what, why)
 	}
+	var out []time.Duration
 	for _, v := range values {
 		d, err := time.ParseDuration(v)
 		if err != nil {
 			t.Errorf("%s %q: not a duration this test understands: %v", what, v, err)
 			continue
 		}
+		out = append(out, d)
+	}
+	return out
+}
+
+// atLeast fails t unless every value is a duration longer than min (the
+// heartbeat: idle connections must not be cut).
+func atLeast(t *testing.T, what string, values []string, min time.Duration) {
+	t.Helper()
+	for _, d := range durations(t, what, values, "the defaults are shorter than the heartbeat") {
 		if d <= min {
 			t.Errorf("%s %v: must be longer than heartbeat.interval + heartbeat.timeout = %v, or idle connections are cut", what, d, min)
 		}
 	}
 }
 
-// atMost fails t unless values has at least one value and every value is a
-// duration of at most max.
+// atMost fails t unless every value is a duration of at most max.
 func atMost(t *testing.T, what string, values []string, max time.Duration) {
 	t.Helper()
-	if len(values) == 0 {
-		t.Errorf("%s: not set (the defaults keep a frozen node in rotation too long)", what)
-	}
-	for _, v := range values {
-		d, err := time.ParseDuration(v)
-		if err != nil {
-			t.Errorf("%s %q: not a duration this test understands: %v", what, v, err)
-			continue
-		}
+	for _, d := range durations(t, what, values, "the defaults keep a frozen node in rotation too long") {
 		if d > max {
 			t.Errorf("%s %v: must be at most %v, or a frozen node stays in rotation too long", what, d, max)
 		}

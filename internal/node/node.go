@@ -45,7 +45,8 @@ type LocalConns interface {
 // and presence under the namespace rules, and the handling of what the
 // broker delivers (publications to fan out, control messages from other
 // nodes). Its methods are safe for concurrent use; it holds no lock of its
-// own (its fields are set by New and only read after).
+// own (its fields are set by New and only read after, but for the liveness
+// record's last write time, an atomic).
 type Node struct {
 	id                string
 	broker            broker.Broker

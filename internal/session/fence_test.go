@@ -25,6 +25,14 @@ func (n notAlive) Alive(context.Context, string) bool {
 	return false
 }
 
+// onOtherNode is env as seen from another node, "other", whose node is n.
+func onOtherNode(env *Env, n Node) *Env {
+	other := *env
+	other.NodeID = "other"
+	other.Node = n
+	return &other
+}
+
 // connectFirst connects a session on env and returns it with its connected
 // frame.
 func connectFirst(t *testing.T, env *Env, claims *auth.Claims) (*Session, *recTransport, protocol.Connected) {
@@ -64,13 +72,11 @@ func TestResumeDoesNotWaitForANodeWithoutLiveness(t *testing.T) {
 	old, _, connected := connectFirst(t, env, claims)
 	defer old.Abort()
 
-	other := *env
-	other.NodeID = "other"
 	var checks atomic.Int64
-	other.Node = notAlive{Node: env.Node, checks: &checks}
+	other := onOtherNode(env, notAlive{Node: env.Node, checks: &checks})
 	kv := &countingKV{KV: env.KV, key: snapshotKey(connected.Session)}
 	other.KV = kv
-	s, _ := resumeOn(t, &other, claims, connected)
+	s, _ := resumeOn(t, other, claims, connected)
 	defer s.Abort()
 	if checks.Load() == 0 {
 		t.Fatal("the resume never asked whether the old node is alive")
@@ -98,11 +104,8 @@ func TestWokenConnectionIsFencedOff(t *testing.T) {
 	claims := &auth.Claims{Subject: "u"}
 	old, _, connected := connectFirst(t, env, claims)
 
-	other := *env
-	other.NodeID = "other"
 	var checks atomic.Int64
-	other.Node = notAlive{Node: env.Node, checks: &checks}
-	s, _ := resumeOn(t, &other, claims, connected)
+	s, _ := resumeOn(t, onOtherNode(env, notAlive{Node: env.Node, checks: &checks}), claims, connected)
 	defer s.Abort()
 
 	ctx := context.Background()

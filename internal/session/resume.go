@@ -24,13 +24,13 @@ type snapshot struct {
 	Node      string `json:"node"`
 	Conn      string `json:"conn"`
 	Live      bool   `json:"live"`            // the connection was open when this was written
+	Acked     bool   `json:"acked,omitempty"` // the client acknowledges: offsets are what it acked
 	// Gen is the record's generation: 0 for a new session, one more at
 	// each resume. The connection that holds generation g owns the
 	// session while the record says g; one that finds a later generation
 	// lost it (it was taken over while its node was frozen or cut off)
 	// and must neither write the record nor deliver (see fenced).
 	Gen uint32 `json:"gen,omitempty"`
-	Acked     bool   `json:"acked,omitempty"` // the client acknowledges: offsets are what it acked
 	// Seq is the last seq handed out; Unacked maps the seqs after the
 	// last ack to channel offsets (HTTP sessions, so that another node
 	// can read the client's Last-Event-ID and go on numbering).
