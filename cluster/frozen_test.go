@@ -132,27 +132,30 @@ func frozenSDK(t *testing.T, c *cluster, base, name, ch string, rec *history.Rec
 	return tl, nodes
 }
 
-// httpSub is an SSE or long-poll client (docs/protocol.md section 17)
-// behind the proxy: a request that fails or hangs past frozenStall is
-// tried again (the proxy sends it to a node that answers; that node adopts
-// the session), and a session no node knows is opened anew from the
+// httpSub is an SSE or long-poll client (docs/protocol.md section 17) of
+// one or more base URLs (a proxy, or nodes in the order to try them): a
+// request that fails or hangs past frozenStall is tried again on the next
+// base (a proxy sends it to a node that answers), whose node adopts the
+// session, and a session no node knows is opened anew from the
 // application's position.
 type httpSub struct {
 	*timeline
 	transport string // "sse" or "poll"
 	c         *cluster
-	base, ch  string
+	bases     []string
+	ch        string
 	http      *http.Client // streams: no overall timeout
 
 	mu      sync.Mutex
+	cur     int // index in bases of the one in use
 	session string
 	ticket  string
 	lastSeq uint64
 }
 
-func startHTTPSub(t *testing.T, c *cluster, base, transport, name, ch string, rec *history.Recorder) *httpSub {
+func startHTTPSub(t *testing.T, c *cluster, bases []string, transport, name, ch string, rec *history.Recorder) *httpSub {
 	t.Helper()
-	s := &httpSub{timeline: &timeline{name: name, rec: rec}, transport: transport, c: c, base: base, ch: ch, http: &http.Client{}}
+	s := &httpSub{timeline: &timeline{name: name, rec: rec}, transport: transport, c: c, bases: bases, ch: ch, http: &http.Client{}}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	t.Cleanup(func() { cancel(); <-done })
@@ -177,11 +180,23 @@ func startHTTPSub(t *testing.T, c *cluster, base, transport, name, ch string, re
 	return s
 }
 
-// request sends one request through the proxy, bounded by frozenStall
+// failed moves the client on to the next base after a request failed,
+// hung or was refused, and pauses briefly.
+func (s *httpSub) failed(ctx context.Context) {
+	s.mu.Lock()
+	s.cur++
+	s.mu.Unlock()
+	sleepCtx(ctx, 100*time.Millisecond)
+}
+
+// request sends one request to the base in use, bounded by frozenStall
 // unless it is a stream.
 func (s *httpSub) request(ctx context.Context, method, path, body string, header http.Header) (*http.Response, context.CancelFunc, error) {
+	s.mu.Lock()
+	base := s.bases[s.cur%len(s.bases)]
+	s.mu.Unlock()
 	rctx, cancel := context.WithCancel(ctx)
-	req, err := http.NewRequestWithContext(rctx, method, s.base+path, strings.NewReader(body))
+	req, err := http.NewRequestWithContext(rctx, method, base+path, strings.NewReader(body))
 	if err != nil {
 		cancel()
 		return nil, nil, err
@@ -217,6 +232,7 @@ func (s *httpSub) open(ctx context.Context) bool {
 	body, _ := json.Marshal([]any{map[string]any{"type": "connect", "id": 1, "token": s.c.token(s.name)}, sub})
 	resp, stop, err := s.request(ctx, http.MethodPost, "/v1/sessions?transport="+s.transport, string(body), http.Header{})
 	if err != nil {
+		s.failed(ctx)
 		return false
 	}
 	defer stop()
@@ -248,7 +264,7 @@ func (s *httpSub) step(ctx context.Context) {
 	if s.transport == "poll" {
 		resp, stop, err := s.request(ctx, http.MethodPost, "/v1/poll?wait=1000", "", h)
 		if err != nil {
-			sleepCtx(ctx, 100*time.Millisecond)
+			s.failed(ctx)
 			return
 		}
 		defer stop()
@@ -258,7 +274,7 @@ func (s *httpSub) step(ctx context.Context) {
 		case resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusUnauthorized:
 			s.open(ctx)
 		case resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&frames) != nil:
-			sleepCtx(ctx, 100*time.Millisecond)
+			s.failed(ctx)
 		}
 		for _, f := range frames {
 			s.handle(f)
@@ -268,7 +284,7 @@ func (s *httpSub) step(ctx context.Context) {
 	if ticket == "" {
 		resp, stop, err := s.request(ctx, http.MethodPost, "/v1/tickets", "", h)
 		if err != nil {
-			sleepCtx(ctx, 100*time.Millisecond)
+			s.failed(ctx)
 			return
 		}
 		var r struct {
@@ -278,7 +294,7 @@ func (s *httpSub) step(ctx context.Context) {
 		case resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusUnauthorized:
 			s.open(ctx)
 		case resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&r) != nil:
-			sleepCtx(ctx, 100*time.Millisecond)
+			s.failed(ctx)
 		default:
 			s.mu.Lock()
 			s.ticket = r.Ticket
@@ -300,13 +316,13 @@ func (s *httpSub) stream(ctx context.Context, ticket string, h http.Header) {
 	}
 	resp, stop, err := s.request(ctx, http.MethodGet, "/v1/sse?ticket="+ticket, "", h)
 	if err != nil {
-		sleepCtx(ctx, 100*time.Millisecond)
+		s.failed(ctx)
 		return
 	}
 	defer stop()
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		sleepCtx(ctx, 100*time.Millisecond)
+		s.failed(ctx)
 		return
 	}
 	watchdog := time.AfterFunc(frozenStall, stop)
@@ -322,6 +338,11 @@ func (s *httpSub) stream(ctx context.Context, ticket string, h http.Header) {
 				s.handle(f)
 			}
 		}
+	}
+	// The stream went quiet (the node froze) or was cut: the next one
+	// goes to the next base.
+	if ctx.Err() == nil {
+		s.failed(ctx)
 	}
 }
 
@@ -365,10 +386,6 @@ func TestFrozenNode(t *testing.T) {
 		wsTL, ws = append(wsTL, tl), append(ws, nodes)
 	}
 	tls = append(tls, wsTL...)
-	for i := range 2 {
-		tls = append(tls, startHTTPSub(t, c, hap.URL(), "sse", fmt.Sprintf("sse%d", i+1), ch, rec).timeline)
-		tls = append(tls, startHTTPSub(t, c, hap.URL(), "poll", fmt.Sprintf("poll%d", i+1), ch, rec).timeline)
-	}
 	eventually(t, "every SDK client knows its node", func() bool {
 		for _, r := range ws {
 			if r.lastNode() == "" {
@@ -389,11 +406,21 @@ func TestFrozenNode(t *testing.T) {
 			victim = n
 		}
 	}
+	// SSE clients talk to the nodes directly, the victim first (a stream
+	// through HAProxy may land anywhere); long-poll clients go through
+	// HAProxy, which sends each poll to the next node.
+	direct := []string{victim.BaseURL()}
 	for _, n := range c.nodes.Nodes {
 		if n != victim {
-			target = n
-			break
+			direct = append(direct, n.BaseURL())
+			if target == nil {
+				target = n
+			}
 		}
+	}
+	for i := range 2 {
+		tls = append(tls, startHTTPSub(t, c, direct, "sse", fmt.Sprintf("sse%d", i+1), ch, rec).timeline)
+		tls = append(tls, startHTTPSub(t, c, []string{hap.URL()}, "poll", fmt.Sprintf("poll%d", i+1), ch, rec).timeline)
 	}
 	var moved []string
 	for i, r := range ws {
@@ -460,8 +487,11 @@ func TestFrozenNode(t *testing.T) {
 	time.Sleep(time.Until(frozenAt.Add(freezeFor)))
 	thaw()
 	t.Logf("continued %s (SIGCONT) %v after the freeze", victim.ID, time.Since(frozenAt).Round(time.Millisecond))
-	eventually(t, "the continued node notices its liveness record lapsed", func() bool {
-		return strings.Contains(victim.Log(), "liveness record lapsed")
+	// Woken, it finds its record lapsed, and every session that moved
+	// meanwhile is fenced off: not saved over, its connection closed.
+	eventually(t, "the continued node notices its liveness record lapsed and fences its moved sessions off", func() bool {
+		log := victim.Log()
+		return strings.Contains(log, "liveness record lapsed") && strings.Count(log, "session moved to another connection") >= len(moved)
 	})
 	// A few more seconds of traffic with the node back, then the check.
 	published, _ := rec.Counts()
