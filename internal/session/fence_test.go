@@ -6,7 +6,9 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
+	"github.com/ferry-io/ferry/broker"
 	"github.com/ferry-io/ferry/internal/auth"
 	"github.com/ferry-io/ferry/internal/flow"
 	"github.com/ferry-io/ferry/protocol"
@@ -171,5 +173,65 @@ func TestSnapshotGenerationRoundTrip(t *testing.T) {
 	bad := append([]byte{snapshotV2, 0}, 0x80, 0x80, 0x80, 0x80, 0x10)
 	if _, err := decodeSnapshot(bad); err == nil {
 		t.Fatal("a 33-bit generation was accepted")
+	}
+}
+
+// slowHistory is a broker whose History waits until released, once it
+// said it was called.
+type slowHistory struct {
+	broker.Broker
+	called, release chan struct{}
+}
+
+func (b *slowHistory) History(ctx context.Context, ch string, q broker.HistoryQuery) (broker.HistoryResult, error) {
+	select {
+	case b.called <- struct{}{}:
+	default:
+	}
+	<-b.release
+	return b.Broker.History(ctx, ch, q)
+}
+
+func TestRestoredSubscriptionIsSavedWhileItStarts(t *testing.T) {
+	// A session resumed from a record that has channel c:x at 5@e: while
+	// the restored subscription still reads its history (it has not
+	// started), the connection's state is saved (it is taken over again:
+	// an HTTP session whose next request lands on another node). The
+	// saved state must keep c:x at 5@e, not leave it out.
+	env := writersEnv(t, flow.NewWriters(2))
+	claims := &auth.Claims{Subject: "u"}
+	old, _, connected := connectFirst(t, env, claims)
+	old.Closed(1000, "")
+	ctx := context.Background()
+	snap, err := old.readSnapshot(ctx, connected.Session)
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap.Subs = []snapshotSub{{Channel: "c:x", Epoch: "e", Offset: 5}}
+	if err := env.KV.Set(ctx, snapshotKey(connected.Session), encodeSnapshot(nil, snap), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+
+	slow := &slowHistory{Broker: env.Broker, called: make(chan struct{}, 1), release: make(chan struct{})}
+	other := onOtherNode(env, env.Node)
+	other.Broker = slow
+	tr := &recTransport{}
+	s := New(other, tr, Handshake{Codec: protocol.JSON, Token: "t", Claims: claims})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s.HandleMessage([]byte(`{"type":"connect","id":1,"resume":{"session":"` + connected.Session + `","token":"` + connected.ResumeToken + `"}}`))
+	}()
+	<-slow.called
+	s.saveSnapshot(ctx, true, nil)
+	saved, err := s.readSnapshot(ctx, connected.Session)
+	close(slow.release)
+	<-done
+	defer s.Abort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(saved.Subs) != 1 || saved.Subs[0] != (snapshotSub{Channel: "c:x", Epoch: "e", Offset: 5}) {
+		t.Fatalf("saved while the restored subscription started: %+v, want c:x at 5@e", saved.Subs)
 	}
 }
