@@ -9,6 +9,11 @@ import (
 	"github.com/ferry-io/ferry/internal/session"
 )
 
+// fenceBudget bounds the pass over every connection after a lapse (one
+// session record read each); connections it does not reach are fenced when
+// they next save their state.
+const fenceBudget = 30 * time.Second
+
 // livenessLoop keeps the node's liveness record in the broker (see
 // node.LivenessTTL) until Shutdown. When a write finds the previous one
 // more than the TTL old, the node was frozen or cut off long enough for
@@ -19,18 +24,28 @@ func (s *Server) livenessLoop() {
 	t := time.NewTicker(node.LivenessEvery)
 	defer t.Stop()
 	now := time.Now()
+	failing := false // the last write failed (logged once, not every second)
 	for {
 		ctx, cancel := context.WithTimeout(s.lifetime, node.LivenessEvery)
 		lapsed, err := s.node.Beat(ctx, now)
-		if err != nil && s.lifetime.Err() == nil {
+		cancel()
+		switch {
+		case s.lifetime.Err() != nil:
+		case err != nil && !failing:
 			s.log.Warn("liveness record not written", slog.Any("err", err))
+		case err == nil && failing:
+			s.log.Info("liveness record written again")
 		}
+		failing = err != nil
 		if lapsed {
 			s.log.Warn("liveness record lapsed (the node was frozen or cut off from the broker): checking that its sessions did not move",
 				slog.Int("connections", s.reg.Count()))
-			s.reg.Each(func(sess *session.Session) { sess.Fence(ctx) })
+			// One record read per connection, one after the other:
+			// bounded as a whole, not per read.
+			fctx, fcancel := context.WithTimeout(s.lifetime, fenceBudget)
+			s.reg.Each(func(sess *session.Session) { sess.Fence(fctx) })
+			fcancel()
 		}
-		cancel()
 		select {
 		case <-s.stop:
 			return
