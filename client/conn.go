@@ -628,6 +628,7 @@ func (c *Client) worker(cn *conn) {
 			ackC = ackT.C()
 		case <-hbC:
 			idle := c.clock.Now().Sub(time.Unix(0, cn.lastRecv.Load()))
+			next := hbInterval
 			if idle >= hbInterval {
 				ctx, cancel := context.WithTimeout(cn.ctx, max(hbTimeout, time.Second))
 				err := cn.ws.Ping(ctx)
@@ -636,8 +637,15 @@ func (c *Client) worker(cn *conn) {
 					cn.kill(fmt.Errorf("heartbeat: no answer from the server: %w", err), false)
 					return
 				}
+			} else {
+				// Look again when the connection will have been idle
+				// for hbInterval, not a whole interval from now: a
+				// server that stops answering is noticed hbInterval +
+				// hbTimeout after the last thing it sent, not up to
+				// one interval later.
+				next = hbInterval - idle
 			}
-			hbT = c.clock.NewTimer(hbInterval)
+			hbT = c.clock.NewTimer(next)
 			hbC = hbT.C()
 		case <-refC:
 			refT, refC = nil, nil

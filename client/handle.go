@@ -77,9 +77,25 @@ func (c *Client) onMessage(cn *conn, f *protocol.ServerMessage) bool {
 		cn.received(f.Seq, true)
 		return true
 	}
+	// A live message of another epoch: the channel's stream was reset
+	// (the broker lost its data) while the subscription was open. Report
+	// it as a re-subscription would (recovered false), once per new epoch
+	// (a subscribed frame may have reported it already), before the
+	// message: what the client had of the old stream is all it gets, and
+	// the new stream's offsets before this one are missed.
+	var gap *Gap
+	if s.hasPos && s.pos.Epoch != "" && f.Epoch != s.pos.Epoch && f.Epoch != s.gapEpoch {
+		gap = &Gap{Channel: s.ch, Missed: f.Offset - 1, Epoch: f.Epoch, PrevEpoch: s.pos.Epoch, After: s.pos}
+		s.gapEpoch = f.Epoch
+		c.stats.Gaps++
+	}
 	s.pos, s.hasPos = Position{Offset: f.Offset, Epoch: f.Epoch}, true
 	c.mu.Unlock()
 	cn.received(f.Seq, false)
+	if gap != nil {
+		c.log.Warn("ferry: stream reset", slog.String("channel", gap.Channel), slog.String("prev_epoch", gap.PrevEpoch), slog.String("epoch", gap.Epoch), slog.Uint64("missed", gap.Missed))
+		s.push(item{gap: gap})
+	}
 	s.push(item{msg: messageOf(f), gen: cn.gen, seq: f.Seq})
 	return true
 }
@@ -142,6 +158,7 @@ func (c *Client) onSubscribed(cn *conn, f *protocol.ServerMessage) {
 		s.pos, s.hasPos = Position{Offset: f.Offset, Epoch: f.Epoch}, true
 	} else if !f.Recovered {
 		gap = &Gap{Channel: s.ch, Missed: f.Missed, Epoch: f.Epoch, PrevEpoch: s.pos.Epoch, After: s.pos}
+		s.gapEpoch = f.Epoch
 		c.stats.Gaps++
 	}
 	s.checkGap = restored && f.Recovered && hadPos

@@ -31,6 +31,9 @@ type Subscription struct {
 	activeGen uint64 // the connection it is subscribed on
 	reqID     uint32 // the subscribe in flight, 0 = none
 	checkGap  bool   // restored by a resume: verify the first new offset
+	// gapEpoch is the epoch the last Gap moved to, so that a stream
+	// reset is reported once (by subscribed or by its first message).
+	gapEpoch string
 	// restoredAt is the channel's latest position when the server
 	// restored the subscription (its subscribed frame without id).
 	restoredAt Position

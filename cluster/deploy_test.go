@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -71,21 +72,43 @@ func directive(text, name string) []string {
 	return out
 }
 
-// atLeast fails t unless every value is a duration (nginx/HAProxy style:
-// 75s, 2m, 500ms) of at least min.
-func atLeast(t *testing.T, what string, values []string, min time.Duration) {
+// durations parses values as durations (nginx/HAProxy style: 75s, 2m,
+// 500ms), failing t for a value it cannot read and for no value at all
+// (unset: the proxy's default applies, which why says is wrong).
+func durations(t *testing.T, what string, values []string, why string) []time.Duration {
 	t.Helper()
 	if len(values) == 0 {
-		t.Errorf("%s: not set (the defaults are shorter than the heartbeat)", what)
+		t.Errorf("%s: not set (%s)", what, why)
 	}
+	var out []time.Duration
 	for _, v := range values {
 		d, err := time.ParseDuration(v)
 		if err != nil {
 			t.Errorf("%s %q: not a duration this test understands: %v", what, v, err)
 			continue
 		}
+		out = append(out, d)
+	}
+	return out
+}
+
+// atLeast fails t unless every value is a duration longer than min (the
+// heartbeat: idle connections must not be cut).
+func atLeast(t *testing.T, what string, values []string, min time.Duration) {
+	t.Helper()
+	for _, d := range durations(t, what, values, "the defaults are shorter than the heartbeat") {
 		if d <= min {
 			t.Errorf("%s %v: must be longer than heartbeat.interval + heartbeat.timeout = %v, or idle connections are cut", what, d, min)
+		}
+	}
+}
+
+// atMost fails t unless every value is a duration of at most max.
+func atMost(t *testing.T, what string, values []string, max time.Duration) {
+	t.Helper()
+	for _, d := range durations(t, what, values, "the defaults keep a frozen node in rotation too long") {
+		if d > max {
+			t.Errorf("%s %v: must be at most %v, or a frozen node stays in rotation too long", what, d, max)
 		}
 	}
 }
@@ -136,6 +159,15 @@ func TestDeployConfigs(t *testing.T) {
 		if len(directive(up, "server")) < 2 {
 			t.Error("upstream ferry lists fewer than two nodes")
 		}
+		// A frozen node: fail over fast on connect, and on the requests
+		// that answer at once (location /).
+		atMost(t, "proxy_connect_timeout", directive(conf, "proxy_connect_timeout"), 2*time.Second)
+		atMost(t, "location / proxy_read_timeout", directive(nginxBlock(t, conf, "location /"), "proxy_read_timeout"), 10*time.Second)
+		for _, srv := range directive(up, "server") {
+			if !strings.Contains(srv, "max_fails=") || !strings.Contains(srv, "fail_timeout=") {
+				t.Errorf("upstream server %q: max_fails and fail_timeout must be set (passive checks)", srv)
+			}
+		}
 		if !strings.Contains(directive(conf, "proxy_next_upstream")[0], "http_503") {
 			t.Error("proxy_next_upstream must include http_503: a draining node answers 503 to new handshakes")
 		}
@@ -160,7 +192,21 @@ func TestDeployConfigs(t *testing.T) {
 		}
 		if got := directive(conf, "default-server"); len(got) != 1 || !strings.Contains(got[0], "check") {
 			t.Errorf("default-server %v: servers must be checked", got)
+		} else {
+			// A frozen node must leave rotation within a few seconds:
+			// checks every second, two failures, each failing after
+			// timeout check.
+			f := strings.Fields(got[0])
+			if i := slices.Index(f, "inter"); i < 0 || i+1 >= len(f) {
+				t.Errorf("default-server %q: no inter", got[0])
+			} else {
+				atMost(t, "default-server inter", f[i+1:i+2], time.Second)
+			}
+			if i := slices.Index(f, "fall"); i < 0 || i+1 >= len(f) || !slices.Contains([]string{"1", "2"}, f[i+1]) {
+				t.Errorf("default-server %q: fall must be at most 2", got[0])
+			}
 		}
+		atMost(t, "timeout check", directive(conf, "timeout check"), 2*time.Second)
 	})
 }
 

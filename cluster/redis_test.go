@@ -186,8 +186,23 @@ func redisLosesData(t *testing.T, outage time.Duration) {
 			missedStart = append(missedStart, fmt.Sprintf("%s missed 1..%d", r.name, first-1))
 		}
 	}
-	t.Logf("connected clients: %d, each got the old epoch (%d messages) then the new one; live deliveries missed at the start of the new epoch (no notice, see report): %v",
+	t.Logf("connected clients: %d, each got the old epoch (%d messages) then the new one; live deliveries missed at the start of the new epoch: %v",
 		len(live), len(oldWant), missedStart)
+	// The SDK clients that stayed connected were told: one gap event from
+	// the old epoch to the new one, as a re-subscription reports it.
+	for _, s := range live {
+		sdk, ok := s.(*sdkSub)
+		if !ok {
+			continue
+		}
+		r := sdk.record()
+		r.mu.Lock()
+		gaps := slices.Clone(r.gaps)
+		r.mu.Unlock()
+		if len(gaps) != 1 || gaps[0].Epoch != newEpoch || gaps[0].PrevEpoch != oldEpoch || gaps[0].After.Epoch != oldEpoch {
+			t.Errorf("%s (connected through the restart) reported gaps %+v; want one gap from %s to %s", r.name, gaps, short(oldEpoch), short(newEpoch))
+		}
+	}
 
 	// Clients back from away: nothing of the old epoch, the new stream
 	// from offset 1 exactly once, and a gap report naming the new epoch.

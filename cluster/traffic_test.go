@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"os"
 	"slices"
 	"sort"
 	"strings"
@@ -295,8 +296,16 @@ type sdkSub struct {
 }
 
 // sdkBackoff is the SDK's backoff in these tests: its defaults but a
-// shorter first delay, so that the tests spend less time waiting.
-var sdkBackoff = client.Backoff{Initial: 250 * time.Millisecond, Max: 2 * time.Second}
+// shorter first delay, so that the tests spend less time waiting. With
+// FERRY_CLUSTER_SDK_DEFAULTS=1 it is the SDK's defaults (Initial 1 s), for
+// the reconnect figures of docs/operations.md
+// (scripts/reconnect-figures.sh).
+var sdkBackoff = func() client.Backoff {
+	if os.Getenv("FERRY_CLUSTER_SDK_DEFAULTS") == "1" {
+		return client.Backoff{}
+	}
+	return client.Backoff{Initial: 250 * time.Millisecond, Max: 2 * time.Second}
+}()
 
 func startSDKSub(t testing.TB, name, url string, header http.Header, token, ch string, opts ...client.SubscribeOption) *sdkSub {
 	t.Helper()

@@ -190,6 +190,12 @@ func (s *Server) serveReady(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusServiceUnavailable, "draining")
 		return
 	}
+	if !s.node.Beating(time.Now()) {
+		// Other nodes treat this one as gone (it was frozen or cut off):
+		// keep new clients away until its record is written again.
+		httpError(w, http.StatusServiceUnavailable, "liveness record lapsed")
+		return
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
 	if err := s.broker.Ping(ctx); err != nil {

@@ -208,6 +208,7 @@ func New(cfg Config, opts ...Options) (*Server, error) {
 	s.handler = s.routes()
 	s.goTracked(s.sweepLoop)
 	s.goTracked(s.brokerProbe())
+	s.goTracked(s.livenessLoop)
 	return s, nil
 }
 
@@ -441,6 +442,11 @@ wait:
 	case <-ctx.Done():
 	}
 	s.writers.Close()
+	// The sessions are handed over (or saved) and the liveness loop has
+	// stopped: no node needs to wait for this one any more.
+	fctx, fcancel := context.WithTimeout(context.Background(), time.Second)
+	s.node.Forget(fctx)
+	fcancel()
 	err := s.broker.Close()
 	s.log.Info("stopped")
 	return err

@@ -11,7 +11,10 @@
 //   - what the broker delivers to the node (Node is the broker.Handler):
 //     publications, encoded once and handed to the hub's local subscribers,
 //     and control messages between nodes (evict, takeover, disconnect,
-//     join, leave; see broker.ControlKind), dispatched here.
+//     join, leave; see broker.ControlKind), dispatched here;
+//   - the node's liveness record in the broker's KV (Beat, Alive, Forget;
+//     liveness.go, ADR 009), which other nodes read so as not to wait for
+//     a node that is dead or frozen.
 //
 // # Data flow
 //
@@ -32,7 +35,8 @@
 //
 // # Lock order
 //
-// Node has no lock (its fields are set by New, then only read). A Registry
+// Node has no lock (its fields are set by New, then only read; the time of
+// the last liveness write is an atomic). A Registry
 // shard's lock is never held while a connection's method runs: connections
 // are collected under the shard's lock and called after it is released
 // (Each, ByUser, CloseConn, CloseUser, Sweep); UserLink, called under the

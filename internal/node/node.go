@@ -45,7 +45,8 @@ type LocalConns interface {
 // and presence under the namespace rules, and the handling of what the
 // broker delivers (publications to fan out, control messages from other
 // nodes). Its methods are safe for concurrent use; it holds no lock of its
-// own (its fields are set by New and only read after).
+// own (its fields are set by New and only read after, but for the liveness
+// record's last write time, an atomic).
 type Node struct {
 	id                string
 	broker            broker.Broker
@@ -55,6 +56,7 @@ type Node struct {
 	idempotencyWindow time.Duration
 	metrics           *metrics.Metrics
 	local             LocalConns
+	live              liveness // the node's liveness record (liveness.go)
 }
 
 // New returns the node described by cfg. It does not start the broker: the
@@ -70,6 +72,7 @@ func New(cfg Config) *Node {
 		local:             cfg.Local,
 	}
 	n.presence, _ = cfg.Broker.(broker.Presence)
+	n.live.kv, _ = cfg.Broker.(broker.KV)
 	return n
 }
 

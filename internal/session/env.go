@@ -53,6 +53,10 @@ type Node interface {
 	// Control sends a control message to other nodes (evictions,
 	// takeovers, join and leave events).
 	Control(ctx context.Context, c broker.Control) error
+	// Alive reports whether another node keeps its liveness record (see
+	// node.LivenessTTL); true when it cannot tell. A resume does not wait
+	// for a takeover answer from a node that is not alive.
+	Alive(ctx context.Context, id string) bool
 }
 
 // Env is what every session of a node shares: the node, its parts and

@@ -196,6 +196,7 @@ func (s *Session) handleConnect(f *protocol.ClientFrame) {
 	s.queue.SetWindow(window)
 	if snap != nil {
 		s.id, s.resumeToken = snap.ID, newID(18)
+		s.gen = snap.Gen + 1 // this connection owns the session now
 	} else {
 		s.id, s.resumeToken = newID(12), newID(18)
 	}
@@ -246,7 +247,7 @@ func (s *Session) handleConnect(f *protocol.ClientFrame) {
 	s.mu.Unlock()
 	s.afterPush(err)
 
-	s.saveSnapshot(ctx, true, nil)
+	s.writeSnapshot(ctx, true, nil, false) // the generation it read, plus one
 	s.mu.Lock()
 	s.savedAt = s.msSinceOpened(env.now())
 	s.mu.Unlock()

@@ -25,6 +25,12 @@ type snapshot struct {
 	Conn      string `json:"conn"`
 	Live      bool   `json:"live"`            // the connection was open when this was written
 	Acked     bool   `json:"acked,omitempty"` // the client acknowledges: offsets are what it acked
+	// Gen is the record's generation: 0 for a new session, one more at
+	// each resume. The connection that holds generation g owns the
+	// session while the record says g; one that finds a later generation
+	// lost it (it was taken over while its node was frozen or cut off)
+	// and must neither write the record nor deliver (see fenced).
+	Gen uint32 `json:"gen,omitempty"`
 	// Seq is the last seq handed out; Unacked maps the seqs after the
 	// last ack to channel offsets (HTTP sessions, so that another node
 	// can read the client's Last-Event-ID and go on numbering).
@@ -121,6 +127,18 @@ func (s *Session) loadSnapshot(ctx context.Context, r *protocol.Resume, user str
 			}
 		}
 	} else {
+		if !env.Node.Alive(ctx, snap.Node) {
+			// The node that held it keeps no liveness record: killed,
+			// or frozen (SIGSTOP, a stalled VM) for longer than
+			// node.LivenessTTL. Its answer would come, if at all, when
+			// it wakes: resume from what it last saved. The new
+			// generation this connection writes fences the old one off
+			// (fenced), and the client drops what it gets twice by
+			// offset.
+			env.Logger.Info("resume: the session's node is not alive; resuming from its last snapshot",
+				slog.String("session", r.Session), slog.String("old_node", snap.Node))
+			return snap
+		}
 		err := env.Node.Control(ctx, broker.Control{Node: snap.Node, Kind: broker.ControlTakeover, User: user, Conn: snap.Conn,
 			Code: protocol.CloseSessionTakenOver, Reason: "session taken over by a resumed connection"})
 		if errors.Is(err, broker.ErrNoNode) {
@@ -131,12 +149,15 @@ func (s *Session) loadSnapshot(ctx context.Context, r *protocol.Resume, user str
 		}
 	}
 	deadline := env.now().Add(takeoverWait)
-	for {
+	for i := 1; ; i++ {
 		next, err := s.readSnapshot(ctx, r.Session)
 		if err == nil && !next.Live {
 			return next
 		}
-		if env.now().After(deadline) || ctx.Err() != nil {
+		// Every 10th poll (200 ms), whether the old node's record
+		// lapsed meanwhile (it froze just before the client came back).
+		gone := snap.Node != env.NodeID && i%10 == 0 && !env.Node.Alive(ctx, snap.Node)
+		if gone || env.now().After(deadline) || ctx.Err() != nil {
 			// The old node did not answer: resume from what was saved.
 			if err == nil {
 				return next
@@ -155,16 +176,32 @@ func (s *Session) readSnapshot(ctx context.Context, id string) (*snapshot, error
 	return decodeSnapshot(b)
 }
 
-// saveSnapshot writes the session's state. live says whether the connection
-// is still open: its subscriptions are then the session's own; a closed
-// session's are subs (what Closed took from it).
+// saveSnapshot writes the session's state, unless the record moved on to a
+// later generation (fenced): a live connection that finds so is closed
+// with 4016. live says whether the connection is still open: its
+// subscriptions are then the session's own; a closed session's are subs
+// (what Closed took from it).
 func (s *Session) saveSnapshot(ctx context.Context, live bool, subs []*subscription) {
+	s.writeSnapshot(ctx, live, subs, true)
+}
+
+// writeSnapshot is saveSnapshot; fence false skips the generation check
+// (right after connect, which wrote the generation it read plus one).
+func (s *Session) writeSnapshot(ctx context.Context, live bool, subs []*subscription, fence bool) {
 	env := s.env
 	if env.KV == nil {
 		return
 	}
+	if fence && s.fenced(ctx) {
+		env.Logger.Info("session moved to another connection while this node did not answer: not saving, closing",
+			slog.String("conn", s.connID), slog.String("session", s.sessionID()))
+		if live {
+			s.Close(protocol.CloseSessionTakenOver, "session taken over by a resumed connection")
+		}
+		return
+	}
 	s.mu.Lock()
-	snap := snapshot{ID: s.id, User: s.user, TokenHash: hashToken(s.resumeToken), Node: env.NodeID, Conn: s.connID, Live: live, Acked: s.everAcked}
+	snap := snapshot{ID: s.id, User: s.user, TokenHash: hashToken(s.resumeToken), Node: env.NodeID, Conn: s.connID, Live: live, Acked: s.everAcked, Gen: s.gen}
 	if snap.ID == "" {
 		s.mu.Unlock()
 		return
@@ -203,6 +240,45 @@ func (s *Session) saveSnapshot(ctx context.Context, live bool, subs []*subscript
 	}
 }
 
+// fenced reports whether the session's record names a later generation
+// than this connection's: the session was resumed elsewhere while this
+// connection's node did not answer (frozen, or cut off from the broker),
+// so this connection no longer owns it. A record that cannot be read
+// (expired, the broker down) does not fence: the write that follows is
+// the one that decides.
+//
+// The check and the write that follows it are two steps: a resume that
+// lands between them is overwritten once with this connection's older
+// positions. That costs the client duplicates (dropped by offset), never a
+// loss, and the resumed connection's next save puts its generation back.
+func (s *Session) fenced(ctx context.Context) bool {
+	s.mu.Lock()
+	id, gen := s.id, s.gen
+	s.mu.Unlock()
+	if id == "" {
+		return false
+	}
+	cur, err := s.readSnapshot(ctx, id)
+	// Compared as a signed difference: the generation may wrap.
+	return err == nil && int32(cur.Gen-gen) > 0
+}
+
+// Fence closes the connection (4016) if its session moved to a later
+// generation: the node calls it on every connection when its liveness
+// record lapsed (it was frozen or cut off longer than node.LivenessTTL),
+// before the connection can deliver into a session another node owns now.
+func (s *Session) Fence(ctx context.Context) {
+	s.mu.Lock()
+	connected := s.state == stateConnected
+	s.mu.Unlock()
+	if connected && s.fenced(ctx) {
+		env := s.env
+		env.Logger.Info("session moved to another connection while this node did not answer: closing",
+			slog.String("conn", s.connID), slog.String("session", s.sessionID()))
+		s.Close(protocol.CloseSessionTakenOver, "session taken over by a resumed connection")
+	}
+}
+
 // restore re-subscribes a resumed session to its channels, replaying what
 // it missed on each.
 func (s *Session) restore(ctx context.Context, snap *snapshot) {
@@ -213,6 +289,11 @@ func (s *Session) restore(ctx context.Context, snap *snapshot) {
 			continue
 		}
 		sub := &subscription{ch: ss.Channel, recovering: true, presence: ss.Presence && rules.JoinLeave, rate: float32(rules.Rate)}
+		// Its position is known from the start (the snapshot's): a
+		// takeover while it starts (an HTTP session whose next request
+		// lands on another node) saves it with that position instead of
+		// leaving it out as not started, which would lose the channel.
+		sub.epoch, sub.written, sub.acked = ss.Epoch, ss.Offset, ss.Offset
 		s.mu.Lock()
 		if s.subFor(ss.Channel) != nil || s.state != stateConnected {
 			s.mu.Unlock()

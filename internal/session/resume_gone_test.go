@@ -2,15 +2,12 @@ package session
 
 import (
 	"context"
-	"encoding/json"
-	"strings"
 	"sync/atomic"
 	"testing"
 
 	"github.com/ferry-io/ferry/broker"
 	"github.com/ferry-io/ferry/internal/auth"
 	"github.com/ferry-io/ferry/internal/flow"
-	"github.com/ferry-io/ferry/protocol"
 )
 
 // countingKV counts the reads of one key.
@@ -34,29 +31,14 @@ func TestResumeFromGoneNodeDoesNotWaitForTakeover(t *testing.T) {
 	// cannot come.
 	env := writersEnv(t, flow.NewWriters(2))
 	claims := &auth.Claims{Subject: "u"}
-	oldT := &recTransport{}
-	old := New(env, oldT, Handshake{Codec: protocol.JSON, Token: "t", Claims: claims})
-	old.HandleMessage([]byte(`{"type":"connect","id":1}`))
-	waitFor(t, "the first connection's connected frame", func() bool { return len(oldT.frames(t)) > 0 })
-	var connected protocol.Connected
-	if err := json.Unmarshal(oldT.sends[0], &connected); err != nil || connected.ResumeToken == "" {
-		t.Fatalf("connected frame %s: %v", oldT.sends[0], err)
-	}
+	_, _, connected := connectFirst(t, env, claims)
 
 	// Another node, whose control messages to the first node reach nobody.
-	other := *env
-	other.NodeID = "other"
 	var takeovers atomic.Int64
-	other.Node = unreachable{Node: env.Node, takeovers: &takeovers}
+	other := onOtherNode(env, unreachable{Node: env.Node, takeovers: &takeovers})
 	kv := &countingKV{KV: env.KV, key: snapshotKey(connected.Session)}
 	other.KV = kv
-	newT := &recTransport{}
-	s := New(&other, newT, Handshake{Codec: protocol.JSON, Token: "t", Claims: claims})
-	s.HandleMessage([]byte(`{"type":"connect","id":1,"resume":{"session":"` + connected.Session + `","token":"` + connected.ResumeToken + `"}}`))
-	waitFor(t, "the resumed connection's connected frame", func() bool { return len(newT.frames(t)) > 0 })
-	if !strings.Contains(string(newT.sends[0]), `"resumed":true`) {
-		t.Fatalf("connected frame %s, want resumed", newT.sends[0])
-	}
+	resumeOn(t, other, claims, connected)
 	if takeovers.Load() != 1 {
 		t.Fatalf("%d takeover requests, want 1", takeovers.Load())
 	}

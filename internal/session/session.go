@@ -102,6 +102,7 @@ type Session struct {
 	replaying   bool       // guarded by mu: a goroutine is reading replay pages
 	replays     int32      // guarded by mu: subscriptions with replay pages still to read
 	closeCode   int32      // guarded by mu: the code Close was called with (0: not yet)
+	gen         uint32     // guarded by mu: the session record's generation this connection owns (snapshot.Gen)
 	id          string     // guarded by mu: the session id ("" before connect)
 	resumeToken string     // guarded by mu
 	user        string     // guarded by mu; set by connect

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"math"
 	"slices"
 )
 
@@ -12,18 +13,24 @@ import (
 // connection's snapshot sits in the node's own heap. So it is stored in a
 // compact binary form (a third of the JSON's size, and cheaper to write):
 //
-//	byte     snapshotV1
+//	byte     snapshotV2
 //	byte     flags: 1 live, 2 acked
+//	uvarint  gen
 //	string   id, user, token hash, node, conn
 //	uvarint  seq
 //	uvarint  count, then count times: uvarint seq, string channel, uvarint offset   (Unacked)
 //	uvarint  count, then count times: string channel, string epoch, uvarint offset, byte presence (Subs)
 //
 // where a string is its length (uvarint) and its bytes. Snapshots written
-// as JSON (by earlier versions; they begin with '{') are still read.
+// by earlier versions are still read: snapshotV1 (the same without gen,
+// which reads as 0) and JSON (they begin with '{').
 
-// snapshotV1 is the first byte of a binary snapshot.
-const snapshotV1 = 1
+// snapshotV1 and snapshotV2 are the first byte of a binary snapshot
+// (snapshotV2 carries the generation; it is the one written).
+const (
+	snapshotV1 = 1
+	snapshotV2 = 2
+)
 
 const (
 	snapLive  = 1 << 0
@@ -47,7 +54,8 @@ func encodeSnapshot(dst []byte, snap *snapshot) []byte {
 	if snap.Acked {
 		flags |= snapAcked
 	}
-	dst = append(dst, snapshotV1, flags)
+	dst = append(dst, snapshotV2, flags)
+	dst = binary.AppendUvarint(dst, uint64(snap.Gen))
 	for _, s := range [...]string{snap.ID, snap.User, snap.TokenHash, snap.Node, snap.Conn} {
 		dst = appendString(dst, s)
 	}
@@ -76,7 +84,8 @@ func encodeSnapshot(dst []byte, snap *snapshot) []byte {
 // (every uvarint counted at its longest).
 func snapshotSize(snap *snapshot) int {
 	const uv = binary.MaxVarintLen64
-	n := 2 + 5*uv + len(snap.ID) + len(snap.User) + len(snap.TokenHash) + len(snap.Node) + len(snap.Conn) + 2*uv
+	// gen, five string lengths, seq and two counts.
+	n := 2 + 9*uv + len(snap.ID) + len(snap.User) + len(snap.TokenHash) + len(snap.Node) + len(snap.Conn)
 	for _, a := range snap.Unacked {
 		n += 3*uv + len(a.Channel)
 	}
@@ -101,11 +110,19 @@ func decodeSnapshot(b []byte) (*snapshot, error) {
 		return &snap, nil
 	}
 	d := snapDecoder{b: b}
-	if d.byte() != snapshotV1 {
+	v := d.byte()
+	if v != snapshotV1 && v != snapshotV2 {
 		return nil, errBadSnapshot
 	}
 	flags := d.byte()
 	snap := &snapshot{Live: flags&snapLive != 0, Acked: flags&snapAcked != 0}
+	if v == snapshotV2 {
+		g := d.uvarint()
+		if g > math.MaxUint32 {
+			return nil, errBadSnapshot
+		}
+		snap.Gen = uint32(g)
+	}
 	for _, p := range [...]*string{&snap.ID, &snap.User, &snap.TokenHash, &snap.Node, &snap.Conn} {
 		*p = d.string()
 	}

@@ -92,12 +92,21 @@ export interface Message {
   time?: number;
 }
 
-/** Messages a subscription lost: recovered false, or an epoch change. */
+/**
+ * Messages a subscription lost: recovered false on a (re)subscription, or an
+ * epoch change on a live subscription (the broker lost the channel's stream),
+ * reported with the same fields either way, once per new epoch.
+ */
 export interface Gap {
   channel: string;
   /** How many messages the server could not replay. */
   missed: number;
+  /** The channel's epoch now. */
   epoch: string;
+  /** The epoch the client had; differs from epoch when the stream was reset. */
+  prevEpoch: string;
+  /** The last position delivered before the gap. */
+  after: Position;
 }
 
 /** A join or leave event of a channel. */
@@ -185,6 +194,8 @@ export class Subscription {
   /** Set while the subscription is confirmed on the current link. */
   active = false;
   ended = false;
+  /** @internal The epoch the last gap moved to: a stream reset is reported once (by subscribed or by its first message). */
+  gapEpoch?: string;
   /** @internal Settles the subscribe() call that waits for the first confirmation. */
   waiter?: { resolve(): void; reject(err: unknown): void };
   constructor(
@@ -806,7 +817,9 @@ export class Client extends Emitter<ClientEvents> {
   }
 
   private gap(sub: Subscription, missed: number, epoch: string): void {
-    const g: Gap = { channel: sub.channel, missed, epoch };
+    const after = sub.pos ?? { offset: 0, epoch: "" };
+    const g: Gap = { channel: sub.channel, missed, epoch, prevEpoch: after.epoch, after: { ...after } };
+    sub.gapEpoch = epoch;
     this.ordered(() => (sub.opts.onGap ? sub.opts.onGap(g) : this.emit("gap", g)));
   }
 
@@ -840,7 +853,7 @@ export class Client extends Emitter<ClientEvents> {
       this.stats.duplicatesDropped++;
       return;
     }
-    if (pos && pos.epoch && pos.epoch !== f.epoch) this.gapOnEpoch(sub, f);
+    if (pos && pos.epoch && pos.epoch !== f.epoch && sub.gapEpoch !== f.epoch) this.gapOnEpoch(sub, f, pos);
     sub.pos = { offset: f.offset, epoch: f.epoch };
     const m = await this.toMessage(sub.channel, f);
     try {
@@ -874,14 +887,16 @@ export class Client extends Emitter<ClientEvents> {
     const missed = to - pos.offset - got;
     if (missed > 0) {
       sub.pos = { offset: to, epoch };
-      const g: Gap = { channel: sub.channel, missed, epoch };
+      const g: Gap = { channel: sub.channel, missed, epoch, prevEpoch: epoch, after: { offset: pos.offset, epoch } };
       if (sub.opts.onGap) sub.opts.onGap(g);
       else this.emit("gap", g);
     }
   }
 
-  private gapOnEpoch(sub: Subscription, f: ServerFrame): void {
-    const g: Gap = { channel: sub.channel, missed: Math.max(0, f.offset - 1), epoch: f.epoch };
+  /** The stream of a live subscription was reset: reported as a re-subscription's recovered:false would be. */
+  private gapOnEpoch(sub: Subscription, f: ServerFrame, pos: Position): void {
+    const g: Gap = { channel: sub.channel, missed: Math.max(0, f.offset - 1), epoch: f.epoch, prevEpoch: pos.epoch, after: { ...pos } };
+    sub.gapEpoch = f.epoch;
     if (sub.opts.onGap) sub.opts.onGap(g);
     else this.emit("gap", g);
   }

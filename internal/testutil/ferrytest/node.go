@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -241,6 +242,26 @@ func (n *Node) Kill() {
 	if p := n.process(); p != nil {
 		p.Kill()
 	}
+}
+
+// Freeze stops the node's process with SIGSTOP, as a long GC pause, a
+// stalled VM or a hung disk would: its sockets stay open and the kernel
+// still accepts connections on its port, but nothing answers. Thaw
+// continues it. A frozen node must be thawed (or killed) before Stop.
+func (n *Node) Freeze() error { return n.signal(syscall.SIGSTOP) }
+
+// Thaw continues a frozen node (SIGCONT).
+func (n *Node) Thaw() error { return n.signal(syscall.SIGCONT) }
+
+func (n *Node) signal(sig syscall.Signal) error {
+	p := n.process()
+	if p == nil {
+		return fmt.Errorf("node %s: not started", n.ID)
+	}
+	if err := p.Signal(sig); err != nil {
+		return fmt.Errorf("node %s: %v: %w", n.ID, sig, err)
+	}
+	return nil
 }
 
 // Stop shuts the node down gracefully with SIGTERM (it drains: every client

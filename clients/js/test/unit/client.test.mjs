@@ -151,7 +151,41 @@ test("state machine: fatal close codes stop the client; 4008 waits retry_after_m
   await flush();
   w2.serverSend({ type: "subscribed", id: w2.frames().find((f) => f.type === "subscribe").id, channel: "chat:g", offset: 10, epoch: "e1", recovered: false, missed: 4 });
   await p;
-  assert.deepEqual(gaps, [{ channel: "chat:g", missed: 4, epoch: "e1" }]);
+  assert.deepEqual(gaps, [{ channel: "chat:g", missed: 4, epoch: "e1", prevEpoch: "e1", after: { offset: 3, epoch: "e1" } }]);
+  c2.close();
+});
+
+test("delivery: a stream reset under a live subscription is one gap, with a re-subscription's fields", async () => {
+  const { c, ws } = await connectedClient();
+  const events = [];
+  const subP = c.subscribe("chat:r", { onMessage: (m) => events.push(`${m.epoch}:${m.offset}`), onGap: (g) => events.push(g) });
+  await flush();
+  const sub = ws.frames().find((f) => f.type === "subscribe");
+  ws.serverSend({ type: "subscribed", id: sub.id, channel: "chat:r", offset: 2, epoch: "old" });
+  await subP;
+  const msg = (epoch, offset, seq) => ({ type: "message", channel: "chat:r", offset, epoch, data: offset, seq });
+  // The broker lost the stream: new:1 never came, new:2 is the first.
+  ws.serverSend([msg("old", 3, 1), msg("new", 2, 2), msg("new", 3, 3)]);
+  await flush();
+  assert.deepEqual(events, [
+    "old:3",
+    { channel: "chat:r", missed: 1, epoch: "new", prevEpoch: "old", after: { offset: 3, epoch: "old" } },
+    "new:2",
+    "new:3",
+  ]);
+  c.close();
+
+  // Reported by a subscribed frame (recovered false, new epoch) first:
+  // the new epoch's first message does not report it again.
+  const { c: c2, ws: w2 } = await connectedClient();
+  const ev2 = [];
+  const p2 = c2.subscribe("chat:r", { since: { offset: 7, epoch: "old" }, onMessage: (m) => ev2.push(`${m.epoch}:${m.offset}`), onGap: (g) => ev2.push(g) });
+  await flush();
+  w2.serverSend({ type: "subscribed", id: w2.frames().find((f) => f.type === "subscribe").id, channel: "chat:r", offset: 1, epoch: "new", recovered: false, missed: 0 });
+  await p2;
+  w2.serverSend([msg("new", 1, 1)]);
+  await flush();
+  assert.deepEqual(ev2, [{ channel: "chat:r", missed: 0, epoch: "new", prevEpoch: "old", after: { offset: 7, epoch: "old" } }, "new:1"]);
   c2.close();
 });
 

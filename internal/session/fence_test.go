@@ -1,0 +1,237 @@
+package session
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ferry-io/ferry/broker"
+	"github.com/ferry-io/ferry/internal/auth"
+	"github.com/ferry-io/ferry/internal/flow"
+	"github.com/ferry-io/ferry/protocol"
+)
+
+// notAlive is a node that reports every other node dead (no liveness
+// record), while its control messages are still sent (the old node's
+// subscription is there: it is frozen, not gone).
+type notAlive struct {
+	Node
+	checks *atomic.Int64
+}
+
+func (n notAlive) Alive(context.Context, string) bool {
+	n.checks.Add(1)
+	return false
+}
+
+// onOtherNode is env as seen from another node, "other", whose node is n.
+func onOtherNode(env *Env, n Node) *Env {
+	other := *env
+	other.NodeID = "other"
+	other.Node = n
+	return &other
+}
+
+// connectFirst connects a session on env and returns it with its connected
+// frame.
+func connectFirst(t *testing.T, env *Env, claims *auth.Claims) (*Session, *recTransport, protocol.Connected) {
+	t.Helper()
+	tr := &recTransport{}
+	s := New(env, tr, Handshake{Codec: protocol.JSON, Token: "t", Claims: claims})
+	s.HandleMessage([]byte(`{"type":"connect","id":1}`))
+	waitFor(t, "the first connection's connected frame", func() bool { return len(tr.frames(t)) > 0 })
+	var c protocol.Connected
+	if err := json.Unmarshal(tr.sends[0], &c); err != nil || c.ResumeToken == "" {
+		t.Fatalf("connected frame %s: %v", tr.sends[0], err)
+	}
+	return s, tr, c
+}
+
+// resumeOn resumes connected's session on env, returning the new session
+// once it answered connected.
+func resumeOn(t *testing.T, env *Env, claims *auth.Claims, c protocol.Connected) (*Session, *recTransport) {
+	t.Helper()
+	tr := &recTransport{}
+	s := New(env, tr, Handshake{Codec: protocol.JSON, Token: "t", Claims: claims})
+	s.HandleMessage([]byte(`{"type":"connect","id":1,"resume":{"session":"` + c.Session + `","token":"` + c.ResumeToken + `"}}`))
+	waitFor(t, "the resumed connection's connected frame", func() bool { return len(tr.frames(t)) > 0 })
+	if !strings.Contains(string(tr.sends[0]), `"resumed":true`) {
+		t.Fatalf("connected frame %s, want resumed", tr.sends[0])
+	}
+	return s, tr
+}
+
+func TestResumeDoesNotWaitForANodeWithoutLiveness(t *testing.T) {
+	// The old connection is live on a node that does not answer (frozen:
+	// its control subscription still counts as a receiver). Its node keeps
+	// no liveness record, so the resume must not wait for its takeover
+	// answer: it reads the snapshot once and goes on.
+	env := writersEnv(t, flow.NewWriters(2))
+	claims := &auth.Claims{Subject: "u"}
+	old, _, connected := connectFirst(t, env, claims)
+	defer old.Abort()
+
+	var checks atomic.Int64
+	other := onOtherNode(env, notAlive{Node: env.Node, checks: &checks})
+	kv := &countingKV{KV: env.KV, key: snapshotKey(connected.Session)}
+	other.KV = kv
+	s, _ := resumeOn(t, other, claims, connected)
+	defer s.Abort()
+	if checks.Load() == 0 {
+		t.Fatal("the resume never asked whether the old node is alive")
+	}
+	// One read to load the snapshot, one for the new connection's fence
+	// check is not made at connect: exactly one.
+	if n := kv.reads.Load(); n != 1 {
+		t.Fatalf("the snapshot was read %d times, want once (no waiting for a frozen node)", n)
+	}
+	snap, err := s.readSnapshot(context.Background(), connected.Session)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if snap.Gen != 1 || snap.Node != "other" || !snap.Live {
+		t.Fatalf("record after the resume: gen %d node %q live %v, want gen 1 on other, live", snap.Gen, snap.Node, snap.Live)
+	}
+}
+
+func TestWokenConnectionIsFencedOff(t *testing.T) {
+	// A node froze holding a live session; another node resumed it
+	// (generation 1). When the old connection wakes, it must neither
+	// overwrite the record (its save is fenced) nor stay open to deliver
+	// (Fence closes it with 4016).
+	env := writersEnv(t, flow.NewWriters(2))
+	claims := &auth.Claims{Subject: "u"}
+	old, _, connected := connectFirst(t, env, claims)
+
+	var checks atomic.Int64
+	s, _ := resumeOn(t, onOtherNode(env, notAlive{Node: env.Node, checks: &checks}), claims, connected)
+	defer s.Abort()
+
+	ctx := context.Background()
+	// The old connection's periodic save comes first: it must not write.
+	old.saveSnapshot(ctx, true, nil)
+	snap, err := s.readSnapshot(ctx, connected.Session)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if snap.Node != "other" || snap.Gen != 1 {
+		t.Fatalf("the woken connection overwrote the record: node %q gen %d", snap.Node, snap.Gen)
+	}
+	code, _, closing := old.CloseCode()
+	if !closing || code != protocol.CloseSessionTakenOver {
+		t.Fatalf("the fenced connection: closing %v with %d, want %d", closing, code, protocol.CloseSessionTakenOver)
+	}
+	// The wire goes (the transport reports it) and the session releases.
+	old.Closed(code, "")
+	// Its release (the closed connection's final save) is fenced too.
+	snap, err = s.readSnapshot(ctx, connected.Session)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if snap.Node != "other" || snap.Gen != 1 || !snap.Live {
+		t.Fatalf("record after the old connection closed: node %q gen %d live %v, want other's live generation 1", snap.Node, snap.Gen, snap.Live)
+	}
+}
+
+func TestFenceLeavesTheOwnerOpen(t *testing.T) {
+	env := writersEnv(t, flow.NewWriters(2))
+	s, _, _ := connectFirst(t, env, &auth.Claims{Subject: "u"})
+	defer s.Abort()
+	s.Fence(context.Background())
+	if _, _, closing := s.CloseCode(); closing {
+		t.Fatal("Fence closed the connection that owns its session")
+	}
+}
+
+func TestSnapshotGenerationRoundTrip(t *testing.T) {
+	in := &snapshot{ID: "s", User: "u", TokenHash: "h", Node: "n", Conn: "c", Live: true, Gen: 7,
+		Subs: []snapshotSub{{Channel: "a", Epoch: "e", Offset: 3}}}
+	out, err := decodeSnapshot(encodeSnapshot(nil, in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.Gen != 7 || out.ID != "s" || len(out.Subs) != 1 {
+		t.Fatalf("round trip: %+v", out)
+	}
+	// A record of the version before generations reads as generation 0.
+	v1 := []byte{snapshotV1, snapLive}
+	for range 5 {
+		v1 = appendString(v1, "x")
+	}
+	v1 = append(v1, 0, 0, 0) // seq, no unacked, no subs
+	old, err := decodeSnapshot(v1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if old.Gen != 0 || !old.Live || old.ID != "x" {
+		t.Fatalf("v1 record: %+v", old)
+	}
+	// A generation beyond 32 bits is not a snapshot.
+	bad := append([]byte{snapshotV2, 0}, 0x80, 0x80, 0x80, 0x80, 0x10)
+	if _, err := decodeSnapshot(bad); err == nil {
+		t.Fatal("a 33-bit generation was accepted")
+	}
+}
+
+// slowHistory is a broker whose History waits until released, once it
+// said it was called.
+type slowHistory struct {
+	broker.Broker
+	called, release chan struct{}
+}
+
+func (b *slowHistory) History(ctx context.Context, ch string, q broker.HistoryQuery) (broker.HistoryResult, error) {
+	select {
+	case b.called <- struct{}{}:
+	default:
+	}
+	<-b.release
+	return b.Broker.History(ctx, ch, q)
+}
+
+func TestRestoredSubscriptionIsSavedWhileItStarts(t *testing.T) {
+	// A session resumed from a record that has channel c:x at 5@e: while
+	// the restored subscription still reads its history (it has not
+	// started), the connection's state is saved (it is taken over again:
+	// an HTTP session whose next request lands on another node). The
+	// saved state must keep c:x at 5@e, not leave it out.
+	env := writersEnv(t, flow.NewWriters(2))
+	claims := &auth.Claims{Subject: "u"}
+	old, _, connected := connectFirst(t, env, claims)
+	old.Closed(1000, "")
+	ctx := context.Background()
+	snap, err := old.readSnapshot(ctx, connected.Session)
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap.Subs = []snapshotSub{{Channel: "c:x", Epoch: "e", Offset: 5}}
+	if err := env.KV.Set(ctx, snapshotKey(connected.Session), encodeSnapshot(nil, snap), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+
+	slow := &slowHistory{Broker: env.Broker, called: make(chan struct{}, 1), release: make(chan struct{})}
+	other := onOtherNode(env, env.Node)
+	other.Broker = slow
+	tr := &recTransport{}
+	s := New(other, tr, Handshake{Codec: protocol.JSON, Token: "t", Claims: claims})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s.HandleMessage([]byte(`{"type":"connect","id":1,"resume":{"session":"` + connected.Session + `","token":"` + connected.ResumeToken + `"}}`))
+	}()
+	<-slow.called
+	s.saveSnapshot(ctx, true, nil)
+	saved, err := s.readSnapshot(ctx, connected.Session)
+	close(slow.release)
+	<-done
+	defer s.Abort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(saved.Subs) != 1 || saved.Subs[0] != (snapshotSub{Channel: "c:x", Epoch: "e", Offset: 5}) {
+		t.Fatalf("saved while the restored subscription started: %+v, want c:x at 5@e", saved.Subs)
+	}
+}
