@@ -124,7 +124,7 @@ type handler struct {
 	keySum   [32]byte
 	hasKey   bool
 	log      *slog.Logger
-	mux      *http.ServeMux
+	mux      *http.ServeMux // the calls (routes)
 	failures *auth.HandshakeLimiter // failed authentications per address; nil: no limit
 	clientIP func(*http.Request) netip.Addr
 }
@@ -155,6 +155,20 @@ func NewWithOptions(b Backend, o Options) http.Handler {
 		}
 		h.failures = auth.NewHandshakeLimiter(rate, burst, o.Clock)
 	}
+	h.mux = h.routes()
+	return h
+}
+
+// Routes returns the API's calls (/v1/api/...) WITHOUT the key check and
+// its rate limit: for a caller that authenticated the request its own way
+// (the admin page, behind its login and CSRF checks), so that it has the
+// API's exact powers and input checks and no more.
+func Routes(b Backend) http.Handler {
+	h := &handler{b: b, log: slog.New(slog.DiscardHandler)}
+	return h.routes()
+}
+
+func (h *handler) routes() *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/api/publish", h.publish)
 	mux.HandleFunc("POST /v1/api/broadcast", h.broadcast)
@@ -165,8 +179,7 @@ func NewWithOptions(b Backend, o Options) http.Handler {
 	mux.HandleFunc("/v1/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, protocol.Errorf(protocol.CodeNotFound, "no API call %s %s", r.Method, r.URL.Path))
 	})
-	h.mux = mux
-	return h
+	return mux
 }
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
