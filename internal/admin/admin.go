@@ -362,4 +362,3 @@ func Off(how string) http.Handler {
 		jsonError(w, http.StatusNotFound, "the admin page is off: "+how)
 	})
 }
-

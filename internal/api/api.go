@@ -124,7 +124,7 @@ type handler struct {
 	keySum   [32]byte
 	hasKey   bool
 	log      *slog.Logger
-	mux      *http.ServeMux // the calls (routes)
+	mux      *http.ServeMux         // the calls (routes)
 	failures *auth.HandshakeLimiter // failed authentications per address; nil: no limit
 	clientIP func(*http.Request) netip.Addr
 }
