@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The TypeScript SDK's tests, as CI runs them: npm ci, build, unit tests,
 # tests against the real ferry binary (each transport, chaos through a
-# cutting proxy), browser tests in Debian's Chromium behind Debian's nginx;
+# cutting proxy), browser tests in Debian's Chromium behind Debian's nginx
+# (the playground, and the admin page: test/browser/admin.test.mjs, whose
+# screenshots are clients/js/artifacts/admin*.png);
 # then checks that the committed playground (web/playground.html) is what
 # scripts/build-web.sh builds. Installs Node, chromium and nginx from
 # Debian when missing. Also checks that clients/js/src/gen is what

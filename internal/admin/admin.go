@@ -88,8 +88,10 @@ var securityHeaders = map[string]string{
 	"Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
 	"X-Content-Type-Options":  "nosniff",
 	"X-Frame-Options":         "DENY",
-	"Referrer-Policy":         "no-referrer",
-	"Cache-Control":           "no-store",
+	// same-origin, not no-referrer: with no-referrer browsers send
+	// "Origin: null" on the login form, which sameOrigin must refuse.
+	"Referrer-Policy": "same-origin",
+	"Cache-Control":   "no-store",
 }
 
 type handler struct {
