@@ -114,8 +114,13 @@ async function disconnect(user) {
 async function history(channel) {
   $("history-channel").value = channel;
   try {
-    const res = await call("GET", "history", { query: { channel, limit: "50" } });
-    const msgs = res.messages.slice(-50).reverse();
+    // The newest 50: the first call learns the channel's position, the
+    // second reads from 50 before it (the API reads oldest first).
+    const head = await call("GET", "history", { query: { channel, limit: "1" } });
+    const query = { channel, limit: "50" };
+    if (head.offset > 50) Object.assign(query, { since: String(head.offset - 50), epoch: head.epoch });
+    const res = await call("GET", "history", { query });
+    const msgs = res.messages.reverse();
     fill("history", msgs.map((m) => [
       cell(m.offset, "num"), cell(m.time ? clock(m.time) : ""), cell(m.from || "(server)"), cell(JSON.stringify(m.data), "data"),
     ]), "no messages kept");

@@ -2,7 +2,7 @@
 // playwright-core (no browser download). A wrong secret is refused; the
 // right one logs in; the page follows the node live over its admin stream
 // and shows a connected SDK client, its channel and its publishes; the
-// channel's history is shown; the client is disconnected from the page
+// channel's history (its newest 50 messages) is shown; the client is disconnected from the page
 // and the disconnect appears. Screenshots go to artifacts/admin*.png.
 import assert from "node:assert/strict";
 import { mkdirSync, mkdtempSync } from "node:fs";
@@ -86,6 +86,16 @@ test("admin page: log in, see a client live, read history, disconnect it", async
     await until("history shown", async () => (await page.locator("#history tbody tr").count()) === 3);
     assert.match(await page.locator("#history").innerText(), /hello 3/);
     await page.screenshot({ path: path.join(artifacts, "admin.png"), fullPage: true });
+
+    // A longer history shows its newest 50, newest first.
+    const long = "chat:admin-long";
+    for (let i = 1; i <= 55; i++) await node.apiPublish(long, { n: i });
+    await page.fill("#history-channel", long);
+    await page.click("#history-form button");
+    await until("the long history shown", async () => (await page.locator("#action-result").innerText()).includes(long));
+    assert.equal(await page.locator("#history tbody tr").count(), 50);
+    assert.match(await page.locator("#history tbody tr").first().innerText(), /^55\s/);
+    assert.match(await page.locator("#history tbody tr").last().innerText(), /^6\s/);
 
     // Disconnect bob from his row: his client is closed with 4003.
     await bobRow.getByRole("button", { name: "Disconnect" }).click();
