@@ -31,8 +31,8 @@ type Source interface {
 const (
 	DefaultSessionTTL   = 15 * time.Minute
 	DefaultInterval     = time.Second
-	DefaultFailureRate  = 1.0
-	DefaultFailureBurst = 20
+	DefaultFailureRate  = auth.DefaultFailureRate
+	DefaultFailureBurst = auth.DefaultFailureBurst
 	// DefaultMaxStreams caps the open admin streams of a node.
 	DefaultMaxStreams = 16
 )
@@ -137,16 +137,7 @@ func New(o Options) (http.Handler, error) {
 		return nil, fmt.Errorf("admin: pages: %w", err)
 	}
 	h := &handler{o: o, secret: sha256.Sum256([]byte(o.Secret)), logins: newLogins(o.SessionTTL), pages: pages, assets: assets}
-	if o.FailureRate >= 0 {
-		rate, burst := o.FailureRate, o.FailureBurst
-		if rate == 0 {
-			rate = DefaultFailureRate
-		}
-		if burst <= 0 {
-			burst = DefaultFailureBurst
-		}
-		h.failures = auth.NewHandshakeLimiter(rate, burst, o.Clock)
-	}
+	h.failures = auth.NewFailureLimiter(o.FailureRate, o.FailureBurst, o.Clock)
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /admin", h.page)
 	mux.HandleFunc("GET /admin/{$}", h.page)

@@ -11,29 +11,17 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
 
 const testSecret = "admin-secret-0123456789"
 
-// fakeClock is a settable time source.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
+// fakeClock is a settable time source: unix nanoseconds.
+type fakeClock struct{ atomic.Int64 }
 
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
+func (c *fakeClock) Now() time.Time { return time.Unix(0, c.Load()) }
 
 // recordingAPI stands in for the server API's routes (api.Routes, tested in
 // internal/api and through the real node in package server): it records
@@ -73,7 +61,8 @@ type fixture struct {
 
 func newFixture(t *testing.T, mutate func(*Options)) *fixture {
 	t.Helper()
-	f := &fixture{clock: &fakeClock{now: time.Unix(1_700_000_000, 0)}, api: &recordingAPI{}}
+	f := &fixture{clock: &fakeClock{}, api: &recordingAPI{}}
+	f.clock.Store(time.Unix(1_700_000_000, 0).UnixNano())
 	o := Options{Secret: testSecret, API: f.api, Source: staticSource{}, Clock: f.clock.Now, FailureBurst: 3, FailureRate: 0.1}
 	if mutate != nil {
 		mutate(&o)
@@ -214,7 +203,7 @@ func TestWrongSecretIs401ThenRateLimited(t *testing.T) {
 		t.Fatalf("another address: %d", w2.Code)
 	}
 	// The bucket refills (0.1/s: one token in 10 s).
-	f.clock.Add(11 * time.Second)
+	f.clock.Add(int64(11 * time.Second))
 	if w := f.do("POST", "/admin/login", "secret="+url.QueryEscape(testSecret)); w.Code != http.StatusSeeOther {
 		t.Fatalf("after the refill: %d %s", w.Code, w.Body)
 	}
@@ -234,11 +223,11 @@ func TestSessionExpires(t *testing.T) {
 	if w := f.do("GET", "/admin/api/stats", "", cookie); w.Code != 200 {
 		t.Fatalf("stats with a fresh session: %d", w.Code)
 	}
-	f.clock.Add(59 * time.Second)
+	f.clock.Add(int64(59 * time.Second))
 	if w := f.do("GET", "/admin", "", cookie); !strings.Contains(w.Body.String(), "ferry-csrf") {
 		t.Fatal("the session ended early")
 	}
-	f.clock.Add(time.Second)
+	f.clock.Add(int64(time.Second))
 	if w := f.do("GET", "/admin", "", cookie); !strings.Contains(w.Body.String(), `action="/admin/login"`) {
 		t.Fatalf("an expired session still sees the dashboard:\n%s", w.Body)
 	}

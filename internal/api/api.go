@@ -86,10 +86,10 @@ type Backend interface {
 const (
 	// DefaultAuthFailureRate is how many failed authentications per second
 	// an address regains.
-	DefaultAuthFailureRate = 1.0
+	DefaultAuthFailureRate = auth.DefaultFailureRate
 	// DefaultAuthFailureBurst is how many failed authentications in a row
 	// an address may make before it is refused.
-	DefaultAuthFailureBurst = 20
+	DefaultAuthFailureBurst = auth.DefaultFailureBurst
 )
 
 // Options configure the API handler. The zero value of every field means
@@ -145,16 +145,7 @@ func NewWithOptions(b Backend, o Options) http.Handler {
 	if h.clientIP == nil {
 		h.clientIP = func(r *http.Request) netip.Addr { return auth.ClientIP(r, nil) }
 	}
-	if o.AuthFailureRate >= 0 {
-		rate, burst := o.AuthFailureRate, o.AuthFailureBurst
-		if rate == 0 {
-			rate = DefaultAuthFailureRate
-		}
-		if burst <= 0 {
-			burst = DefaultAuthFailureBurst
-		}
-		h.failures = auth.NewHandshakeLimiter(rate, burst, o.Clock)
-	}
+	h.failures = auth.NewFailureLimiter(o.AuthFailureRate, o.AuthFailureBurst, o.Clock)
 	h.mux = h.routes()
 	return h
 }
