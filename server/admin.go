@@ -105,13 +105,20 @@ func (s *Server) adminReportLoop() {
 
 func (s *Server) adminNodeReport() admin.NodeReport {
 	st := s.stats()
-	if s.hub.Subscribers(admin.NodesChannel) > 0 {
-		st.Channels-- // the node's own subscription to the reports
-	}
 	return admin.NodeReport{
 		ID: st.Node, Broker: st.Broker, Connections: st.Connections, Channels: st.Channels,
 		QueueDepth: st.QueueDepth, Goroutines: st.Goroutines, RSSBytes: st.RSSBytes, UptimeSec: st.UptimeSec, Draining: st.Draining,
 	}
+}
+
+// clientChannels is the number of channels with local subscribers, less
+// the node's own subscription to admin.NodesChannel.
+func (s *Server) clientChannels() int {
+	n := s.hub.Channels()
+	if s.admin != nil && s.hub.Subscribers(admin.NodesChannel) > 0 {
+		n--
+	}
+	return n
 }
 
 // AdminSnapshot implements admin.Source: this node's connections and

@@ -184,6 +184,10 @@ func TestAdminPageFollowsAndDisconnects(t *testing.T) {
 	if len(s.Nodes) != 1 || s.Nodes[0].ID != "n1" || s.Nodes[0].Connections != 1 || s.Nodes[0].Channels != 1 {
 		t.Fatalf("nodes: %+v", s.Nodes)
 	}
+	// The API's stats agree: the nodes' own channel is not counted.
+	if code, st := apiCall(t, n, "GET", "/v1/api/stats", testAPIKey, ""); code != 200 || num(st["channels"]) != 1 {
+		t.Fatalf("stats: %d %v", code, st)
+	}
 
 	code, hist := b.call("GET", "history?channel=chat:room", "")
 	if msgs, _ := hist["messages"].([]any); code != 200 || len(msgs) != 3 {
