@@ -19,6 +19,8 @@ const artifacts = fileURLToPath(new URL("../../artifacts/", import.meta.url));
 mkdirSync(artifacts, { recursive: true });
 const chromiumPath = process.env.CHROMIUM_PATH || "/usr/bin/chromium";
 const adminSecret = "admin-page-browser-test-0123456789";
+// Every wait is bounded by this guard against hangs (not a timing check).
+const hang = 30000;
 
 let node, browser;
 
@@ -66,13 +68,13 @@ test("admin page: log in, see a client live, read history, disconnect it", async
 
     await page.fill("#secret", adminSecret);
     await page.click("button[type=submit]");
-    await page.waitForSelector("#live.live", { timeout: 15000 });
+    await page.waitForSelector("#live.live", { timeout: hang });
     const cookie = (await browser.cookies(`${node.url}/admin`)).find((c) => c.name === "ferry_admin");
     assert.ok(cookie && cookie.httpOnly && cookie.sameSite === "Strict", `admin cookie ${JSON.stringify(cookie)}`);
 
     // The live report shows bob's connection, channel and publishes.
     const bobRow = page.locator("#conns tbody tr", { hasText: "bob" });
-    await bobRow.waitFor({ timeout: 15000 });
+    await bobRow.waitFor({ timeout: hang });
     assert.match(await bobRow.innerText(), /websocket|ws/);
     const chanRow = page.locator("#channels tbody tr", { hasText: ch });
     await chanRow.waitFor();
@@ -83,7 +85,7 @@ test("admin page: log in, see a client live, read history, disconnect it", async
 
     // The channel's history, through the server API's history call.
     await chanRow.getByRole("button", { name: "History" }).click();
-    await until("history shown", async () => (await page.locator("#history tbody tr").count()) === 3);
+    await until("history shown", async () => (await page.locator("#history tbody tr").count()) === 3, hang);
     assert.match(await page.locator("#history").innerText(), /hello 3/);
     await page.screenshot({ path: path.join(artifacts, "admin.png"), fullPage: true });
 
@@ -92,18 +94,20 @@ test("admin page: log in, see a client live, read history, disconnect it", async
     for (let i = 1; i <= 55; i++) await node.apiPublish(long, { n: i });
     await page.fill("#history-channel", long);
     await page.click("#history-form button");
-    await until("the long history shown", async () => (await page.locator("#action-result").innerText()).includes(long));
+    await until("the long history shown", async () => (await page.locator("#action-result").innerText()).includes(long), hang);
     assert.equal(await page.locator("#history tbody tr").count(), 50);
     assert.match(await page.locator("#history tbody tr").first().innerText(), /^55\s/);
     assert.match(await page.locator("#history tbody tr").last().innerText(), /^6\s/);
 
     // Disconnect bob from his row: his client is closed with 4003.
     await bobRow.getByRole("button", { name: "Disconnect" }).click();
-    await until("bob's client closed", () => bobClosed !== null);
+    await until("bob's client closed", () => bobClosed !== null, hang);
     assert.equal(bobClosed.error?.code, 4003);
-    assert.match(await page.locator("#action-result").innerText(), /Disconnected bob: 1 connection/);
-    await page.locator("#disconnects tbody tr", { hasText: "disconnected by an administrator" }).waitFor({ timeout: 15000 });
-    await page.locator("#conns tbody tr.empty").waitFor({ timeout: 15000 });
+    // The page says so once the API call's answer is in (it may come after
+    // the close reaches bob).
+    await until("the disconnect reported", async () => /Disconnected bob: 1 connection/.test(await page.locator("#action-result").innerText()), hang);
+    await page.locator("#disconnects tbody tr", { hasText: "disconnected by an administrator" }).waitFor({ timeout: hang });
+    await page.locator("#conns tbody tr.empty").waitFor({ timeout: hang });
     await page.screenshot({ path: path.join(artifacts, "admin-after-disconnect.png"), fullPage: true });
 
     assert.deepEqual(problems, [], "console errors on the admin page");
