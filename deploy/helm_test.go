@@ -241,6 +241,19 @@ func TestHelmChart(t *testing.T) {
 			t.Errorf("%s does not come from a Secret", secretVar)
 		}
 	}
+	// The admin page's secret is optional: the page is off without it.
+	if ref := at(t, env["FERRY_ADMIN_SECRET"], "valueFrom", "secretKeyRef"); at(t, ref, "key") != "admin-secret" || at(t, ref, "optional") != true {
+		t.Errorf("FERRY_ADMIN_SECRET: %v, want the Secret's optional admin-secret key", ref)
+	}
+	if _, ok := at(t, objs["Secret"], "data").(map[string]any)["admin-secret"]; ok {
+		t.Error("the Secret has an admin-secret without auth.adminSecret")
+	}
+	withAdmin := map[string]any{"auth": map[string]any{"tokenHMACSecret": strings.Repeat("s", 32), "apiKey": "k", "adminSecret": "admin-secret-0123456789"}}
+	if objs, err := renderChart(t, withAdmin); err != nil {
+		t.Fatal(err)
+	} else if got := at(t, objs["Secret"], "data", "admin-secret"); got != base64.StdEncoding.EncodeToString([]byte("admin-secret-0123456789")) {
+		t.Errorf("Secret admin-secret = %v", got)
+	}
 	if at(t, spec, "securityContext", "runAsNonRoot") != true {
 		t.Error("pods may run as root")
 	}

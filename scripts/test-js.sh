@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The TypeScript SDK's tests, as CI runs them: npm ci, build, unit tests,
 # tests against the real ferry binary (each transport, chaos through a
-# cutting proxy), browser tests in Debian's Chromium behind Debian's nginx;
+# cutting proxy), browser tests in Debian's Chromium behind Debian's nginx
+# (the playground, and the admin page: test/browser/admin.test.mjs, whose
+# screenshots are clients/js/artifacts/admin*.png);
 # then checks that the committed playground (web/playground.html) is what
 # scripts/build-web.sh builds. Installs Node, chromium and nginx from
 # Debian when missing. Also checks that clients/js/src/gen is what
@@ -21,7 +23,12 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq >/dev/null
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
-systemctl stop nginx >/dev/null 2>&1 || service nginx stop >/dev/null 2>&1 || true
+# The browser tests run their own nginx on random ports: Debian's packaged
+# one needs no stopping. A CI machine (CI=true) stops it anyway to free
+# memory, as .ci/run does; a developer's own nginx is left alone.
+if [ "${CI:-}" = true ]; then
+  systemctl stop nginx >/dev/null 2>&1 || service nginx stop >/dev/null 2>&1 || true
+fi
 
 # One ferry binary for every test process.
 bin=$(mktemp -d)

@@ -161,7 +161,7 @@ func (s *Server) stats() Stats {
 		Node:        s.cfg.NodeID,
 		Broker:      brokerName,
 		Connections: s.reg.Count(),
-		Channels:    s.hub.Channels(),
+		Channels:    s.clientChannels(),
 		QueueDepth:  s.reg.QueueDepth(),
 		Goroutines:  runtime.NumGoroutine(),
 		RSSBytes:    rss(),

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ferry-io/ferry/internal/node"
 	"github.com/ferry-io/ferry/protocol"
 )
 
@@ -76,7 +77,22 @@ type Config struct {
 	Namespaces     map[string]Namespace `yaml:"namespaces"`
 	TLS            TLSConfig            `yaml:"tls"`
 	Logs           LogsConfig           `yaml:"logs"`
+	Admin          AdminConfig          `yaml:"admin"`
 }
+
+// AdminConfig turns on the admin page (/admin, see docs/operations.md).
+type AdminConfig struct {
+	// Secret unlocks the admin page (FERRY_ADMIN_SECRET); at least
+	// MinAdminSecretBytes long. Default none: the page is off and /admin
+	// answers 404.
+	Secret string `yaml:"secret"`
+	// SessionTTL is how long a login lasts before the secret is asked
+	// again. Default 15m.
+	SessionTTL time.Duration `yaml:"session_ttl"`
+}
+
+// MinAdminSecretBytes is the shortest admin.secret Validate accepts.
+const MinAdminSecretBytes = 16
 
 // TokenConfig says how connection tokens (JWT) are verified.
 type TokenConfig struct {
@@ -301,6 +317,7 @@ func (c *Config) applyDefaults() {
 	setDefault(&c.Logs.Level, "info")
 	setDefault(&c.Logs.IP, "truncate")
 	setDefault(&c.Logs.IPRetention, 24*time.Hour)
+	setDefault(&c.Admin.SessionTTL, 15*time.Minute)
 }
 
 func setDefault[T comparable](p *T, v T) {
@@ -368,6 +385,7 @@ func (c *Config) Validate() error {
 		{"session.ttl", c.Session.TTL}, {"idempotency.window", c.Idempotency.Window},
 		{"slow_consumer.grace", c.SlowConsumer.Grace}, {"batch.delay", c.Batch.Delay}, {"batch.max_window", c.Batch.MaxWindow},
 		{"token.leeway", c.Token.Leeway}, {"logs.ip_retention", c.Logs.IPRetention},
+		{"admin.session_ttl", c.Admin.SessionTTL},
 	} {
 		if f.v < 0 {
 			bad(f.name, "%v: must not be negative", f.v)
@@ -389,6 +407,9 @@ func (c *Config) Validate() error {
 		ns := c.Namespaces[name]
 		if strings.Contains(name, ":") {
 			bad("namespaces."+name, "a namespace name cannot contain ':'")
+		}
+		if name == node.ReservedNamespace {
+			bad("namespaces."+name, "the namespace %q is reserved for the nodes' own channels", name)
 		}
 		if _, err := protocol.ParsePriority(ns.Priority); err != nil {
 			bad("namespaces."+name+".priority", "%q: want critical, normal or droppable", ns.Priority)
@@ -420,6 +441,9 @@ func (c *Config) Validate() error {
 	// (which generates a long one unless given) is exempt for local trials.
 	if !c.Dev && c.Token.HMACSecret != "" && len(c.Token.HMACSecret) < MinHMACSecretBytes {
 		bad("token.hmac_secret", "%d bytes: must be at least %d (HS256 keys shorter than the hash can be brute-forced from one token; generate one with `openssl rand -hex 32`)", len(c.Token.HMACSecret), MinHMACSecretBytes)
+	}
+	if c.Admin.Secret != "" && len(c.Admin.Secret) < MinAdminSecretBytes {
+		bad("admin.secret", "%d bytes: must be at least %d (the admin page can disconnect users and read history; generate one with `openssl rand -hex 16`)", len(c.Admin.Secret), MinAdminSecretBytes)
 	}
 	if !c.Dev && c.Token.HMACSecret == "" && c.Token.PublicKeyFile == "" && c.Token.JWKSURL == "" && !c.Auth.Anonymous {
 		bad("token", "no way to verify tokens: set FERRY_TOKEN_HMAC_SECRET (token.hmac_secret), token.public_key_file or token.jwks_url, or run with --dev")

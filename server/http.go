@@ -37,6 +37,11 @@ func (s *Server) routes() http.Handler {
 		AuthFailureBurst: s.cfg.API.AuthFailureBurst,
 		ClientIP:         func(r *http.Request) netip.Addr { return auth.ClientIP(r, s.proxies) },
 	}))
+	// The admin page: off (a 404 saying how to turn it on) unless
+	// admin.secret is set, and behind its own login then.
+	adm := s.adminHandler()
+	mux.Handle("/admin", adm)
+	mux.Handle("/admin/", adm)
 	s.fallbackRoutes(mux)
 	if s.cfg.Dev {
 		mux.HandleFunc("GET /v1/debug/echo", s.serveEcho)

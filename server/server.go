@@ -89,6 +89,8 @@ type Server struct {
 
 	mu      sync.Mutex
 	httpSrv *http.Server
+
+	admin *adminState // the admin page's bookkeeping; nil when it is off
 }
 
 // ErrNoBroker is returned by New when Options.Broker is nil.
@@ -205,6 +207,7 @@ func New(cfg Config, opts ...Options) (*Server, error) {
 		_ = s.broker.Close()
 		return nil, fmt.Errorf("config: %w", err)
 	}
+	s.setupAdmin()
 	s.handler = s.routes()
 	s.goTracked(s.sweepLoop)
 	s.goTracked(s.brokerProbe())

@@ -86,10 +86,10 @@ type Backend interface {
 const (
 	// DefaultAuthFailureRate is how many failed authentications per second
 	// an address regains.
-	DefaultAuthFailureRate = 1.0
+	DefaultAuthFailureRate = auth.DefaultFailureRate
 	// DefaultAuthFailureBurst is how many failed authentications in a row
 	// an address may make before it is refused.
-	DefaultAuthFailureBurst = 20
+	DefaultAuthFailureBurst = auth.DefaultFailureBurst
 )
 
 // Options configure the API handler. The zero value of every field means
@@ -124,7 +124,7 @@ type handler struct {
 	keySum   [32]byte
 	hasKey   bool
 	log      *slog.Logger
-	mux      *http.ServeMux
+	mux      *http.ServeMux         // the calls (routes)
 	failures *auth.HandshakeLimiter // failed authentications per address; nil: no limit
 	clientIP func(*http.Request) netip.Addr
 }
@@ -145,16 +145,21 @@ func NewWithOptions(b Backend, o Options) http.Handler {
 	if h.clientIP == nil {
 		h.clientIP = func(r *http.Request) netip.Addr { return auth.ClientIP(r, nil) }
 	}
-	if o.AuthFailureRate >= 0 {
-		rate, burst := o.AuthFailureRate, o.AuthFailureBurst
-		if rate == 0 {
-			rate = DefaultAuthFailureRate
-		}
-		if burst <= 0 {
-			burst = DefaultAuthFailureBurst
-		}
-		h.failures = auth.NewHandshakeLimiter(rate, burst, o.Clock)
-	}
+	h.failures = auth.NewFailureLimiter(o.AuthFailureRate, o.AuthFailureBurst, o.Clock)
+	h.mux = h.routes()
+	return h
+}
+
+// Routes returns the API's calls (/v1/api/...) WITHOUT the key check and
+// its rate limit: for a caller that authenticated the request its own way
+// (the admin page, behind its login and CSRF checks), so that it has the
+// API's exact powers and input checks and no more.
+func Routes(b Backend) http.Handler {
+	h := &handler{b: b, log: slog.New(slog.DiscardHandler)}
+	return h.routes()
+}
+
+func (h *handler) routes() *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/api/publish", h.publish)
 	mux.HandleFunc("POST /v1/api/broadcast", h.broadcast)
@@ -165,8 +170,7 @@ func NewWithOptions(b Backend, o Options) http.Handler {
 	mux.HandleFunc("/v1/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, protocol.Errorf(protocol.CodeNotFound, "no API call %s %s", r.Method, r.URL.Path))
 	})
-	h.mux = mux
-	return h
+	return mux
 }
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {

@@ -40,6 +40,34 @@ type limiterShard struct {
 	_         [32]byte
 }
 
+// Defaults of NewFailureLimiter.
+const (
+	// DefaultFailureRate is how many failed authentications per second an
+	// address regains.
+	DefaultFailureRate = 1.0
+	// DefaultFailureBurst is how many failed authentications in a row an
+	// address may make before it is refused.
+	DefaultFailureBurst = 20
+)
+
+// NewFailureLimiter returns the limiter of failed authentications per
+// address (wrong server API keys, wrong admin secrets): each failure takes
+// a token, the bucket holds burst and regains rate per second. rate 0 and
+// burst <= 0 take DefaultFailureRate and DefaultFailureBurst; a negative
+// rate turns the limit off (nil).
+func NewFailureLimiter(rate float64, burst int, clock func() time.Time) *HandshakeLimiter {
+	if rate < 0 {
+		return nil
+	}
+	if rate == 0 {
+		rate = DefaultFailureRate
+	}
+	if burst <= 0 {
+		burst = DefaultFailureBurst
+	}
+	return NewHandshakeLimiter(rate, burst, clock)
+}
+
 // NewHandshakeLimiter allows rate handshakes per second per address with
 // bursts of up to burst (at least 1). rate 0 (or less) turns limiting off.
 // clock defaults to time.Now.

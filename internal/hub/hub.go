@@ -209,3 +209,20 @@ func (h *Hub) Channels() int {
 	}
 	return n
 }
+
+// EachChannel calls fn with every channel that has local subscribers and
+// their number, one shard at a time under its read lock (fn must not call
+// back into the hub). It is for reports (the admin page), not the
+// delivery path.
+func (h *Hub) EachChannel(fn func(ch string, subscribers int)) {
+	for i := range h.shards {
+		s := &h.shards[i]
+		s.mu.RLock()
+		for ch, c := range s.chans {
+			if len(c.subs) > 0 {
+				fn(ch, len(c.subs))
+			}
+		}
+		s.mu.RUnlock()
+	}
+}

@@ -163,3 +163,23 @@ func BenchmarkBroadcast10k(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/10000, "ns/delivery")
 }
+
+func TestEachChannelCountsSubscribers(t *testing.T) {
+	h := New(&countingBroker{})
+	ctx := context.Background()
+	subs := []*sink{{}, {}, {}}
+	for i, s := range subs {
+		for _, ch := range []string{"a", "b", "c"}[:i+1] {
+			if err := h.Subscribe(ctx, ch, s); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	h.Unsubscribe("c", subs[2])
+	got := map[string]int{}
+	h.EachChannel(func(ch string, n int) { got[ch] = n })
+	want := map[string]int{"a": 3, "b": 2}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("EachChannel gave %v, want %v", got, want)
+	}
+}

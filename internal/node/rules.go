@@ -19,6 +19,12 @@ type Rules struct {
 	Rate        float64
 }
 
+// ReservedNamespace is the namespace of the channels nodes use among
+// themselves (the admin page's node reports). RulesFor refuses it, so no
+// client frame and no server API call reaches it, in development mode
+// too; the config refuses a namespace of that name.
+const ReservedNamespace = "ferry-admin"
+
 // Namespaces maps a channel to its namespace's rules. The zero value serves
 // no channel. It is read-only once built.
 type Namespaces struct {
@@ -30,8 +36,15 @@ type Namespaces struct {
 }
 
 // RulesFor returns the rules of ch's namespace; false when there are none.
+//
+// The ReservedNamespace has no rules: its channels carry what nodes tell
+// each other, which no client and no server API call may read or write.
 func (ns Namespaces) RulesFor(ch string) (Rules, bool) {
-	if r, ok := ns.ByName[NamespaceOf(ch)]; ok {
+	name := NamespaceOf(ch)
+	if name == ReservedNamespace {
+		return Rules{}, false
+	}
+	if r, ok := ns.ByName[name]; ok {
 		return r, true
 	}
 	if ns.Fallback != nil {

@@ -75,6 +75,10 @@ type Env struct {
 	Limits   Limits
 	Metrics  *metrics.Metrics
 	Logger   *slog.Logger
+	// OnClosed, when set, is told of every connected session's end, once,
+	// after its metrics (the admin page's recent disconnects). It must not
+	// block. Default nil.
+	OnClosed func(Closing)
 	// Registry holds the node's sessions.
 	Registry *node.Registry[*Session]
 	Writers  *flow.Writers
@@ -106,4 +110,13 @@ func (e *Env) now() time.Time {
 		return e.Now()
 	}
 	return time.Now()
+}
+
+// Closing describes a connection that ended (Env.OnClosed).
+type Closing struct {
+	Conn      string
+	User      string
+	Transport string
+	Code      int
+	Reason    string
 }

@@ -553,9 +553,15 @@ func (s *Session) handlePublish(ctx context.Context, f *protocol.ClientFrame) er
 			return &protocol.Error{Code: protocol.CodeRateLimited, Reason: fmt.Sprintf("publish rate limit: %.0f per second", env.Limits.PublishRate), Retry: true}
 		}
 	}
+	// The user is read and the publish counted (the admin page's top
+	// publishers) under one lock.
+	s.mu.Lock()
+	user := s.user
+	s.extraLocked().published++
+	s.mu.Unlock()
 	res, err := env.Node.Publish(ctx, rules, node.PublishArgs{
 		Channel: f.Channel, Data: f.Data, Priority: f.Priority, Conflate: f.Conflate,
-		Key: f.Key, From: s.User(), Source: "client",
+		Key: f.Key, From: user, Source: "client",
 	})
 	if err != nil {
 		return err

@@ -151,6 +151,9 @@ type sessionExtra struct {
 	pub     auth.TokenBucket
 	pubSet  bool
 	strikes int
+	// published counts the publish frames that passed the rate limit,
+	// for the admin page's top publishers (Summary).
+	published uint64
 }
 
 // extraLocked returns the session's sessionExtra, making it.
@@ -164,7 +167,7 @@ func (s *Session) extraLocked() *sessionExtra {
 // dropExtraLocked forgets the session's extra when nothing is left in it.
 func (s *Session) dropExtraLocked() {
 	x := s.extra
-	if x != nil && x.hs == nil && x.subIdx == nil && x.closeReason == "" && x.closed == nil && !x.pubSet {
+	if x != nil && x.hs == nil && x.subIdx == nil && x.closeReason == "" && x.closed == nil && !x.pubSet && x.published == 0 {
 		s.extra = nil
 	}
 }
@@ -287,6 +290,35 @@ func (s *Session) User() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.user
+}
+
+// Summary is what the admin page shows of one connection.
+type Summary struct {
+	Conn      string
+	User      string
+	Transport string
+	Opened    time.Time
+	// Published counts the publish frames that passed the rate limit.
+	Published uint64
+	// Queued is the number of frames waiting in the outbound queue.
+	Queued        int
+	Subscriptions int
+	Connected     bool
+}
+
+// Summary reports the connection's state for the admin page, read under
+// one lock.
+func (s *Session) Summary() Summary {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sum := Summary{
+		Conn: s.connID, User: s.user, Transport: s.t.Name(), Opened: time.Unix(0, s.opened),
+		Queued: s.queue.Len(), Subscriptions: len(s.subs), Connected: s.state == stateConnected,
+	}
+	if s.extra != nil {
+		sum.Published = s.extra.published
+	}
+	return sum
 }
 
 // Transport returns the session's transport name.
@@ -740,6 +772,9 @@ func (s *Session) Closed(code int, reason string) {
 	s.release(subs, code)
 	if s.env.Metrics != nil {
 		s.env.Metrics.ConnClosed(s.t.Name(), code)
+	}
+	if s.env.OnClosed != nil {
+		s.env.OnClosed(Closing{Conn: s.connID, User: s.user, Transport: s.t.Name(), Code: code, Reason: reason})
 	}
 	// LogAttrs: Attrs passed as ...any are boxed, an allocation each, on
 	// every connection's path.
