@@ -196,12 +196,14 @@ func New(cfg Config, opts ...Options) (*Server, error) {
 	if err := s.broker.Start(context.Background(), s.node); err != nil {
 		s.writers.Close()
 		s.closeReactor()
+		s.closeHooks()
 		_ = s.broker.Close()
 		return nil, fmt.Errorf("broker: %w", err)
 	}
 	if err := s.ReloadTLS(); err != nil {
 		s.writers.Close()
 		s.closeReactor()
+		s.closeHooks()
 		_ = s.broker.Close()
 		return nil, fmt.Errorf("config: %w", err)
 	}
@@ -248,6 +250,7 @@ func (s *Server) newEnv(kv broker.KV) *session.Env {
 	}
 	env.Presence, _ = s.broker.(broker.Presence)
 	env.Users, _ = s.broker.(broker.Users)
+	env.Hooks = s.newHooks()
 	return env
 }
 
@@ -295,6 +298,9 @@ func rulesOf(ns Namespace) node.Rules {
 		Subscribe:   ns.Subscribe,
 		Priority:    p,
 		Rate:        ns.Rate,
+
+		SubscribeHook: ns.SubscribeHook,
+		PublishHook:   ns.PublishHook,
 	}
 }
 
@@ -434,6 +440,7 @@ wait:
 		_ = hs.Close()
 	}
 	s.closeReactor()
+	s.closeHooks()
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }()
 	select {

@@ -21,7 +21,7 @@
 //
 //	ferry_connections{transport}                  gauge    ws, sse, poll, other
 //	ferry_connections_opened_total{transport}     counter
-//	ferry_disconnects_total{code}                 counter  1000, 1001, 1006, 1011, 4001, 4003, 4008..4016, other
+//	ferry_disconnects_total{code}                 counter  1000, 1001, 1006, 1011, 4001, 4003, 4008..4017, other
 //	ferry_handshakes_rejected_total{reason}       counter  origin, rate_limit, auth, capacity, bad_request, other
 //	ferry_frames_in_total{type}                   counter  client frame types, invalid
 //	ferry_frames_out_total                        counter

@@ -71,6 +71,9 @@ type Env struct {
 	Limits   Limits
 	Metrics  *metrics.Metrics
 	Logger   *slog.Logger
+	// Hooks are the back-end hooks and webhooks (nil: none configured;
+	// the only cost then is this nil check).
+	Hooks *Hooks
 	// Registry holds the node's sessions.
 	Registry *node.Registry[*Session]
 	Writers  *flow.Writers
