@@ -28,6 +28,7 @@ type hookBackend struct {
 	publishKeys map[string]int // publish hook calls by idempotency key
 	events      []hooks.Event  // webhooks received, signatures verified
 	badSigs     int
+	refreshes   int
 	release     chan struct{} // ends the slow answers
 }
 
@@ -60,8 +61,23 @@ func (b *hookBackend) serve(w http.ResponseWriter, r *http.Request) {
 		_ = json.Unmarshal(body, &req)
 		ask = req.Client
 		answer = hooks.ConnectAnswer{User: "hooked-" + req.Client, Channels: []string{"hooked:auto"}, Info: json.RawMessage(`{"plan":"pro"}`)}
-		if ask == "deny" {
+		switch ask {
+		case "deny":
 			answer = hooks.ConnectAnswer{Error: &hooks.Refusal{Code: 4003, Reason: "banned"}}
+		case "short": // expires within two seconds: the refresh hook decides
+			answer = hooks.ConnectAnswer{User: "short", ExpiresAt: time.Now().Add(time.Second).Unix() + 1, Info: json.RawMessage(`{"n":1}`)}
+		}
+	case "/refresh":
+		var req hooks.RefreshRequest
+		_ = json.Unmarshal(body, &req)
+		b.mu.Lock()
+		b.refreshes++
+		first := b.refreshes == 1
+		b.mu.Unlock()
+		// The first refresh extends by a second, the next ends it.
+		answer = hooks.RefreshAnswer{ExpiresAt: time.Now().Add(time.Second).Unix()}
+		if !first || string(req.Info) != `{"n":1}` || req.User != "short" {
+			answer = hooks.RefreshAnswer{Error: &hooks.Refusal{Reason: "session over"}}
 		}
 	case "/subscribe":
 		var req hooks.SubscribeRequest
@@ -161,6 +177,7 @@ func startHookedNode(t testing.TB, b *hookBackend, mutate func(*server.Config)) 
 		}
 		c.Hooks = server.HooksConfig{
 			Connect: b.url("/connect"),
+			Refresh: b.url("/refresh"),
 			RPC:     map[string]string{"app.": b.url("/rpc"), "down.": down},
 			Timeout: 300 * time.Millisecond,
 			Secret:  hookSecret,
@@ -423,5 +440,23 @@ func TestWebhooksSigned(t *testing.T) {
 		if ev.Node != "n1" || ev.Conn == "" || ev.Time == 0 {
 			t.Errorf("event %+v lacks node, conn or time", ev)
 		}
+	}
+}
+
+// TestRefreshHook: a connection the connect hook gave an expiry is
+// extended by the refresh hook once, then ended by it with 4015.
+func TestRefreshHook(t *testing.T) {
+	b := newHookBackend(t)
+	n := startHookedNode(t, b, nil)
+	cl := hookConnect(t, n, "short")
+	cl.expect("connected")
+	f := cl.expect("disconnect")
+	if num(f["code"]) != 4015 || !strings.Contains(f["reason"].(string), "session over") {
+		t.Fatalf("disconnect %v, want 4015 from the refresh hook", f)
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.refreshes != 2 {
+		t.Errorf("refresh hook called %d times, want 2 (extend, then end)", b.refreshes)
 	}
 }

@@ -290,7 +290,11 @@ func (s *Session) refreshByHook() {
 	var ans hooks.RefreshAnswer
 	err := env.Hooks.Client.Call(ctx, metrics.HookRefresh, env.Hooks.RefreshURL, &req, &ans)
 	s.mu.Lock()
-	st := s.extra.hook // set at connect and never dropped while connected
+	if s.extra == nil || s.extra.hook == nil { // not reached: kept from connect on (dropExtraLocked)
+		s.mu.Unlock()
+		return
+	}
+	st := s.extra.hook
 	st.refreshing = false
 	switch {
 	case err != nil:
