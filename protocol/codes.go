@@ -19,13 +19,16 @@ const (
 	CloseProtocolError    = 4014
 	CloseTokenExpired     = 4015
 	CloseSessionTakenOver = 4016
+	// CloseBackendUnavailable: the application's back end (a connect or
+	// refresh hook) did not answer; reconnect after retry_after_ms.
+	CloseBackendUnavailable = 4017
 )
 
 // ShouldReconnect reports whether a client should reconnect after the server
 // closed its connection with code.
 func ShouldReconnect(code int) bool {
 	switch code {
-	case CloseRateLimited, CloseSlowConsumer, CloseHeartbeat, CloseDraining, CloseTokenExpired:
+	case CloseRateLimited, CloseSlowConsumer, CloseHeartbeat, CloseDraining, CloseTokenExpired, CloseBackendUnavailable:
 		return true
 	case CloseNormal, CloseUnauthorized, CloseForbidden, CloseTooBig, CloseEvicted, CloseProtocolError, CloseSessionTakenOver:
 		return false
@@ -45,7 +48,10 @@ const (
 	CodeTooLarge     = 413
 	CodeRateLimited  = 429
 	CodeInternal     = 500
+	CodeBadGateway   = 502 // a back-end hook gave a bad answer
 	CodeUnavailable  = 503
+	// CodeGatewayTimeout: a back-end hook did not answer in time.
+	CodeGatewayTimeout = 504
 )
 
 // Error is a protocol error: it carries the code the peer sees.

@@ -64,6 +64,8 @@ func internType(b []byte) string {
 		return TypeUploadChunk
 	case TypeUploadCommit:
 		return TypeUploadCommit
+	case TypeRPC:
+		return TypeRPC
 	}
 	return string(b)
 }

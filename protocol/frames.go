@@ -20,6 +20,7 @@ const (
 	TypeUploadBegin  = "upload.begin"
 	TypeUploadChunk  = "upload.chunk"
 	TypeUploadCommit = "upload.commit"
+	TypeRPC          = "rpc"
 )
 
 // Server frame types.
@@ -38,6 +39,7 @@ const (
 	TypeUploadReady    = "upload.ready"
 	TypeUploadProgress = "upload.progress"
 	TypeUploadDone     = "upload.done"
+	TypeRPCResult      = "rpc.result"
 )
 
 // StreamPosition is a place in a channel's stream: the offset of the last
@@ -89,6 +91,9 @@ type ClientFrame struct {
 	ChunkSize int64  `json:"chunk_size,omitempty" msgpack:"chunk_size,omitempty"`
 	Upload    string `json:"upload,omitempty" msgpack:"upload,omitempty"`
 	Offset    int64  `json:"offset,omitempty" msgpack:"offset,omitempty"`
+
+	// rpc (its payload is Data)
+	Method string `json:"method,omitempty" msgpack:"method,omitempty"`
 
 	// Invalid is set by a codec when this element of a message was
 	// well-formed but could not be read as a frame (a field of the wrong
@@ -279,6 +284,14 @@ type UploadDone struct {
 	URL    string `json:"url,omitempty" msgpack:"url,omitempty"`
 }
 
+// RPCResult answers rpc with what the back end returned.
+type RPCResult struct {
+	Type string  `json:"type" msgpack:"type"`
+	ID   uint32  `json:"id,omitempty" msgpack:"id,omitempty"`
+	Data RawJSON `json:"data" msgpack:"data"`
+}
+
+func (*RPCResult) FrameType() string      { return TypeRPCResult }
 func (*Connected) FrameType() string      { return TypeConnected }
 func (*Subscribed) FrameType() string     { return TypeSubscribed }
 func (*Unsubscribed) FrameType() string   { return TypeUnsubscribed }
@@ -300,6 +313,7 @@ func (f *PresenceEvent) FrameType() string {
 	return TypeJoin
 }
 
+func (f *RPCResult) stamp()      { f.Type = TypeRPCResult }
 func (f *Connected) stamp()      { f.Type = TypeConnected }
 func (f *Subscribed) stamp()     { f.Type = TypeSubscribed }
 func (f *Unsubscribed) stamp()   { f.Type = TypeUnsubscribed }

@@ -155,6 +155,8 @@ func decodeMsgpackFrame(r *mpReader, pairs uint64) (ClientFrame, error) {
 			}
 		case "upload":
 			d.setStr("upload", &f.Upload)
+		case "method":
+			d.setStr("method", &f.Method)
 		case "offset":
 			if v, ok := d.int("offset", math.MinInt64, math.MaxInt64); ok {
 				f.Offset = v

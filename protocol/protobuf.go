@@ -160,7 +160,8 @@ func clientFrameFromProto(f *ferryv1.Frame) ClientFrame {
 		c.Type = TypeUploadCommit
 		c.Upload = k.UploadCommit.GetUpload()
 	case *ferryv1.Frame_Rpc:
-		c.Type = "rpc"
+		c.Type = TypeRPC
+		c.Method = k.Rpc.GetMethod()
 		c.Data = PayloadFromBytes(k.Rpc.GetData())
 	case nil:
 		if num := firstUnknownField(f); num != 0 {
@@ -230,7 +231,7 @@ func serverTypeOfKind(f *ferryv1.Frame) string {
 	case *ferryv1.Frame_UploadDone:
 		return TypeUploadDone
 	case *ferryv1.Frame_RpcResult:
-		return "rpc.result"
+		return TypeRPCResult
 	}
 	return fmt.Sprintf("%T", f.GetKind()) // not reached: every kind is named
 }
@@ -376,6 +377,9 @@ func fillProtoFrame(pf *ferryv1.Frame, f ServerFrame) error {
 		pf.Kind = &ferryv1.Frame_UploadDone{UploadDone: &ferryv1.UploadDone{
 			Upload: f.Upload, Size: f.Size, Sha256: f.SHA256, Url: f.URL,
 		}}
+	case *RPCResult:
+		pf.Id = f.ID
+		pf.Kind = &ferryv1.Frame_RpcResult{RpcResult: &ferryv1.RpcResult{Data: f.Data.AppendPayloadBytes(nil)}}
 	default:
 		return fmt.Errorf("encode %s frame: no protobuf form for %T", f.FrameType(), f)
 	}

@@ -78,6 +78,8 @@ func AppendProtobufClientFrame(dst []byte, f *ClientFrame) ([]byte, error) {
 		}}
 	case TypeUploadCommit:
 		pf.Kind = &ferryv1.Frame_UploadCommit{UploadCommit: &ferryv1.UploadCommit{Upload: f.Upload}}
+	case TypeRPC:
+		pf.Kind = &ferryv1.Frame_Rpc{Rpc: &ferryv1.Rpc{Method: f.Method, Data: f.Data.AppendPayloadBytes(nil)}}
 	default:
 		return dst, fmt.Errorf("encode frame: type %q has no protobuf client frame", f.Type)
 	}
@@ -189,6 +191,8 @@ func serverFrameFromProto(pf *ferryv1.Frame) (ServerFrame, error) {
 	case *ferryv1.Frame_UploadDone:
 		u := k.UploadDone
 		f = &UploadDone{ID: id, Upload: u.GetUpload(), Size: u.GetSize(), SHA256: u.GetSha256(), URL: u.GetUrl()}
+	case *ferryv1.Frame_RpcResult:
+		f = &RPCResult{ID: id, Data: PayloadFromBytes(k.RpcResult.GetData())}
 	default:
 		return nil, malformed("decode server frame: unknown kind (field %d of ferry.v1.Frame)", firstUnknownField(pf))
 	}
@@ -260,6 +264,8 @@ func serverMessageOf(f ServerFrame) ServerMessage {
 		s.ID, s.Offset = f.ID, uint64(max(f.Offset, 0))
 	case *UploadDone:
 		s.ID = f.ID
+	case *RPCResult:
+		s.ID, s.Data = f.ID, f.Data
 	}
 	return s
 }

@@ -37,6 +37,8 @@ func TestServerRoundTrip(t *testing.T) {
 			ServerMessage{Type: TypeLeave, Channel: "chat:a", User: "bob", Conn: "c2"}},
 		{"error", &ErrorFrame{ID: 8, Code: CodeRateLimited, Reason: "slow down", Retry: true},
 			ServerMessage{Type: TypeError, ID: 8, Code: CodeRateLimited, Reason: "slow down", Retry: true}},
+		{"rpc.result", &RPCResult{ID: 9, Data: RawJSON(`{"ok":true,"n":[1,2]}`)},
+			ServerMessage{Type: TypeRPCResult, ID: 9, Data: RawJSON(`{"ok":true,"n":[1,2]}`)}},
 		{"disconnect", &Disconnect{Code: CloseDraining, Reason: "bye", Reconnect: true, RetryAfterMS: 500},
 			ServerMessage{Type: TypeDisconnect, Code: CloseDraining, Reason: "bye", Reconnect: true, RetryAfterMS: 500}},
 	}

@@ -3,6 +3,9 @@ package protocol
 // MaxChannelLen is the longest channel name, in bytes.
 const MaxChannelLen = 255
 
+// MaxMethodLen is the longest rpc method name, in bytes.
+const MaxMethodLen = 255
+
 // MaxWindow is the largest credit window a client may ask for in connect.
 // (The server may grant less: see Limits.Window in connected.)
 const MaxWindow = 1 << 16
@@ -40,7 +43,7 @@ func ValidChannel(name string) error {
 // and its resume needs both session and token; upload.begin needs name,
 // size > 0, a sha256 of 64 hex digits and chunk_size >= 0; upload.chunk
 // needs upload, offset >= 0 and data as a base64 string; upload.commit needs
-// upload.
+// upload; rpc needs a method of 1 to MaxMethodLen bytes (data is optional).
 func (f *ClientFrame) Validate() *Error {
 	if f.Invalid != "" {
 		return &Error{Code: CodeBadRequest, Reason: f.Invalid}
@@ -62,7 +65,7 @@ func (f *ClientFrame) Validate() *Error {
 		}
 		return nil
 	case TypeSubscribe, TypeUnsubscribe, TypePublish, TypePing, TypeRefresh,
-		TypeHistory, TypePresence, TypeUploadBegin, TypeUploadChunk, TypeUploadCommit:
+		TypeHistory, TypePresence, TypeUploadBegin, TypeUploadChunk, TypeUploadCommit, TypeRPC:
 		if f.ID == 0 {
 			return f.bad(`needs an "id" (a non-zero integer)`)
 		}
@@ -118,6 +121,13 @@ func (f *ClientFrame) Validate() *Error {
 	case TypeUploadCommit:
 		if f.Upload == "" {
 			return f.bad(`needs an "upload"`)
+		}
+	case TypeRPC:
+		if f.Method == "" {
+			return f.bad(`needs a "method"`)
+		}
+		if len(f.Method) > MaxMethodLen {
+			return f.bad(`"method" is %d bytes long, more than %d`, len(f.Method), MaxMethodLen)
 		}
 	}
 	return nil

@@ -78,6 +78,7 @@ type Config struct {
 	TLS            TLSConfig            `yaml:"tls"`
 	Logs           LogsConfig           `yaml:"logs"`
 	Admin          AdminConfig          `yaml:"admin"`
+	Hooks          HooksConfig          `yaml:"hooks"`
 }
 
 // AdminConfig turns on the admin page (/admin, see docs/operations.md).
@@ -247,6 +248,12 @@ type Namespace struct {
 	// Rate limits messages per second to each connection (0: no limit);
 	// with conflation a throttled client still gets the latest value per key.
 	Rate float64 `yaml:"rate"`
+	// SubscribeHook is the URL asked before a client subscribes to a
+	// channel of the namespace (docs/hooks.md). Default none.
+	SubscribeHook string `yaml:"subscribe_hook"`
+	// PublishHook is the URL asked before a client's publish to a channel
+	// of the namespace reaches the broker (docs/hooks.md). Default none.
+	PublishHook string `yaml:"publish_hook"`
 }
 
 // TLSConfig serves https and wss directly.
@@ -318,6 +325,15 @@ func (c *Config) applyDefaults() {
 	setDefault(&c.Logs.IP, "truncate")
 	setDefault(&c.Logs.IPRetention, 24*time.Hour)
 	setDefault(&c.Admin.SessionTTL, 15*time.Minute)
+	setDefault(&c.Hooks.Timeout, 2*time.Second)
+	setDefault(&c.Hooks.MaxConcurrent, 256)
+	setDefault(&c.Hooks.BreakerFailures, 5)
+	setDefault(&c.Hooks.BreakerCooldown, 5*time.Second)
+	setDefault(&c.Hooks.MaxAnswerBytes, 65536)
+	setDefault(&c.Hooks.RetryAfter, 5*time.Second)
+	setDefault(&c.Hooks.WebhookQueue, 1024)
+	setDefault(&c.Hooks.WebhookAttempts, 5)
+	setDefault(&c.Hooks.WebhookBackoff, 500*time.Millisecond)
 }
 
 func setDefault[T comparable](p *T, v T) {
@@ -424,6 +440,7 @@ func (c *Config) Validate() error {
 			bad("namespaces."+name+".rate", "%v: must not be negative", ns.Rate)
 		}
 	}
+	c.validateHooks(bad)
 	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
 		bad("tls", "cert_file and key_file go together")
 	}

@@ -156,6 +156,7 @@ func (s *Server) serveOpenSession(w http.ResponseWriter, r *http.Request) {
 		SessionToken: sessTok,
 		StreamTicket: ticket,
 		ResumeSeq:    -1,
+		Headers:      s.hookHeaders(r),
 	}, s.networkKey(r))
 	defer func() {
 		if sess.Connected() {

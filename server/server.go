@@ -198,12 +198,14 @@ func New(cfg Config, opts ...Options) (*Server, error) {
 	if err := s.broker.Start(context.Background(), s.node); err != nil {
 		s.writers.Close()
 		s.closeReactor()
+		s.closeHooks()
 		_ = s.broker.Close()
 		return nil, fmt.Errorf("broker: %w", err)
 	}
 	if err := s.ReloadTLS(); err != nil {
 		s.writers.Close()
 		s.closeReactor()
+		s.closeHooks()
 		_ = s.broker.Close()
 		return nil, fmt.Errorf("config: %w", err)
 	}
@@ -252,6 +254,7 @@ func (s *Server) newEnv(kv broker.KV) *session.Env {
 	}
 	env.Presence, _ = s.broker.(broker.Presence)
 	env.Users, _ = s.broker.(broker.Users)
+	env.Hooks = s.newHooks()
 	return env
 }
 
@@ -299,6 +302,9 @@ func rulesOf(ns Namespace) node.Rules {
 		Subscribe:   ns.Subscribe,
 		Priority:    p,
 		Rate:        ns.Rate,
+
+		SubscribeHook: ns.SubscribeHook,
+		PublishHook:   ns.PublishHook,
 	}
 }
 
@@ -438,6 +444,7 @@ wait:
 		_ = hs.Close()
 	}
 	s.closeReactor()
+	s.closeHooks()
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }()
 	select {

@@ -50,6 +50,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		Claims:     claims,
 		RemoteAddr: s.logIP(r),
 		Codec:      protocol.CodecFor(conn.Subprotocol()),
+		Headers:    s.hookHeaders(r),
 	}, s.goTracked)
 }
 

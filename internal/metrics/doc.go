@@ -21,13 +21,13 @@
 //
 //	ferry_connections{transport}                  gauge    ws, sse, poll, other
 //	ferry_connections_opened_total{transport}     counter
-//	ferry_disconnects_total{code}                 counter  1000, 1001, 1006, 1011, 4001, 4003, 4008..4016, other
+//	ferry_disconnects_total{code}                 counter  1000, 1001, 1006, 1011, 4001, 4003, 4008..4017, other
 //	ferry_handshakes_rejected_total{reason}       counter  origin, rate_limit, auth, capacity, bad_request, other
 //	ferry_frames_in_total{type}                   counter  client frame types, invalid
 //	ferry_frames_out_total                        counter
 //	ferry_publishes_total{source}                 counter  client, api, other
 //	ferry_publish_duplicates_total                counter
-//	ferry_errors_sent_total{code}                 counter  400 .. 503, other
+//	ferry_errors_sent_total{code}                 counter  400 .. 504, other
 //	ferry_messages_delivered_total                counter
 //	ferry_messages_dropped_total{priority,reason} counter  critical/normal/droppable/other x queue_full/other
 //	ferry_messages_conflated_total                counter
@@ -46,6 +46,9 @@
 //	ferry_broker_request_duration_seconds{op}     histogram publish, history, ping, ...
 //	ferry_queue_to_write_seconds                  histogram per write batch, first queued to written
 //	ferry_namespace_publishes_total{namespace}    counter  configured namespaces, default, other
+//	ferry_hook_requests_total{hook,result}        counter  connect/refresh/subscribe/publish/rpc/webhook x ok/timeout/unavailable/bad_answer/busy/breaker_open
+//	ferry_hook_duration_seconds{hook}             histogram request sent to answer read (not for busy, breaker_open)
+//	ferry_webhook_dropped_total{reason}           counter  queue_full, gave_up, rejected, shutdown, other
 //
 // The open-file limit is the process collector's process_max_fds; the
 // capacity alert divides ferry_connections by ferry_max_connections, which

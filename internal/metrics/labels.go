@@ -63,17 +63,17 @@ var (
 	clientFrameTypes = []string{
 		"connect", "subscribe", "unsubscribe", "publish", "ack", "ping",
 		"refresh", "history", "presence",
-		"upload.begin", "upload.chunk", "upload.commit",
+		"upload.begin", "upload.chunk", "upload.commit", "rpc",
 	}
 	// closeCodes are the WebSocket close codes a connection can end with:
 	// the standard ones a server sees (normal, going away, abnormal,
 	// internal error) and the protocol's own (PROTOCOL.md section 4).
 	closeCodes = []int{
 		1000, 1001, 1006, 1011,
-		4001, 4003, 4008, 4009, 4010, 4011, 4012, 4013, 4014, 4015, 4016,
+		4001, 4003, 4008, 4009, 4010, 4011, 4012, 4013, 4014, 4015, 4016, 4017,
 	}
 	// errorCodes are the protocol's error frame codes.
-	errorCodes = []int{400, 401, 403, 404, 409, 413, 429, 500, 503}
+	errorCodes = []int{400, 401, 403, 404, 409, 413, 429, 500, 502, 503, 504}
 )
 
 // indexOf returns v's position in set, or len(set) (the "other" child) when

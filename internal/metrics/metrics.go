@@ -38,6 +38,7 @@ type Metrics struct {
 	resumes      [2]prometheus.Counter
 
 	operations // build, capacity, readiness, latencies (ops.go)
+	hookSeries // back-end hooks and webhooks (hooks.go)
 }
 
 // New builds the node's metrics and registers them on a registry of their
@@ -164,6 +165,7 @@ func New(reg prometheus.Registerer, namespaces ...string) *Metrics {
 	m.resumes = [2]prometheus.Counter{resumes.WithLabelValues("failed"), resumes.WithLabelValues("ok")}
 
 	m.operations = newOperations(r, namespaces)
+	m.hookSeries = newHookSeries(r)
 	return m
 }
 

@@ -17,6 +17,10 @@ type Rules struct {
 	Subscribe   bool
 	Priority    protocol.Priority
 	Rate        float64
+	// SubscribeHook and PublishHook are the URLs of the namespace's
+	// back-end hooks ("" = none; see internal/session/hooks.go).
+	SubscribeHook string
+	PublishHook   string
 }
 
 // ReservedNamespace is the namespace of the channels nodes use among

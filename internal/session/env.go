@@ -79,6 +79,9 @@ type Env struct {
 	// after its metrics (the admin page's recent disconnects). It must not
 	// block. Default nil.
 	OnClosed func(Closing)
+	// Hooks are the back-end hooks and webhooks (nil: none configured;
+	// the only cost then is this nil check).
+	Hooks *Hooks
 	// Registry holds the node's sessions.
 	Registry *node.Registry[*Session]
 	Writers  *flow.Writers

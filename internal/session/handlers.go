@@ -9,6 +9,7 @@ import (
 
 	"github.com/ferry-io/ferry/broker"
 	"github.com/ferry-io/ferry/internal/auth"
+	"github.com/ferry-io/ferry/internal/hooks"
 	"github.com/ferry-io/ferry/internal/node"
 	"github.com/ferry-io/ferry/protocol"
 )
@@ -112,6 +113,8 @@ func (s *Session) handleFrame(f *protocol.ClientFrame) {
 		err = s.handleHistory(ctx, f)
 	case protocol.TypePresence:
 		err = s.handlePresence(ctx, f)
+	case protocol.TypeRPC:
+		err = s.handleRPC(ctx, f)
 	case protocol.TypeUploadBegin, protocol.TypeUploadChunk, protocol.TypeUploadCommit:
 		err = protocol.Errorf(protocol.CodeNotFound, "%s: uploads are not enabled on this server", f.Type)
 	default:
@@ -159,6 +162,18 @@ func (s *Session) handleConnect(f *protocol.ClientFrame) {
 			return
 		}
 		claims = c
+	}
+	var hookSubs []string
+	var hook *hookState
+	if h := env.Hooks; h != nil {
+		if h.ConnectURL != "" && (claims == nil || h.ConnectAlways) {
+			var ok bool
+			if claims, hookSubs, hook, ok = s.connectHook(ctx, hs, f, claims); !ok {
+				return
+			}
+		} else if len(hs.Headers) > 0 {
+			hook = &hookState{headers: hs.Headers}
+		}
 	}
 	if claims == nil && !env.Limits.Anonymous {
 		s.Close(protocol.CloseUnauthorized, "unauthorized: no token (send it in the Authorization header, a cookie, a ticket, or the connect frame)")
@@ -213,6 +228,9 @@ func (s *Session) handleConnect(f *protocol.ClientFrame) {
 		s.acks = &ackRing{}
 	}
 	s.state = stateConnected
+	if hook != nil {
+		s.extraLocked().hook = hook
+	}
 	s.mu.Unlock()
 	// Index the session by user before the client can see it connected:
 	// an API disconnect right after must find it.
@@ -263,11 +281,16 @@ func (s *Session) handleConnect(f *protocol.ClientFrame) {
 		slog.String("user", s.user), slog.String("transport", s.t.Name()),
 		slog.String("remote", s.remote), slog.String("client", auth.Clip(f.Client)),
 		slog.Bool("resumed", snap != nil))
+	s.webhook(hooks.EventConnectionOpened, "", 0, "", nil)
 
 	s.enforceUserLimit(ctx)
 	if snap != nil {
 		s.restore(ctx, snap)
 		s.saveLiveState(ctx) // with the restored subscriptions
+	}
+	if len(hookSubs) > 0 {
+		s.subscribeServerSide(ctx, hookSubs)
+		s.saveLiveState(ctx)
 	}
 }
 
@@ -347,31 +370,60 @@ func (s *Session) permit(ch string, publish bool) (node.Rules, error) {
 	return rules, nil
 }
 
+// errAlreadySubscribed is the answer to a subscribe of a channel the
+// session is subscribed to.
+var errAlreadySubscribed = &protocol.Error{Code: protocol.CodeConflict, Reason: "already subscribed"}
+
 func (s *Session) handleSubscribe(ctx context.Context, f *protocol.ClientFrame) error {
 	ch := f.Channel
 	rules, err := s.permit(ch, false)
 	if err != nil {
 		return err
 	}
+	var info []byte
+	if rules.SubscribeHook != "" && s.env.Hooks != nil {
+		s.mu.Lock()
+		dup := s.subFor(ch) != nil
+		s.mu.Unlock()
+		if dup { // no need to ask the back end
+			return protocol.Errorf(protocol.CodeConflict, "already subscribed to %q", ch)
+		}
+		if info, err = s.subscribeHook(ctx, rules.SubscribeHook, ch); err != nil {
+			return err
+		}
+	}
+	var since *broker.Position
+	if f.Since != nil {
+		since = &broker.Position{Offset: f.Since.Offset, Epoch: f.Since.Epoch}
+	}
+	if err := s.subscribe(ctx, f.ID, ch, f.Presence, since, rules, info); err != nil {
+		if errors.Is(err, errAlreadySubscribed) {
+			return protocol.Errorf(protocol.CodeConflict, "already subscribed to %q", ch)
+		}
+		return err
+	}
+	return nil
+}
+
+// subscribe subscribes the session to ch (a client's subscribe with id,
+// or a server-side one with id 0) once it is allowed; info is the
+// subscribe hook's, for the webhook.
+func (s *Session) subscribe(ctx context.Context, id uint32, ch string, presence bool, since *broker.Position, rules node.Rules, info []byte) error {
 	s.mu.Lock()
 	if s.subFor(ch) != nil {
 		s.mu.Unlock()
-		return protocol.Errorf(protocol.CodeConflict, "already subscribed to %q", ch)
+		return errAlreadySubscribed
 	}
 	if max := s.env.Limits.MaxSubscriptions; max > 0 && len(s.subs) >= max {
 		s.mu.Unlock()
 		return protocol.Errorf(protocol.CodeForbidden, "subscription limit reached (%d per connection)", max)
 	}
-	sub := &subscription{ch: ch, recovering: true, presence: f.Presence && rules.JoinLeave, rate: float32(rules.Rate)}
+	sub := &subscription{ch: ch, recovering: true, presence: presence && rules.JoinLeave, rate: float32(rules.Rate)}
 	s.addSubLocked(sub)
 	s.updateRateLocked()
 	s.mu.Unlock()
 
-	var since *broker.Position
-	if f.Since != nil {
-		since = &broker.Position{Offset: f.Since.Offset, Epoch: f.Since.Epoch}
-	}
-	if _, err := s.startSubscription(ctx, f.ID, ch, sub, since, rules); err != nil {
+	if _, err := s.startSubscription(ctx, id, ch, sub, since, rules); err != nil {
 		s.mu.Lock()
 		if s.removeSubLocked(sub) {
 			s.updateRateLocked()
@@ -380,6 +432,7 @@ func (s *Session) handleSubscribe(ctx context.Context, f *protocol.ClientFrame) 
 		return err
 	}
 	s.saveLiveState(ctx)
+	s.webhook(hooks.EventSubscribed, ch, 0, "", info)
 	return nil
 }
 
@@ -492,6 +545,7 @@ func (s *Session) handleUnsubscribe(ctx context.Context, f *protocol.ClientFrame
 	s.dropSubscription(ctx, f.Channel, sub)
 	s.reply(&protocol.Unsubscribed{ID: f.ID, Channel: f.Channel})
 	s.saveLiveState(ctx)
+	s.webhook(hooks.EventUnsubscribed, f.Channel, 0, "", nil)
 	return nil
 }
 
@@ -553,6 +607,12 @@ func (s *Session) handlePublish(ctx context.Context, f *protocol.ClientFrame) er
 			return &protocol.Error{Code: protocol.CodeRateLimited, Reason: fmt.Sprintf("publish rate limit: %.0f per second", env.Limits.PublishRate), Retry: true}
 		}
 	}
+	data := []byte(f.Data)
+	if rules.PublishHook != "" && env.Hooks != nil {
+		if data, err = s.publishHook(ctx, rules.PublishHook, f); err != nil {
+			return err
+		}
+	}
 	// The user is read and the publish counted (the admin page's top
 	// publishers) under one lock.
 	s.mu.Lock()
@@ -560,7 +620,7 @@ func (s *Session) handlePublish(ctx context.Context, f *protocol.ClientFrame) er
 	s.extraLocked().published++
 	s.mu.Unlock()
 	res, err := env.Node.Publish(ctx, rules, node.PublishArgs{
-		Channel: f.Channel, Data: f.Data, Priority: f.Priority, Conflate: f.Conflate,
+		Channel: f.Channel, Data: data, Priority: f.Priority, Conflate: f.Conflate,
 		Key: f.Key, From: user, Source: "client",
 	})
 	if err != nil {

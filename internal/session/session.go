@@ -12,6 +12,7 @@ import (
 
 	"github.com/ferry-io/ferry/internal/auth"
 	"github.com/ferry-io/ferry/internal/flow"
+	"github.com/ferry-io/ferry/internal/hooks"
 	"github.com/ferry-io/ferry/internal/node"
 	"github.com/ferry-io/ferry/protocol"
 )
@@ -56,6 +57,9 @@ type Handshake struct {
 	// received (Last-Event-ID) when an HTTP session is adopted by another
 	// node: the resume starts after it.
 	ResumeSeq int64
+	// Headers are the handshake's headers on the hooks' allowlist, for
+	// the connect hook and the later ones (nil without hooks).
+	Headers map[string]string
 
 	// adopt marks a node taking over an HTTP session it found by the
 	// session token's record (see Adopt): the resume token is not needed
@@ -154,6 +158,9 @@ type sessionExtra struct {
 	// published counts the publish frames that passed the rate limit,
 	// for the admin page's top publishers (Summary).
 	published uint64
+	// hook is what the back-end hooks need to know of the connection
+	// (nil on a node without hooks; see hooks.go).
+	hook *hookState
 }
 
 // extraLocked returns the session's sessionExtra, making it.
@@ -167,7 +174,7 @@ func (s *Session) extraLocked() *sessionExtra {
 // dropExtraLocked forgets the session's extra when nothing is left in it.
 func (s *Session) dropExtraLocked() {
 	x := s.extra
-	if x != nil && x.hs == nil && x.subIdx == nil && x.closeReason == "" && x.closed == nil && !x.pubSet && x.published == 0 {
+	if x != nil && x.hs == nil && x.subIdx == nil && x.closeReason == "" && x.closed == nil && !x.pubSet && x.published == 0 && x.hook == nil {
 		s.extra = nil
 	}
 }
@@ -681,6 +688,18 @@ func (s *Session) encodeLocked(dst []byte, items []flow.Item) []byte {
 // Close sends a disconnect frame and closes the connection with code. It is
 // safe to call more than once; the first call wins.
 func (s *Session) Close(code int, reason string) {
+	var retryAfter time.Duration
+	switch code {
+	case protocol.CloseRateLimited:
+		retryAfter = time.Second
+	case protocol.CloseDraining:
+		retryAfter = 500 * time.Millisecond
+	}
+	s.closeRetry(code, reason, retryAfter)
+}
+
+// closeRetry is Close with the retry_after_ms of the disconnect frame.
+func (s *Session) closeRetry(code int, reason string, retryAfter time.Duration) {
 	s.mu.Lock()
 	if s.state == stateClosed || s.closeCode != 0 {
 		s.mu.Unlock()
@@ -691,13 +710,7 @@ func (s *Session) Close(code int, reason string) {
 	if code == protocol.CloseSlowConsumer && s.env.Metrics != nil {
 		s.env.Metrics.SlowConsumerClose()
 	}
-	d := &protocol.Disconnect{Code: code, Reason: reason, Reconnect: protocol.ShouldReconnect(code)}
-	if code == protocol.CloseRateLimited {
-		d.RetryAfterMS = 1000
-	}
-	if code == protocol.CloseDraining {
-		d.RetryAfterMS = 500
-	}
+	d := &protocol.Disconnect{Code: code, Reason: reason, Reconnect: protocol.ShouldReconnect(code), RetryAfterMS: retryAfter.Milliseconds()}
 	if s.puller != nil {
 		// A pull transport takes the goodbye from the queue with the rest.
 		_ = s.replyLocked(d)
@@ -776,6 +789,7 @@ func (s *Session) Closed(code int, reason string) {
 	if s.env.OnClosed != nil {
 		s.env.OnClosed(Closing{Conn: s.connID, User: s.user, Transport: s.t.Name(), Code: code, Reason: reason})
 	}
+	s.webhook(hooks.EventConnectionClosed, "", code, reason, nil)
 	// LogAttrs: Attrs passed as ...any are boxed, an allocation each, on
 	// every connection's path.
 	s.env.Logger.LogAttrs(context.Background(), slog.LevelInfo, "connection closed",

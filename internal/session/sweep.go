@@ -80,6 +80,9 @@ func (s *Session) sweep(now time.Time) bool {
 		return false
 	}
 	if exp != 0 && exp <= now.UnixNano() {
+		if s.expiredByHook() {
+			return true // the refresh hook decides (refreshByHook)
+		}
 		s.Close(protocol.CloseTokenExpired, "token expired")
 		return false
 	}

@@ -385,6 +385,23 @@ export class Client extends Emitter<ClientEvents> {
     return { clients: r.clients ?? [], count: r.count ?? 0 };
   }
 
+  /**
+   * Calls method on the application's back end through the server (an rpc frame; see docs/hooks.md) and resolves
+   * with the back end's answer (null when it sent none). It is sent once, never again on a new connection: it rejects
+   * when the client is not connected or the connection drops before the answer. The server's refusals reject with a
+   * ServerError: 404 no back end for the method, 504 the back end timed out, 503 it is down or busy, 502 a bad
+   * answer, or the back end's own code.
+   */
+  async rpc(method: string, data?: unknown, opts: { signal?: AbortSignal } = {}): Promise<unknown> {
+    if (typeof method !== "string" || method.length === 0 || method.length > 255) {
+      throw new TypeError("ferry: rpc: method must be a string of 1 to 255 characters");
+    }
+    const f: ClientFrame = { type: "rpc", method };
+    if (data !== undefined) f.data = data;
+    const r = await this.request(f, false, opts.signal);
+    return r.data ?? null;
+  }
+
   /** An application-level round trip. */
   async ping(opts: { signal?: AbortSignal } = {}): Promise<void> {
     await this.request({ type: "ping" }, true, opts.signal);

@@ -257,3 +257,23 @@ test("subscribe before connected waits for the connection; a silent link is drop
   c.close();
   await assert.rejects(c.subscribe("chat:late"), /closed/);
 });
+
+test("rpc: sent once with method and data, resolved by rpc.result, rejected by an error frame", async () => {
+  const { c, ws } = await connectedClient();
+  const p = c.rpc("auction.bid", { amount: 5 });
+  await flush();
+  const f = ws.frames().find((x) => x.type === "rpc");
+  assert.equal(f.method, "auction.bid");
+  assert.deepEqual(f.data, { amount: 5 });
+  ws.serverSend({ type: "rpc.result", id: f.id, data: { accepted: true } });
+  assert.deepEqual(await p, { accepted: true });
+
+  const q = c.rpc("auction.slow");
+  await flush();
+  const g = ws.frames().filter((x) => x.type === "rpc")[1];
+  assert.equal("data" in g, false, "no data field when none is given");
+  ws.serverSend({ type: "error", id: g.id, code: 504, reason: "rpc: back end timed out", retry: true });
+  await assert.rejects(q, (e) => e.name === "ServerError" && e.code === 504);
+  await assert.rejects(c.rpc(""), /method/);
+  c.close();
+});
