@@ -38,6 +38,7 @@ type Metrics struct {
 	resumes      [2]prometheus.Counter
 
 	operations // build, capacity, readiness, latencies (ops.go)
+	uploads    // resumable uploads (uploads.go)
 }
 
 // New builds the node's metrics and registers them on a registry of their
@@ -164,6 +165,7 @@ func New(reg prometheus.Registerer, namespaces ...string) *Metrics {
 	m.resumes = [2]prometheus.Counter{resumes.WithLabelValues("failed"), resumes.WithLabelValues("ok")}
 
 	m.operations = newOperations(r, namespaces)
+	m.uploads = newUploads(r)
 	return m
 }
 
