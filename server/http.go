@@ -38,6 +38,9 @@ func (s *Server) routes() http.Handler {
 		ClientIP:         func(r *http.Request) netip.Addr { return auth.ClientIP(r, s.proxies) },
 	}))
 	s.fallbackRoutes(mux)
+	if s.uploadsHTTP != nil {
+		mux.HandleFunc("/v1/uploads/", s.serveUploads)
+	}
 	if s.cfg.Dev {
 		mux.HandleFunc("GET /v1/debug/echo", s.serveEcho)
 		mux.Handle("GET /{$}", web.Playground()) // the playground page (web/)

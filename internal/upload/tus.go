@@ -6,6 +6,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/tus/tusd/v2/pkg/handler"
 	xslog "golang.org/x/exp/slog"
@@ -33,6 +34,10 @@ func (s *Store) Handler(authn Authenticate) (http.Handler, error) {
 		DisableConcatenation:      true,
 		Cors:                      &handler.CorsConfig{Disable: true},
 		PreFinishResponseCallback: s.tusFinished,
+		// After a request ends tusd keeps its context (and a goroutine)
+		// this long for the store to finish; our writes do not wait on
+		// the context, so a short grace is enough.
+		GracefulRequestCompletionTimeout: time.Second,
 		// tusd logs through golang.org/x/exp/slog: its warnings and
 		// errors go to stderr, its per-request info lines nowhere.
 		Logger: xslog.New(xslog.NewTextHandler(os.Stderr, &xslog.HandlerOptions{Level: xslog.LevelWarn})),
