@@ -44,9 +44,9 @@ import (
 	"github.com/ferry-io/ferry/internal/metrics"
 	"github.com/ferry-io/ferry/internal/node"
 	"github.com/ferry-io/ferry/internal/session"
-	"github.com/ferry-io/ferry/internal/upload"
 	"github.com/ferry-io/ferry/internal/transport/fallback"
 	"github.com/ferry-io/ferry/internal/transport/ws"
+	"github.com/ferry-io/ferry/internal/upload"
 	"github.com/ferry-io/ferry/protocol"
 )
 
