@@ -41,7 +41,9 @@ type UploadResult struct {
 	// Resumes counts the times the upload learned its offset again after a
 	// lost connection or a refused chunk (0 when it went through at once).
 	Resumes int
-	// SentBytes is the chunk bytes sent, resends included.
+	// SentBytes is the chunk bytes read from the file and sent; a chunk
+	// that went out again on a new connection by itself counts once, one
+	// sent again after upload.begin told the offset again counts again.
 	SentBytes int64
 }
 

@@ -1,0 +1,159 @@
+package cluster_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ferry-io/ferry/client"
+	"github.com/ferry-io/ferry/internal/auth"
+	"github.com/ferry-io/ferry/internal/testutil/ferrytest"
+)
+
+func uploadFileOf(t testing.TB, n int) ([]byte, string) {
+	t.Helper()
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	s := sha256.Sum256(b)
+	return b, hex.EncodeToString(s[:])
+}
+
+// dialSDK connects a Go SDK client for user to a node.
+func dialSDK(t testing.TB, url, secret, user string) *client.Client {
+	t.Helper()
+	tok, err := auth.Mint([]byte(secret), user, time.Hour, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	cl, err := client.Dial(ctx, url, client.Config{Token: tok, Backoff: client.Backoff{Initial: 20 * time.Millisecond, Max: 200 * time.Millisecond}})
+	if err != nil {
+		t.Fatalf("dial %s: %v", url, err)
+	}
+	t.Cleanup(func() { _ = cl.Close() })
+	return cl
+}
+
+// TestUploadSurvivesSIGKILL: a real ferry process is killed with SIGKILL
+// in the middle of an upload and started again on the same port and upload
+// directory; the SDK reconnects and the upload continues from the node's
+// last checkpoint (the bytes sent stay well under twice the file), and the
+// stored file is the one sent.
+func TestUploadSurvivesSIGKILL(t *testing.T) {
+	dir := t.TempDir()
+	n := ferrytest.Start(t, "up1", ferrytest.Options{Binary: ferryBin.Path(t), Env: []string{"FERRY_UPLOADS_DIR=" + dir}})
+	data, sum := uploadFileOf(t, 4<<20)
+	cl := dialSDK(t, n.BaseURL(), ferrytest.DefaultSecret, "ann")
+
+	var once sync.Once
+	var killedAt int64
+	progress := func(done, size int64) {
+		if done >= size/2 {
+			once.Do(func() {
+				killedAt = done
+				n.Kill()
+				n.Restart()
+			})
+		}
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	res, err := cl.Upload(ctx, "crash.bin", bytes.NewReader(data), int64(len(data)), client.UploadOptions{Progress: progress})
+	if err != nil {
+		t.Fatalf("upload: %v", err)
+	}
+	if killedAt == 0 {
+		t.Fatal("the node was never killed: the test did not test a crash")
+	}
+	if res.SHA256 != sum {
+		t.Fatalf("result %+v, want sha256 %s", res, sum)
+	}
+	stored, err := os.ReadFile(filepath.Join(dir, res.ID))
+	if err != nil || !bytes.Equal(stored, data) {
+		t.Fatalf("stored file differs (%v)", err)
+	}
+	// The restarted process counts what it wrote: the rest of the file
+	// after the checkpoint, plus at most the chunks that were in flight.
+	written := uploadBytesMetric(t, n.BaseURL())
+	t.Logf("killed at %d of %d bytes; the restarted node wrote %d bytes; %d resumes", killedAt, len(data), written, res.Resumes)
+	if rest := int64(len(data)) - killedAt; written > rest+256<<10 {
+		t.Fatalf("the restarted node wrote %d bytes, the rest after the checkpoint is %d: it did not resume from the checkpoint", written, rest)
+	}
+}
+
+// uploadBytesMetric reads ferry_upload_bytes_total from a node.
+func uploadBytesMetric(t testing.TB, base string) int64 {
+	t.Helper()
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "ferry_upload_bytes_total "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatalf("metric line %q: %v", line, err)
+			}
+			return int64(f)
+		}
+	}
+	t.Fatalf("no ferry_upload_bytes_total in /metrics")
+	return 0
+}
+
+// TestUploadAcrossNodes: two nodes on Redis share an upload directory; an
+// upload begun on node 1 is finished on node 2 by a new client (a phone
+// that changed networks), from where node 1 left it.
+func TestUploadAcrossNodes(t *testing.T) {
+	dir := t.TempDir()
+	c := startCluster(t, 2, "FERRY_UPLOADS_DIR="+dir)
+	data, sum := uploadFileOf(t, 1<<20)
+	a := dialSDK(t, c.nodes.Nodes[0].BaseURL(), c.nodes.Secret(), "ann")
+	ctx, cancel := context.WithCancel(t.Context())
+	var stoppedAt int64
+	_, err := a.Upload(ctx, "move.bin", bytes.NewReader(data), int64(len(data)), client.UploadOptions{
+		Window: 1,
+		Progress: func(done, size int64) {
+			if done >= size/3 && stoppedAt == 0 {
+				stoppedAt = done
+				cancel() // the first network goes away
+			}
+		},
+	})
+	if err == nil || stoppedAt == 0 {
+		t.Fatalf("first leg: err %v, stopped at %d: want it cut short", err, stoppedAt)
+	}
+	_ = a.Close()
+
+	b := dialSDK(t, c.nodes.Nodes[1].BaseURL(), c.nodes.Secret(), "ann")
+	var resumedAt int64 = -1
+	res, err := b.Upload(t.Context(), "move.bin", bytes.NewReader(data), int64(len(data)), client.UploadOptions{
+		Progress: func(done, _ int64) {
+			if resumedAt < 0 {
+				resumedAt = done
+			}
+		},
+	})
+	if err != nil {
+		t.Fatalf("second leg: %v", err)
+	}
+	if res.SHA256 != sum || resumedAt < stoppedAt {
+		t.Fatalf("second leg %+v resumed at %d, want at least %d", res, resumedAt, stoppedAt)
+	}
+}
