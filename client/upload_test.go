@@ -3,9 +3,6 @@ package client_test
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	mrand "math/rand/v2"
 	"os"
@@ -16,6 +13,7 @@ import (
 	"time"
 
 	"github.com/ferry-io/ferry/client"
+	"github.com/ferry-io/ferry/internal/testutil/randfile"
 	"github.com/ferry-io/ferry/protocol"
 	"github.com/ferry-io/ferry/server"
 )
@@ -31,16 +29,6 @@ func uploadTestBytes(t testing.TB) int {
 		return n << 20
 	}
 	return 8 << 20
-}
-
-func randomBytes(t testing.TB, n int) ([]byte, string) {
-	t.Helper()
-	b := make([]byte, n)
-	if _, err := rand.Read(b); err != nil {
-		t.Fatal(err)
-	}
-	s := sha256.Sum256(b)
-	return b, hex.EncodeToString(s[:])
 }
 
 func startUploadNode(t testing.TB) (*node, string) {
@@ -61,7 +49,7 @@ func TestUploadThroughCuts(t *testing.T) {
 	n, dir := startUploadNode(t)
 	proxy := newChaosProxy(t, n.ts.Listener.Addr().String())
 	size := uploadTestBytes(t)
-	data, sum := randomBytes(t, size)
+	data, sum := randfile.New(t, size)
 	c := dial(t, &node{url: "http://" + proxy.ln.Addr().String()}, "ann", func(cfg *client.Config) {
 		cfg.Codec = protocol.Protobuf // chunks as bytes, not base64: the wire is then comparable with the size
 	})
@@ -112,7 +100,7 @@ func TestUploadDoesNotHoldUpDelivery(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	data, _ := randomBytes(t, 2<<20)
+	data, _ := randfile.New(t, 2<<20)
 	hold := make(chan struct{})
 	held := make(chan struct{})
 	var once sync.Once
@@ -149,13 +137,13 @@ func TestUploadErrors(t *testing.T) {
 	dir := t.TempDir()
 	n := startNode(t, func(c *server.Config) { c.Uploads.Dir = dir; c.Uploads.MaxSize = 1000 })
 	c := dial(t, n, "ann", nil)
-	data, _ := randomBytes(t, 2000)
+	data, _ := randfile.New(t, 2000)
 	_, err := c.Upload(t.Context(), "a.bin", bytes.NewReader(data), 2000, client.UploadOptions{})
 	var se *client.ServerError
 	if !errors.As(err, &se) || se.Code != 413 {
 		t.Fatalf("too large: %v, want a 413", err)
 	}
-	_, other := randomBytes(t, 1)
+	_, other := randfile.New(t, 1)
 	_, err = c.Upload(t.Context(), "b.bin", bytes.NewReader(data[:500]), 500, client.UploadOptions{SHA256: other})
 	if !errors.As(err, &se) || se.Code != 409 {
 		t.Fatalf("wrong hash: %v, want a 409", err)

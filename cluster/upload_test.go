@@ -3,9 +3,6 @@ package cluster_test
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/hex"
 	"io"
 	"net/http"
 	"os"
@@ -19,17 +16,8 @@ import (
 	"github.com/ferry-io/ferry/client"
 	"github.com/ferry-io/ferry/internal/auth"
 	"github.com/ferry-io/ferry/internal/testutil/ferrytest"
+	"github.com/ferry-io/ferry/internal/testutil/randfile"
 )
-
-func uploadFileOf(t testing.TB, n int) ([]byte, string) {
-	t.Helper()
-	b := make([]byte, n)
-	if _, err := rand.Read(b); err != nil {
-		t.Fatal(err)
-	}
-	s := sha256.Sum256(b)
-	return b, hex.EncodeToString(s[:])
-}
 
 // dialSDK connects a Go SDK client for user to a node.
 func dialSDK(t testing.TB, url, secret, user string) *client.Client {
@@ -56,7 +44,7 @@ func dialSDK(t testing.TB, url, secret, user string) *client.Client {
 func TestUploadSurvivesSIGKILL(t *testing.T) {
 	dir := t.TempDir()
 	n := ferrytest.Start(t, "up1", ferrytest.Options{Binary: ferryBin.Path(t), Env: []string{"FERRY_UPLOADS_DIR=" + dir}})
-	data, sum := uploadFileOf(t, 4<<20)
+	data, sum := randfile.New(t, 4<<20)
 	cl := dialSDK(t, n.BaseURL(), ferrytest.DefaultSecret, "ann")
 
 	var once sync.Once
@@ -123,7 +111,7 @@ func uploadBytesMetric(t testing.TB, base string) int64 {
 func TestUploadAcrossNodes(t *testing.T) {
 	dir := t.TempDir()
 	c := startCluster(t, 2, "FERRY_UPLOADS_DIR="+dir)
-	data, sum := uploadFileOf(t, 1<<20)
+	data, sum := randfile.New(t, 1<<20)
 	a := dialSDK(t, c.nodes.Nodes[0].BaseURL(), c.nodes.Secret(), "ann")
 	ctx, cancel := context.WithCancel(t.Context())
 	var stoppedAt int64

@@ -2,10 +2,7 @@ package server_test
 
 import (
 	"bytes"
-	"crypto/rand"
-	"crypto/sha256"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -14,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferry-io/ferry/internal/testutil/randfile"
 	"github.com/ferry-io/ferry/server"
 )
 
@@ -25,12 +23,8 @@ type uploadFile struct {
 
 func newUploadFile(t testing.TB, n int) uploadFile {
 	t.Helper()
-	b := make([]byte, n)
-	if _, err := rand.Read(b); err != nil {
-		t.Fatal(err)
-	}
-	s := sha256.Sum256(b)
-	return uploadFile{data: b, sum: hex.EncodeToString(s[:])}
+	b, sum := randfile.New(t, n)
+	return uploadFile{data: b, sum: sum}
 }
 
 func startUploadNode(t testing.TB, mutate func(*server.Config)) *node {
@@ -215,7 +209,7 @@ func TestUploadTusRefusals(t *testing.T) {
 	}
 
 	// A wrong hash over tus: the last PATCH gets 409 and the upload is gone.
-	_, other := newUploadFile(t, 1).data, newUploadFile(t, 1).sum
+	other := newUploadFile(t, 1).sum
 	resp, _ := tusDo(t, n, "ann", http.MethodPost, "/v1/uploads/", map[string]string{
 		"Upload-Length": "100", "Upload-Metadata": tusMetadata("a", other),
 	}, nil)

@@ -3,9 +3,6 @@ package upload
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"os"
 	"path/filepath"
@@ -14,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferry-io/ferry/internal/testutil/randfile"
 	"github.com/ferry-io/ferry/protocol"
 )
 
@@ -39,16 +37,6 @@ func newTestStore(t testing.TB, mod func(*Config)) (*Store, *[]Done) {
 	return s, &done
 }
 
-func randomFile(t testing.TB, n int) ([]byte, string) {
-	t.Helper()
-	b := make([]byte, n)
-	if _, err := rand.Read(b); err != nil {
-		t.Fatal(err)
-	}
-	sum := sha256.Sum256(b)
-	return b, hex.EncodeToString(sum[:])
-}
-
 // wantCode fails unless err is a protocol error with code whose reason
 // holds every one of parts.
 func wantCode(t testing.TB, err error, code int, parts ...string) {
@@ -70,7 +58,7 @@ func wantCode(t testing.TB, err error, code int, parts ...string) {
 func TestSessionUploadRoundTripAndResume(t *testing.T) {
 	ctx := context.Background()
 	s, done := newTestStore(t, nil)
-	data, sum := randomFile(t, 100_000)
+	data, sum := randfile.New(t, 100_000)
 	id, off, err := s.Begin(ctx, "ann", Begin{Name: "a.bin", Size: int64(len(data)), SHA256: sum})
 	if err != nil || off != 0 {
 		t.Fatalf("begin: %q %d %v", id, off, err)
@@ -110,7 +98,7 @@ func TestSessionUploadRoundTripAndResume(t *testing.T) {
 
 func TestSessionUploadBadInput(t *testing.T) {
 	ctx := context.Background()
-	data, sum := randomFile(t, 1000)
+	data, sum := randfile.New(t, 1000)
 	size := int64(len(data))
 	cases := []struct {
 		name  string
@@ -183,8 +171,8 @@ func TestSessionUploadBadInput(t *testing.T) {
 func TestWrongHashRemovesTheUpload(t *testing.T) {
 	ctx := context.Background()
 	s, done := newTestStore(t, nil)
-	data, _ := randomFile(t, 5000)
-	_, other := randomFile(t, 10)
+	data, _ := randfile.New(t, 5000)
+	_, other := randfile.New(t, 10)
 	id, _, err := s.Begin(ctx, "ann", Begin{Name: "a.bin", Size: 5000, SHA256: other})
 	if err != nil {
 		t.Fatal(err)
@@ -212,7 +200,7 @@ func TestExpiryAndSweep(t *testing.T) {
 	setNow := func(t time.Time) { nowMu.Lock(); now = t; nowMu.Unlock() }
 	setNow(time.Now())
 	s, _ := newTestStore(t, func(c *Config) { c.TTL = time.Hour; c.Keep = 3 * time.Hour; c.Now = clock })
-	data, sum := randomFile(t, 1000)
+	data, sum := randfile.New(t, 1000)
 	expiring, _, err := s.Begin(ctx, "ann", Begin{Name: "a.bin", Size: 1000, SHA256: sum})
 	if err != nil {
 		t.Fatal(err)
