@@ -14,17 +14,10 @@ import (
 )
 
 // UploadDone is a verified upload, as Options.OnUploadDone and the
-// uploads.channel message report it.
-type UploadDone struct {
-	Type   string `json:"type"` // "upload.done"
-	ID     string `json:"id"`
-	Name   string `json:"name"`
-	Size   int64  `json:"size"`
-	SHA256 string `json:"sha256"`
-	User   string `json:"user"`
-	// URL is the upload's tus URL path, where its owner can GET it.
-	URL string `json:"url"`
-}
+// uploads.channel message report it: Type "upload.done", ID, Name, Size,
+// SHA256, User, and URL (the upload's tus URL path, where its owner can GET
+// it).
+type UploadDone = upload.Done
 
 // uploadSweepInterval is how often the node sweeps the upload store for
 // expired uploads.
@@ -57,7 +50,7 @@ func (s *Server) openUploads(onDone func(context.Context, UploadDone)) error {
 		Metrics:          s.metrics,
 		Logger:           s.log,
 		OnDone: func(ctx context.Context, d upload.Done) {
-			s.uploadDone(ctx, UploadDone{Type: "upload.done", ID: d.ID, Name: d.Name, Size: d.Size, SHA256: d.SHA256, User: d.User, URL: d.URL}, onDone)
+			s.uploadDone(ctx, d, onDone)
 		},
 	})
 	if err != nil {

@@ -52,8 +52,10 @@ type Config struct {
 	Now func() time.Time
 }
 
-// Done describes a completed, verified upload.
+// Done describes a completed, verified upload, as the server publishes it
+// to uploads.channel.
 type Done struct {
+	Type   string `json:"type"` // "upload.done"
 	ID     string `json:"id"`
 	Name   string `json:"name"`
 	Size   int64  `json:"size"`

@@ -178,7 +178,7 @@ func (s *Store) verify(ctx context.Context, up handler.Upload, info handler.File
 		return Done{}, newError(http.StatusConflict, "ERR_CHECKSUM_MISMATCH", "the upload's bytes hash to sha256 %s, not the declared %s: the upload was removed, begin again", got, want)
 	}
 	d := Done{
-		ID: info.ID, Name: info.MetaData[metaName], Size: info.Size, SHA256: want,
+		Type: protocol.TypeUploadDone, ID: info.ID, Name: info.MetaData[metaName], Size: info.Size, SHA256: want,
 		User: info.MetaData[metaUser], URL: s.cfg.BasePath + info.ID,
 	}
 	s.cfg.Metrics.UploadCompleted()

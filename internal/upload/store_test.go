@@ -86,7 +86,7 @@ func TestSessionUploadRoundTripAndResume(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := Done{ID: id, Name: "a.bin", Size: int64(len(data)), SHA256: sum, User: "ann", URL: "/v1/uploads/" + id}
+	want := Done{Type: "upload.done", ID: id, Name: "a.bin", Size: int64(len(data)), SHA256: sum, User: "ann", URL: "/v1/uploads/" + id}
 	if d != want || len(*done) != 1 || (*done)[0] != want {
 		t.Fatalf("done = %+v, notified %+v, want %+v", d, *done, want)
 	}
