@@ -46,6 +46,12 @@
 //	ferry_broker_request_duration_seconds{op}     histogram publish, history, ping, ...
 //	ferry_queue_to_write_seconds                  histogram per write batch, first queued to written
 //	ferry_namespace_publishes_total{namespace}    counter  configured namespaces, default, other
+//	ferry_upload_bytes_total                      counter  upload bytes written to the store (both paths)
+//	ferry_uploads_active                          gauge    unfinished uploads at the last sweep
+//	ferry_uploads_completed_total                 counter  uploads whose sha256 was verified
+//	ferry_uploads_expired_total                   counter  unfinished uploads removed after uploads.ttl
+//	ferry_upload_resumes_total                    counter  uploads continued from a non-zero offset
+//	ferry_uploads_rejected_total                  counter  uploads removed for a wrong sha256
 //
 // The open-file limit is the process collector's process_max_fds; the
 // capacity alert divides ferry_connections by ferry_max_connections, which
