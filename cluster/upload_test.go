@@ -22,7 +22,7 @@ import (
 // dialSDK connects a Go SDK client for user to a node.
 func dialSDK(t testing.TB, url, secret, user string) *client.Client {
 	t.Helper()
-	tok, err := auth.Mint([]byte(secret), user, time.Hour, nil)
+	tok, err := authMint(secret, user)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,15 +76,20 @@ func TestUploadSurvivesSIGKILL(t *testing.T) {
 	}
 	// The restarted process counts what it wrote: the rest of the file
 	// after the checkpoint, plus at most the chunks that were in flight.
-	written := uploadBytesMetric(t, n.BaseURL())
+	written := int64(metricValue(t, n.BaseURL(), "ferry_upload_bytes_total"))
 	t.Logf("killed at %d of %d bytes; the restarted node wrote %d bytes; %d resumes", killedAt, len(data), written, res.Resumes)
 	if rest := int64(len(data)) - killedAt; written > rest+256<<10 {
 		t.Fatalf("the restarted node wrote %d bytes, the rest after the checkpoint is %d: it did not resume from the checkpoint", written, rest)
 	}
 }
 
-// uploadBytesMetric reads ferry_upload_bytes_total from a node.
-func uploadBytesMetric(t testing.TB, base string) int64 {
+// authMint mints an hour's token for user.
+func authMint(secret, user string) (string, error) {
+	return auth.Mint([]byte(secret), user, time.Hour, nil)
+}
+
+// metricValue reads one unlabelled series from a node's /metrics.
+func metricValue(t testing.TB, base, name string) float64 {
 	t.Helper()
 	resp, err := http.Get(base + "/metrics")
 	if err != nil {
@@ -93,55 +98,14 @@ func uploadBytesMetric(t testing.TB, base string) int64 {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "ferry_upload_bytes_total "); ok {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
 			f, err := strconv.ParseFloat(v, 64)
 			if err != nil {
 				t.Fatalf("metric line %q: %v", line, err)
 			}
-			return int64(f)
+			return f
 		}
 	}
-	t.Fatalf("no ferry_upload_bytes_total in /metrics")
+	t.Fatalf("no %s in /metrics", name)
 	return 0
-}
-
-// TestUploadAcrossNodes: two nodes on Redis share an upload directory; an
-// upload begun on node 1 is finished on node 2 by a new client (a phone
-// that changed networks), from where node 1 left it.
-func TestUploadAcrossNodes(t *testing.T) {
-	dir := t.TempDir()
-	c := startCluster(t, 2, "FERRY_UPLOADS_DIR="+dir)
-	data, sum := randfile.New(t, 1<<20)
-	a := dialSDK(t, c.nodes.Nodes[0].BaseURL(), c.nodes.Secret(), "ann")
-	ctx, cancel := context.WithCancel(t.Context())
-	var stoppedAt int64
-	_, err := a.Upload(ctx, "move.bin", bytes.NewReader(data), int64(len(data)), client.UploadOptions{
-		Window: 1,
-		Progress: func(done, size int64) {
-			if done >= size/3 && stoppedAt == 0 {
-				stoppedAt = done
-				cancel() // the first network goes away
-			}
-		},
-	})
-	if err == nil || stoppedAt == 0 {
-		t.Fatalf("first leg: err %v, stopped at %d: want it cut short", err, stoppedAt)
-	}
-	_ = a.Close()
-
-	b := dialSDK(t, c.nodes.Nodes[1].BaseURL(), c.nodes.Secret(), "ann")
-	var resumedAt int64 = -1
-	res, err := b.Upload(t.Context(), "move.bin", bytes.NewReader(data), int64(len(data)), client.UploadOptions{
-		Progress: func(done, _ int64) {
-			if resumedAt < 0 {
-				resumedAt = done
-			}
-		},
-	})
-	if err != nil {
-		t.Fatalf("second leg: %v", err)
-	}
-	if res.SHA256 != sum || resumedAt < stoppedAt {
-		t.Fatalf("second leg %+v resumed at %d, want at least %d", res, resumedAt, stoppedAt)
-	}
 }
