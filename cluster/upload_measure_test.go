@@ -23,7 +23,8 @@ import (
 // (one PATCH), with the server's CPU seconds per MiB from its
 // process_cpu_seconds_total. It is a measurement, not a check: it runs only
 // with FERRY_UPLOAD_MEASURE=1 (FERRY_UPLOAD_MEASURE_MIB sets the size,
-// default 64), and on a quiet machine.
+// default 64; FERRY_UPLOAD_MEASURE_NO_SYNC=1 turns the fsync per chunk
+// off), and on a quiet machine.
 func TestUploadThroughput(t *testing.T) {
 	if os.Getenv("FERRY_UPLOAD_MEASURE") != "1" {
 		t.Skip("a measurement: set FERRY_UPLOAD_MEASURE=1")
@@ -36,10 +37,14 @@ func TestUploadThroughput(t *testing.T) {
 		}
 		mib = n
 	}
-	n := ferrytest.Start(t, "meas", ferrytest.Options{Binary: ferryBin.Path(t), Env: []string{
+	env := []string{
 		"FERRY_UPLOADS_DIR=" + t.TempDir(), "FERRY_UPLOADS_MAX_SIZE=" + strconv.Itoa(2*mib<<20),
 		"FERRY_UPLOADS_MAX_BYTES_PER_USER=" + strconv.Itoa(8*mib<<20),
-	}})
+	}
+	if os.Getenv("FERRY_UPLOAD_MEASURE_NO_SYNC") == "1" {
+		env = append(env, "FERRY_UPLOADS_NO_SYNC=true") // to see what the fsync per chunk costs
+	}
+	n := ferrytest.Start(t, "meas", ferrytest.Options{Binary: ferryBin.Path(t), Env: env})
 	data, sum := randfile.New(t, mib<<20)
 	measure := func(name string, run func() error) {
 		cpu0 := metricValue(t, n.BaseURL(), "process_cpu_seconds_total")
