@@ -14,31 +14,24 @@ type uploads struct {
 }
 
 func newUploads(r registrar) uploads {
+	counter := func(name, help string) prometheus.Counter {
+		return register(r, prometheus.NewCounter(prometheus.CounterOpts{Name: name, Help: help}))
+	}
 	return uploads{
-		uploadBytes: register(r, prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "ferry_upload_bytes_total",
-			Help: "Upload bytes written to the upload store by this node (session chunks and tus PATCH bodies).",
-		})),
+		uploadBytes: counter("ferry_upload_bytes_total",
+			"Upload bytes written to the upload store by this node (session chunks and tus PATCH bodies)."),
 		uploadsActive: register(r, prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "ferry_uploads_active",
 			Help: "Uploads in the store that are not complete yet, as of this node's last sweep of the store.",
 		})),
-		uploadsDone: register(r, prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "ferry_uploads_completed_total",
-			Help: "Uploads completed with a verified sha256 on this node.",
-		})),
-		uploadsExpired: register(r, prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "ferry_uploads_expired_total",
-			Help: "Partial uploads removed by this node because they saw no bytes for uploads.ttl.",
-		})),
-		uploadResumes: register(r, prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "ferry_upload_resumes_total",
-			Help: "Uploads continued from a non-zero offset (upload.begin finding a partial upload, or a tus HEAD on one).",
-		})),
-		uploadsRejected: register(r, prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "ferry_uploads_rejected_total",
-			Help: "Uploads whose bytes did not match their declared sha256 (removed).",
-		})),
+		uploadsDone: counter("ferry_uploads_completed_total",
+			"Uploads completed with a verified sha256 on this node."),
+		uploadsExpired: counter("ferry_uploads_expired_total",
+			"Partial uploads removed by this node because they saw no bytes for uploads.ttl."),
+		uploadResumes: counter("ferry_upload_resumes_total",
+			"Uploads continued from a non-zero offset (upload.begin finding a partial upload, or a tus HEAD on one)."),
+		uploadsRejected: counter("ferry_uploads_rejected_total",
+			"Uploads whose bytes did not match their declared sha256 (removed)."),
 	}
 }
 
