@@ -31,6 +31,11 @@ func (s *Server) openUploads(onDone func(context.Context, UploadDone)) error {
 	if dir == "" && !s.cfg.Dev {
 		return nil // uploads off
 	}
+	if ch := u.Channel; ch != "" {
+		if _, err := s.rulesOrNotFound(strings.ReplaceAll(ch, "{user}", "u")); err != nil {
+			return fmt.Errorf("uploads.channel: %w: configure its namespace", err)
+		}
+	}
 	if dir == "" {
 		d, err := os.MkdirTemp("", "ferry-uploads-")
 		if err != nil {

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferry-io/ferry/broker/memory"
 	"github.com/ferry-io/ferry/internal/testutil/randfile"
 	"github.com/ferry-io/ferry/server"
 )
@@ -233,6 +234,16 @@ func TestUploadTusRefusals(t *testing.T) {
 	}
 	if ext := resp.Header.Get("Tus-Extension"); !strings.Contains(ext, "creation") || !strings.Contains(ext, "termination") || !strings.Contains(ext, "expiration") {
 		t.Fatalf("Tus-Extension %q", ext)
+	}
+}
+
+func TestUploadChannelNeedsItsNamespace(t *testing.T) {
+	cfg := testConfig()
+	cfg.Uploads.Dir = t.TempDir()
+	cfg.Uploads.Channel = "nosuch:uploads"
+	_, err := server.New(cfg, server.Options{Broker: memory.New(memory.Config{NodeID: cfg.NodeID})})
+	if err == nil || !strings.Contains(err.Error(), "uploads.channel") || !strings.Contains(err.Error(), "unknown namespace") {
+		t.Fatalf("New with uploads.channel in an unknown namespace: %v", err)
 	}
 }
 
