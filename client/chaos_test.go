@@ -24,6 +24,7 @@ type chaosProxy struct {
 	ln       net.Listener
 	upstream string
 	cuts     atomic.Int64
+	upBytes  atomic.Int64 // bytes passed from clients to the node
 	wg       sync.WaitGroup
 
 	mu     sync.Mutex
@@ -89,11 +90,26 @@ func (p *chaosProxy) accept() {
 
 func (p *chaosProxy) pipe(pair *proxyPair, dst, src net.Conn) {
 	defer p.wg.Done()
+	if dst == pair.b {
+		src = countingReader{src, &p.upBytes}
+	}
 	_, _ = io.Copy(dst, src)
 	pair.cut()
 	p.mu.Lock()
 	delete(p.pairs, pair)
 	p.mu.Unlock()
+}
+
+// countingReader counts the bytes read through it.
+type countingReader struct {
+	net.Conn
+	n *atomic.Int64
+}
+
+func (r countingReader) Read(b []byte) (int, error) {
+	k, err := r.Conn.Read(b)
+	r.n.Add(int64(k))
+	return k, err
 }
 
 // cutSome cuts each open connection with probability prob.

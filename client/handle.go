@@ -26,7 +26,8 @@ func (c *Client) handleFrames(cn *conn, frames []protocol.ServerMessage) bool {
 				c.onServerUnsubscribed(cn, f)
 			}
 		case protocol.TypePublished, protocol.TypePong, protocol.TypeRefreshed,
-			protocol.TypeHistory, protocol.TypePresence, protocol.TypeRPCResult:
+			protocol.TypeHistory, protocol.TypePresence, protocol.TypeRPCResult,
+			protocol.TypeUploadReady, protocol.TypeUploadProgress, protocol.TypeUploadDone:
 			c.onReply(cn, f)
 		case protocol.TypeError:
 			c.onError(cn, f)

@@ -67,6 +67,17 @@ func (c *Client) doOn(ctx context.Context, cn *conn, f protocol.ClientFrame) (*p
 }
 
 func (c *Client) request(ctx context.Context, f protocol.ClientFrame, retry bool, on *conn) (*protocol.ServerMessage, error) {
+	r, err := c.start(ctx, f, retry, on)
+	if err != nil {
+		return nil, err
+	}
+	return c.await(ctx, r)
+}
+
+// start sends f as a request (or keeps it pending until a connection is
+// up, when retry) and returns it without waiting for the reply, so that a
+// caller can have several out at once (upload chunks); await waits.
+func (c *Client) start(ctx context.Context, f protocol.ClientFrame, retry bool, on *conn) (*request, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -91,6 +102,12 @@ func (c *Client) request(ctx context.Context, f protocol.ClientFrame, retry bool
 	} else {
 		c.mu.Unlock()
 	}
+	return r, nil
+}
+
+// await waits for the reply of a started request, or gives it up when ctx
+// ends.
+func (c *Client) await(ctx context.Context, r *request) (*protocol.ServerMessage, error) {
 	select {
 	case <-r.done:
 	case <-ctx.Done():

@@ -259,11 +259,11 @@ func serverMessageOf(f ServerFrame) ServerMessage {
 	case *Disconnect:
 		s.Code, s.Reason, s.Reconnect, s.RetryAfterMS = f.Code, f.Reason, f.Reconnect, f.RetryAfterMS
 	case *UploadReady:
-		s.ID, s.Offset = f.ID, uint64(max(f.Offset, 0))
+		s.ID, s.Upload, s.Offset = f.ID, f.Upload, uint64(max(f.Offset, 0))
 	case *UploadProgress:
-		s.ID, s.Offset = f.ID, uint64(max(f.Offset, 0))
+		s.ID, s.Upload, s.Offset = f.ID, f.Upload, uint64(max(f.Offset, 0))
 	case *UploadDone:
-		s.ID = f.ID
+		s.ID, s.Upload, s.Size, s.SHA256, s.URL = f.ID, f.Upload, f.Size, f.SHA256, f.URL
 	case *RPCResult:
 		s.ID, s.Data = f.ID, f.Data
 	}

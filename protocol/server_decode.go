@@ -51,6 +51,13 @@ type ServerMessage struct {
 	Retry        bool   `json:"retry,omitempty" msgpack:"retry,omitempty"`
 	Reconnect    bool   `json:"reconnect,omitempty" msgpack:"reconnect,omitempty"`
 	RetryAfterMS int64  `json:"retry_after_ms,omitempty" msgpack:"retry_after_ms,omitempty"`
+
+	// upload.ready, upload.progress, upload.done (Offset above is the
+	// upload's offset)
+	Upload string `json:"upload,omitempty" msgpack:"upload,omitempty"`
+	Size   int64  `json:"size,omitempty" msgpack:"size,omitempty"`
+	SHA256 string `json:"sha256,omitempty" msgpack:"sha256,omitempty"`
+	URL    string `json:"url,omitempty" msgpack:"url,omitempty"`
 }
 
 // DecodeServer reads one message from a server, a frame or an array of

@@ -79,6 +79,39 @@ type Config struct {
 	Logs           LogsConfig           `yaml:"logs"`
 	Admin          AdminConfig          `yaml:"admin"`
 	Hooks          HooksConfig          `yaml:"hooks"`
+	Uploads        UploadsConfig        `yaml:"uploads"`
+}
+
+// UploadsConfig configures resumable uploads (docs/uploads.md): the
+// upload.* frames and tus 1.0 at /v1/uploads/, over one store.
+type UploadsConfig struct {
+	// Dir is the upload store's directory (tusd's filestore). Nodes that
+	// share it (one host, or a shared file system) continue each other's
+	// uploads. Default none: uploads are off (upload.* frames answer 404,
+	// /v1/uploads/ is not served), except with Dev, which uses a new
+	// temporary directory.
+	Dir string `yaml:"dir"`
+	// MaxSize caps one upload's size in bytes (413 above). Default 1 GiB.
+	MaxSize int64 `yaml:"max_size"`
+	// MaxActivePerUser caps one user's unfinished uploads (429 for one
+	// more). Default 4.
+	MaxActivePerUser int `yaml:"max_active_per_user"`
+	// MaxBytesPerUser caps the sizes of one user's unfinished uploads
+	// added up (413 for one that would pass it). Default 4 GiB.
+	MaxBytesPerUser int64 `yaml:"max_bytes_per_user"`
+	// TTL is how long an unfinished upload is kept without receiving a
+	// byte (then 410/404 and removed). Default 24h.
+	TTL time.Duration `yaml:"ttl"`
+	// Keep is how long a complete upload stays in Dir after its last byte.
+	// Default 168h.
+	Keep time.Duration `yaml:"keep"`
+	// NoSync skips the fsync after each chunk (a checkpoint may then be
+	// lost when the machine, not the node, crashes). Default false.
+	NoSync bool `yaml:"no_sync"`
+	// Channel, when set, gets an "upload.done" message (id, name, size,
+	// sha256, user, url) for every verified upload; "{user}" in it stands
+	// for the uploader's user id. Its namespace must exist. Default none.
+	Channel string `yaml:"channel"`
 }
 
 // AdminConfig turns on the admin page (/admin, see docs/operations.md).
@@ -334,6 +367,11 @@ func (c *Config) applyDefaults() {
 	setDefault(&c.Hooks.WebhookQueue, 1024)
 	setDefault(&c.Hooks.WebhookAttempts, 5)
 	setDefault(&c.Hooks.WebhookBackoff, 500*time.Millisecond)
+	setDefault(&c.Uploads.MaxSize, 1<<30)
+	setDefault(&c.Uploads.MaxActivePerUser, 4)
+	setDefault(&c.Uploads.MaxBytesPerUser, 4<<30)
+	setDefault(&c.Uploads.TTL, 24*time.Hour)
+	setDefault(&c.Uploads.Keep, 7*24*time.Hour)
 }
 
 func setDefault[T comparable](p *T, v T) {
@@ -377,6 +415,7 @@ func (c *Config) Validate() error {
 		{"handshake.burst", c.Handshake.Burst}, {"queue.max_messages", c.Queue.MaxMessages},
 		{"queue.max_bytes", c.Queue.MaxBytes}, {"client_publish.burst", c.ClientPublish.Burst},
 		{"client_publish.close_after", c.ClientPublish.CloseAfter}, {"api.auth_failure_burst", c.API.AuthFailureBurst},
+		{"uploads.max_active_per_user", c.Uploads.MaxActivePerUser},
 	} {
 		if f.v < 0 {
 			bad(f.name, "%d: must not be negative", f.v)
@@ -402,6 +441,7 @@ func (c *Config) Validate() error {
 		{"slow_consumer.grace", c.SlowConsumer.Grace}, {"batch.delay", c.Batch.Delay}, {"batch.max_window", c.Batch.MaxWindow},
 		{"token.leeway", c.Token.Leeway}, {"logs.ip_retention", c.Logs.IPRetention},
 		{"admin.session_ttl", c.Admin.SessionTTL},
+		{"uploads.ttl", c.Uploads.TTL}, {"uploads.keep", c.Uploads.Keep},
 	} {
 		if f.v < 0 {
 			bad(f.name, "%v: must not be negative", f.v)
@@ -441,6 +481,17 @@ func (c *Config) Validate() error {
 		}
 	}
 	c.validateHooks(bad)
+	if c.Uploads.MaxSize < 0 {
+		bad("uploads.max_size", "%d: must not be negative", c.Uploads.MaxSize)
+	}
+	if c.Uploads.MaxBytesPerUser < 0 {
+		bad("uploads.max_bytes_per_user", "%d: must not be negative", c.Uploads.MaxBytesPerUser)
+	}
+	if ch := c.Uploads.Channel; ch != "" {
+		if err := protocol.ValidChannel(strings.ReplaceAll(ch, "{user}", "u")); err != nil {
+			bad("uploads.channel", "%q: %v", ch, err)
+		}
+	}
 	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
 		bad("tls", "cert_file and key_file go together")
 	}

@@ -31,7 +31,10 @@ import (
 func TestMain(m *testing.M) {
 	// net/http lingers up to 500 ms on a connection it refused a body on
 	// (closeWriteAndWait), past the server's own Close.
-	goleak.VerifyTestMain(m, goleak.IgnoreAnyFunction("net/http.(*conn).closeWriteAndWait"))
+	// tusd keeps a request's context for a second after it ends
+	// (upload.Handler's GracefulRequestCompletionTimeout).
+	goleak.VerifyTestMain(m, goleak.IgnoreAnyFunction("net/http.(*conn).closeWriteAndWait"),
+		goleak.IgnoreAnyFunction("github.com/tus/tusd/v2/pkg/handler.newDelayedContext.func1"))
 }
 
 const (

@@ -43,6 +43,9 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("/admin", adm)
 	mux.Handle("/admin/", adm)
 	s.fallbackRoutes(mux)
+	if s.uploadsHTTP != nil {
+		mux.HandleFunc("/v1/uploads/", s.serveUploads)
+	}
 	if s.cfg.Dev {
 		mux.HandleFunc("GET /v1/debug/echo", s.serveEcho)
 		mux.Handle("GET /{$}", web.Playground()) // the playground page (web/)

@@ -46,6 +46,7 @@ import (
 	"github.com/ferry-io/ferry/internal/session"
 	"github.com/ferry-io/ferry/internal/transport/fallback"
 	"github.com/ferry-io/ferry/internal/transport/ws"
+	"github.com/ferry-io/ferry/internal/upload"
 	"github.com/ferry-io/ferry/protocol"
 )
 
@@ -87,6 +88,13 @@ type Server struct {
 	stop     chan struct{}
 	stopOnce sync.Once
 
+	// uploads is the upload store (nil: uploads off); uploadsHTTP its tus
+	// handler; uploadTmp the temporary directory a Dev node keeps them in.
+	// Set by New, read-only after.
+	uploads     *upload.Store
+	uploadsHTTP http.Handler
+	uploadTmp   string
+
 	mu      sync.Mutex
 	httpSrv *http.Server
 
@@ -109,6 +117,11 @@ type Options struct {
 	// broker/open. A single node embedding Ferry passes memory.New(...)
 	// from broker/memory, which links no Redis client.
 	Broker broker.Broker
+	// OnUploadDone, when set, is called after an upload's sha256 is
+	// verified (after the uploads.channel publish): the seam where the
+	// application back end or a webhook learns of it. It may be called
+	// more than once for one upload (a retried commit): key on the id.
+	OnUploadDone func(context.Context, UploadDone)
 }
 
 // New builds a node from cfg (zero fields take their defaults) and starts
@@ -194,6 +207,11 @@ func New(cfg Config, opts ...Options) (*Server, error) {
 		Logger:     log,
 	})
 	s.metrics.SetQueueDepthFunc(func() float64 { return float64(s.reg.QueueDepth()) })
+	if err := s.openUploads(o.OnUploadDone); err != nil {
+		s.writers.Close()
+		s.closeReactor()
+		return nil, fmt.Errorf("config: %w", err)
+	}
 
 	if err := s.broker.Start(context.Background(), s.node); err != nil {
 		s.writers.Close()
@@ -214,6 +232,9 @@ func New(cfg Config, opts ...Options) (*Server, error) {
 	s.goTracked(s.sweepLoop)
 	s.goTracked(s.brokerProbe())
 	s.goTracked(s.livenessLoop)
+	if s.uploads != nil {
+		s.goTracked(s.runUploadSweep)
+	}
 	return s, nil
 }
 
@@ -457,6 +478,7 @@ wait:
 	fctx, fcancel := context.WithTimeout(context.Background(), time.Second)
 	s.node.Forget(fctx)
 	fcancel()
+	s.closeUploads()
 	err := s.broker.Close()
 	s.log.Info("stopped")
 	return err

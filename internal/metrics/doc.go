@@ -49,6 +49,12 @@
 //	ferry_hook_requests_total{hook,result}        counter  connect/refresh/subscribe/publish/rpc/webhook x ok/timeout/unavailable/bad_answer/busy/breaker_open
 //	ferry_hook_duration_seconds{hook}             histogram request sent to answer read (not for busy, breaker_open)
 //	ferry_webhook_dropped_total{reason}           counter  queue_full, gave_up, rejected, shutdown, other
+//	ferry_upload_bytes_total                      counter  upload bytes written to the store (both paths)
+//	ferry_uploads_active                          gauge    unfinished uploads at the last sweep
+//	ferry_uploads_completed_total                 counter  uploads whose sha256 was verified
+//	ferry_uploads_expired_total                   counter  unfinished uploads removed after uploads.ttl
+//	ferry_upload_resumes_total                    counter  uploads continued from a non-zero offset
+//	ferry_uploads_rejected_total                  counter  uploads removed for a wrong sha256
 //
 // The open-file limit is the process collector's process_max_fds; the
 // capacity alert divides ferry_connections by ferry_max_connections, which

@@ -39,6 +39,7 @@ type Metrics struct {
 
 	operations // build, capacity, readiness, latencies (ops.go)
 	hookSeries // back-end hooks and webhooks (hooks.go)
+	uploads    // resumable uploads (uploads.go)
 }
 
 // New builds the node's metrics and registers them on a registry of their
@@ -166,6 +167,7 @@ func New(reg prometheus.Registerer, namespaces ...string) *Metrics {
 
 	m.operations = newOperations(r, namespaces)
 	m.hookSeries = newHookSeries(r)
+	m.uploads = newUploads(r)
 	return m
 }
 

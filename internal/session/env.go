@@ -92,6 +92,9 @@ type Env struct {
 	// request's, but the parent every request context derives from (as
 	// http.Server.BaseContext). nil means context.Background().
 	Lifetime context.Context
+	// Uploads is the upload store of the upload.* frames; nil answers
+	// them 404 (not enabled).
+	Uploads Uploads
 	// Go starts a tracked goroutine.
 	Go func(func())
 	// Now is the clock (time.Now when nil).

@@ -116,7 +116,7 @@ func (s *Session) handleFrame(f *protocol.ClientFrame) {
 	case protocol.TypeRPC:
 		err = s.handleRPC(ctx, f)
 	case protocol.TypeUploadBegin, protocol.TypeUploadChunk, protocol.TypeUploadCommit:
-		err = protocol.Errorf(protocol.CodeNotFound, "%s: uploads are not enabled on this server", f.Type)
+		err = s.handleUpload(ctx, f)
 	default:
 		err = protocol.Errorf(protocol.CodeBadRequest, "unknown frame type %q", f.Type)
 	}

@@ -9,6 +9,7 @@ import { Emitter } from "./emitter.js";
 import { CloseError, ClosedError, GaveUpError, HandshakeError, ServerError } from "./errors.js";
 import { type ClientFrame, type Codec, type Position, type ServerFrame, jsonCodec, validChannel } from "./frames.js";
 import { type Link, type LinkClose, type Opened, type TransportName, openLink } from "./transport.js";
+import { type UploadOptions, type UploadResult, type UploadSource, runUpload } from "./upload.js";
 
 /** Encrypts and decrypts message data (see the e2e entry). */
 export interface PayloadCipher {
@@ -247,6 +248,7 @@ export class Client extends Emitter<ClientEvents> {
   private ackEvery = 64;
   private lastRecv = 0;
   private heartbeat = { interval: 25000, timeout: 10000 };
+  private maxFrame = 65536; // the server's max_frame_bytes (connected's limits)
   private deliverChain: Promise<void> = Promise.resolve();
   private started?: Promise<void>;
   private connectedWaiters: Array<() => void> = [];
@@ -400,6 +402,18 @@ export class Client extends Emitter<ClientEvents> {
     if (data !== undefined) f.data = data;
     const r = await this.request(f, false, opts.signal);
     return r.data ?? null;
+  }
+
+  /**
+   * Uploads a file as resumable upload frames and resolves once the server
+   * verified its sha256. Chunks out when the connection drops go again on
+   * the next one; a refused chunk (409) makes it ask the server for its
+   * offset and go on from there; calling it again for the same file
+   * continues where the server is. Errors from the server are ServerError
+   * (413/429 limits, 409 wrong hash). See docs/uploads.md.
+   */
+  upload(name: string, data: UploadSource, opts: UploadOptions = {}): Promise<UploadResult> {
+    return runUpload((f, signal) => this.request(f, true, signal), () => this.maxFrame, name, data, opts);
   }
 
   /** An application-level round trip. */
@@ -663,6 +677,7 @@ export class Client extends Emitter<ClientEvents> {
     if (resumed) this.stats.resumes++;
     if (c.heartbeat) this.heartbeat = { interval: c.heartbeat.interval_ms || 25000, timeout: c.heartbeat.timeout_ms || 10000 };
     const granted = c.limits?.window ?? 0;
+    this.maxFrame = c.limits?.max_frame_bytes || 65536;
     this.ackEvery = this.opts.ackEvery ?? (granted > 0 ? Math.max(1, Math.floor(granted / 2)) : 64);
     this.scheduleRefresh(c.expires_at);
     this.setState({ state: "connected", transport: o.link.transport });

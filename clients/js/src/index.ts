@@ -7,3 +7,5 @@ export { ServerError, CloseError, HandshakeError, ClosedError, GaveUpError } fro
 export { jsonCodec, batches, framesOf, validChannel, maxFramesPerMessage } from "./frames.js";
 export type { Codec, ClientFrame, ServerFrame, Position } from "./frames.js";
 export type { TransportName } from "./transport.js";
+export { sha256Hex } from "./upload.js";
+export type { UploadOptions, UploadResult, UploadSource } from "./upload.js";
