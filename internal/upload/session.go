@@ -18,6 +18,9 @@ import (
 // lockTimeout bounds the wait for an upload's lock on the session path.
 const lockTimeout = 5 * time.Second
 
+// onDoneTimeout bounds Config.OnDone (the publish to uploads.channel).
+const onDoneTimeout = 10 * time.Second
+
 // Begin is what upload.begin asks for.
 type Begin struct {
 	Name   string
@@ -183,7 +186,11 @@ func (s *Store) verify(ctx context.Context, up handler.Upload, info handler.File
 	}
 	s.cfg.Metrics.UploadCompleted()
 	if s.cfg.OnDone != nil {
-		s.cfg.OnDone(ctx, d)
+		// Hashing a large file may have used up the request's time: the
+		// report gets its own, still carrying the request's values.
+		octx, cancel := context.WithTimeout(context.WithoutCancel(ctx), onDoneTimeout)
+		defer cancel()
+		s.cfg.OnDone(octx, d)
 	}
 	return d, nil
 }
