@@ -58,6 +58,13 @@
 // (JetStream 2.9 has no per-key ttl) and the buckets drop entries not
 // written for Config.MaxRecordTTL.
 //
+// A user's connections are one entry, read and written whole by every
+// AddUserConn and RemoveUserConn: unlike the other engines, their cost grows
+// with the number of connections the user holds, so this engine does not
+// pass brokertest.UsersScale. (One key per connection would make adds,
+// refreshes and removes O(1), but counting a user's connections for the
+// limit would then need a listing of its keys.)
+//
 // # When NATS goes away
 //
 // Calls fail fast with an error wrapping broker.ErrUnavailable: nothing is

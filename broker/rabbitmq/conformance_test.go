@@ -76,3 +76,13 @@ func (w tWriter) Write(p []byte) (int, error) {
 	w.t.Log(string(p))
 	return len(p), nil
 }
+
+// TestUsersScale: connect, disconnect, refresh and eviction cost the same
+// with 10 and with 1,000 connections of one user (the records live in the
+// writer's memory engine, and a reply names only the connections to
+// evict). The node is its own writer, so both sides are measured.
+func TestUsersScale(t *testing.T) {
+	srv := rabbittest.Start(t)
+	b, _ := startNodeWith(t, Config{URL: srv.URL(), NodeID: "scale", Prefix: "scale"})
+	brokertest.UsersScale(t, b, 10, 1000)
+}
