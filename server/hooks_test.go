@@ -460,3 +460,44 @@ func TestRefreshHook(t *testing.T) {
 		t.Errorf("refresh hook called %d times, want 2 (extend, then end)", b.refreshes)
 	}
 }
+
+// TestConnectHookOverHTTP: the connect hook decides HTTP-fallback
+// sessions too.
+func TestConnectHookOverHTTP(t *testing.T) {
+	b := newHookBackend(t)
+	n := startHookedNode(t, b, nil)
+	for _, mode := range []string{"sse", "poll"} {
+		t.Run(mode, func(t *testing.T) {
+			c, code, reply := openHTTP(t, n, mode, map[string]any{"type": "connect", "id": 1, "client": "dave"})
+			if code != 200 || reply["user"] != "hooked-dave" {
+				t.Fatalf("open: HTTP %d %v", code, reply)
+			}
+			if f := texpect(t, c, "subscribed"); f["channel"] != "hooked:auto" {
+				t.Fatalf("server-side subscription: %v", f)
+			}
+			_, code, reply = openHTTP(t, n, mode, map[string]any{"type": "connect", "id": 1, "client": "deny"})
+			if code == 200 {
+				t.Fatalf("a refused connect opened a session: %v", reply)
+			}
+			if code != http.StatusForbidden {
+				t.Fatalf("refused connect: HTTP %d %v, want 403", code, reply)
+			}
+		})
+	}
+}
+
+// TestConnectHookDownOverHTTP: with the back end down, opening an HTTP
+// session is answered 503 with Retry-After.
+func TestConnectHookDownOverHTTP(t *testing.T) {
+	b := newHookBackend(t)
+	n := startHookedNode(t, b, func(c *server.Config) { c.Hooks.Connect = refusedURL(t) })
+	body := strings.NewReader(`{"type":"connect","id":1}`)
+	resp, err := http.Post(n.base+"/v1/sessions?transport=poll", "application/json", body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") != "5" {
+		t.Fatalf("HTTP %d, Retry-After %q; want 503 with Retry-After 5", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+}
