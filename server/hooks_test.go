@@ -179,7 +179,9 @@ func startHookedNode(t testing.TB, b *hookBackend, mutate func(*server.Config)) 
 			Connect: b.url("/connect"),
 			Refresh: b.url("/refresh"),
 			RPC:     map[string]string{"app.": b.url("/rpc"), "down.": down},
-			Timeout: 300 * time.Millisecond,
+			// Long enough that a loaded machine answers every other
+			// case in time; the slow cases wait it out.
+			Timeout: 2 * time.Second,
 			Secret:  hookSecret,
 			Webhook: b.url("/webhook"),
 			// A breaker that never opens here: each case must reach the
