@@ -64,8 +64,8 @@ func (b *hookBackend) serve(w http.ResponseWriter, r *http.Request) {
 		switch ask {
 		case "deny":
 			answer = hooks.ConnectAnswer{Error: &hooks.Refusal{Code: 4003, Reason: "banned"}}
-		case "short": // expires within two seconds: the refresh hook decides
-			answer = hooks.ConnectAnswer{User: "short", ExpiresAt: time.Now().Add(time.Second).Unix() + 1, Info: json.RawMessage(`{"n":1}`)}
+		case "short": // expires within seconds: the refresh hook decides
+			answer = hooks.ConnectAnswer{User: "short", ExpiresAt: time.Now().Add(2 * time.Second).Unix(), Info: json.RawMessage(`{"n":1}`)}
 		}
 	case "/refresh":
 		var req hooks.RefreshRequest
@@ -74,8 +74,8 @@ func (b *hookBackend) serve(w http.ResponseWriter, r *http.Request) {
 		b.refreshes++
 		first := b.refreshes == 1
 		b.mu.Unlock()
-		// The first refresh extends by a second, the next ends it.
-		answer = hooks.RefreshAnswer{ExpiresAt: time.Now().Add(time.Second).Unix()}
+		// The first refresh extends by a few seconds, the next ends it.
+		answer = hooks.RefreshAnswer{ExpiresAt: time.Now().Add(2 * time.Second).Unix()}
 		if !first || string(req.Info) != `{"n":1}` || req.User != "short" {
 			answer = hooks.RefreshAnswer{Error: &hooks.Refusal{Reason: "session over"}}
 		}
