@@ -101,7 +101,7 @@ func closeStatus(code int) int {
 		return http.StatusTooManyRequests
 	case protocol.CloseTooBig:
 		return http.StatusRequestEntityTooLarge
-	case protocol.CloseDraining, 1011:
+	case protocol.CloseDraining, 1011, protocol.CloseBackendUnavailable:
 		return http.StatusServiceUnavailable
 	}
 	return http.StatusBadRequest
@@ -173,6 +173,9 @@ func (s *Server) serveOpenSession(w http.ResponseWriter, r *http.Request) {
 		if code == 0 {
 			code, reason = protocol.CloseUnauthorized, "connect refused"
 			sess.Close(code, reason)
+		}
+		if code == protocol.CloseBackendUnavailable { // the connect hook's back end did not answer
+			w.Header().Set("Retry-After", strconv.Itoa(max(1, int(s.cfg.Hooks.RetryAfter.Round(time.Second)/time.Second))))
 		}
 		httpError(w, closeStatus(code), reason)
 		return

@@ -64,8 +64,8 @@ func (b *hookBackend) serve(w http.ResponseWriter, r *http.Request) {
 		switch ask {
 		case "deny":
 			answer = hooks.ConnectAnswer{Error: &hooks.Refusal{Code: 4003, Reason: "banned"}}
-		case "short": // expires within two seconds: the refresh hook decides
-			answer = hooks.ConnectAnswer{User: "short", ExpiresAt: time.Now().Add(time.Second).Unix() + 1, Info: json.RawMessage(`{"n":1}`)}
+		case "short": // expires within seconds: the refresh hook decides
+			answer = hooks.ConnectAnswer{User: "short", ExpiresAt: time.Now().Add(2 * time.Second).Unix(), Info: json.RawMessage(`{"n":1}`)}
 		}
 	case "/refresh":
 		var req hooks.RefreshRequest
@@ -74,8 +74,8 @@ func (b *hookBackend) serve(w http.ResponseWriter, r *http.Request) {
 		b.refreshes++
 		first := b.refreshes == 1
 		b.mu.Unlock()
-		// The first refresh extends by a second, the next ends it.
-		answer = hooks.RefreshAnswer{ExpiresAt: time.Now().Add(time.Second).Unix()}
+		// The first refresh extends by a few seconds, the next ends it.
+		answer = hooks.RefreshAnswer{ExpiresAt: time.Now().Add(2 * time.Second).Unix()}
 		if !first || string(req.Info) != `{"n":1}` || req.User != "short" {
 			answer = hooks.RefreshAnswer{Error: &hooks.Refusal{Reason: "session over"}}
 		}
@@ -179,7 +179,9 @@ func startHookedNode(t testing.TB, b *hookBackend, mutate func(*server.Config)) 
 			Connect: b.url("/connect"),
 			Refresh: b.url("/refresh"),
 			RPC:     map[string]string{"app.": b.url("/rpc"), "down.": down},
-			Timeout: 300 * time.Millisecond,
+			// Long enough that a loaded machine answers every other
+			// case in time; the slow cases wait it out.
+			Timeout: 2 * time.Second,
 			Secret:  hookSecret,
 			Webhook: b.url("/webhook"),
 			// A breaker that never opens here: each case must reach the
@@ -458,5 +460,46 @@ func TestRefreshHook(t *testing.T) {
 	defer b.mu.Unlock()
 	if b.refreshes != 2 {
 		t.Errorf("refresh hook called %d times, want 2 (extend, then end)", b.refreshes)
+	}
+}
+
+// TestConnectHookOverHTTP: the connect hook decides HTTP-fallback
+// sessions too.
+func TestConnectHookOverHTTP(t *testing.T) {
+	b := newHookBackend(t)
+	n := startHookedNode(t, b, nil)
+	for _, mode := range []string{"sse", "poll"} {
+		t.Run(mode, func(t *testing.T) {
+			c, code, reply := openHTTP(t, n, mode, map[string]any{"type": "connect", "id": 1, "client": "dave"})
+			if code != 200 || reply["user"] != "hooked-dave" {
+				t.Fatalf("open: HTTP %d %v", code, reply)
+			}
+			if f := texpect(t, c, "subscribed"); f["channel"] != "hooked:auto" {
+				t.Fatalf("server-side subscription: %v", f)
+			}
+			_, code, reply = openHTTP(t, n, mode, map[string]any{"type": "connect", "id": 1, "client": "deny"})
+			if code == 200 {
+				t.Fatalf("a refused connect opened a session: %v", reply)
+			}
+			if code != http.StatusForbidden {
+				t.Fatalf("refused connect: HTTP %d %v, want 403", code, reply)
+			}
+		})
+	}
+}
+
+// TestConnectHookDownOverHTTP: with the back end down, opening an HTTP
+// session is answered 503 with Retry-After.
+func TestConnectHookDownOverHTTP(t *testing.T) {
+	b := newHookBackend(t)
+	n := startHookedNode(t, b, func(c *server.Config) { c.Hooks.Connect = refusedURL(t) })
+	body := strings.NewReader(`{"type":"connect","id":1}`)
+	resp, err := http.Post(n.base+"/v1/sessions?transport=poll", "application/json", body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") != "5" {
+		t.Fatalf("HTTP %d, Retry-After %q; want 503 with Retry-After 5", resp.StatusCode, resp.Header.Get("Retry-After"))
 	}
 }

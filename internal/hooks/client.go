@@ -40,7 +40,7 @@ type Config struct {
 	// Metrics counts calls (nil: none counted).
 	Metrics *metrics.Metrics
 	// Transport sends the requests. Default: a transport that keeps up to
-	// MaxConcurrent idle connections per back-end host.
+	// MaxConcurrent idle connections per back-end host and uses no proxy.
 	Transport http.RoundTripper
 	// Now is the clock (time.Now when nil).
 	Now func() time.Time
@@ -67,6 +67,7 @@ func (c *Config) applyDefaults() {
 	}
 	if c.Transport == nil {
 		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.Proxy = nil // the back end is the application's own: never through HTTP_PROXY
 		t.MaxIdleConns = c.MaxConcurrent
 		t.MaxIdleConnsPerHost = c.MaxConcurrent
 		c.Transport = t

@@ -77,7 +77,8 @@ type WebhookConfig struct {
 	Metrics *metrics.Metrics
 	// Logger logs drops (nil: slog.Default()).
 	Logger *slog.Logger
-	// Transport sends the requests (nil: a clone of http.DefaultTransport).
+	// Transport sends the requests (nil: a clone of http.DefaultTransport
+	// without a proxy).
 	Transport http.RoundTripper
 	// Go starts a tracked goroutine (nil: the go statement).
 	Go func(func())
@@ -125,7 +126,9 @@ func NewWebhooks(cfg WebhookConfig) *Webhooks {
 		cfg.Logger = slog.Default()
 	}
 	if cfg.Transport == nil {
-		cfg.Transport = http.DefaultTransport.(*http.Transport).Clone()
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.Proxy = nil // as for hooks: the back end is the application's own
+		cfg.Transport = t
 	}
 	if cfg.Go == nil {
 		cfg.Go = func(f func()) { go f() }
