@@ -503,3 +503,44 @@ func TestConnectHookDownOverHTTP(t *testing.T) {
 		t.Fatalf("HTTP %d, Retry-After %q; want 503 with Retry-After 5", resp.StatusCode, resp.Header.Get("Retry-After"))
 	}
 }
+
+// TestWebhookUploadDone: a verified upload is told to the back end as a
+// signed upload.done event carrying the upload's id, size and hash.
+func TestWebhookUploadDone(t *testing.T) {
+	b := newHookBackend(t)
+	dir := t.TempDir()
+	n := startHookedNode(t, b, func(c *server.Config) { c.Uploads.Dir = dir })
+	f := newUploadFile(t, 10_000)
+	cl := connectClient(t, n, "ann")
+	ready := cl.request(map[string]any{"type": "upload.begin", "id": 2, "name": "a.bin", "size": len(f.data), "sha256": f.sum})
+	id, _ := ready["upload"].(string)
+	if ready["type"] != "upload.ready" || id == "" {
+		t.Fatalf("begin: %v", ready)
+	}
+	if p := cl.request(map[string]any{"type": "upload.chunk", "id": 3, "upload": id, "offset": 0, "data": b64(f.data)}); p["type"] != "upload.progress" {
+		t.Fatalf("chunk: %v", p)
+	}
+	if d := cl.request(map[string]any{"type": "upload.commit", "id": 4, "upload": id}); d["type"] != "upload.done" {
+		t.Fatalf("commit: %v", d)
+	}
+	var got *hooks.Event
+	eventually(t, "the upload.done webhook", func() bool {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		for i := range b.events {
+			if b.events[i].Kind == hooks.EventUploadDone {
+				got = &b.events[i]
+				return true
+			}
+		}
+		return false
+	})
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if got.User != "ann" || got.Upload == nil || got.Upload.ID != id || got.Upload.Size != int64(len(f.data)) || got.Upload.SHA256 != f.sum || got.Upload.Name != "a.bin" {
+		t.Errorf("upload.done event %+v (upload %+v), want ann's %s of %d bytes", got, got.Upload, id, len(f.data))
+	}
+	if b.badSigs != 0 {
+		t.Errorf("%d requests with a bad signature", b.badSigs)
+	}
+}

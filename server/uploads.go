@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ferry-io/ferry/internal/hooks"
 	"github.com/ferry-io/ferry/internal/upload"
 )
 
@@ -71,7 +72,8 @@ func (s *Server) openUploads(onDone func(context.Context, UploadDone)) error {
 }
 
 // uploadDone tells who wants to know of a verified upload: the configured
-// channel, and Options.OnUploadDone (the seam for webhooks). A failed
+// channel, the webhook (hooks.webhook, event upload.done) and
+// Options.OnUploadDone. A failed
 // publish is logged: the upload itself is done and stays.
 func (s *Server) uploadDone(ctx context.Context, d UploadDone, hook func(context.Context, UploadDone)) {
 	if ch := s.cfg.Uploads.Channel; ch != "" {
@@ -82,6 +84,9 @@ func (s *Server) uploadDone(ctx context.Context, d UploadDone, hook func(context
 		if _, err := s.Publish(ctx, ch, data, WithKey("upload.done:"+d.ID)); err != nil {
 			s.log.Warn("uploads: publish upload.done", slog.String("channel", ch), slog.String("upload", d.ID), slog.Any("err", err))
 		}
+	}
+	if h := s.env.Hooks; h != nil && h.Webhooks != nil {
+		h.Webhooks.UploadDone("", d.User, hooks.UploadEvent{ID: d.ID, Name: d.Name, Size: d.Size, SHA256: d.SHA256, URL: d.URL})
 	}
 	if hook != nil {
 		hook(ctx, d)
