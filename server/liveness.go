@@ -49,9 +49,9 @@ func (s *Server) livenessLoop() {
 		select {
 		case <-s.stop:
 			return
-		case now = <-t.C:
-			// A ticker delivers one stale tick after a freeze: the
-			// lapse is measured from the clock, not from the tick.
+		case <-t.C:
+			// Not the tick's time: a ticker delivers one stale tick
+			// after a freeze, and the lapse is measured from the clock.
 			now = time.Now()
 		}
 	}
