@@ -5,11 +5,34 @@ import (
 	"errors"
 	"io"
 	"net"
+	"reflect"
+	"runtime"
+	"strings"
+	"sync/atomic"
 	"testing"
+
+	"github.com/ferry-io/ferry/internal/testutil/wait"
 )
 
+// countFlushers returns Options whose Go counts the flusher goroutines
+// running (each calls OnWritable, if it does, before it ends).
+func countFlushers(running *atomic.Int64) *Options {
+	return &Options{Go: func(f func()) {
+		if !strings.Contains(runtime.FuncForPC(reflect.ValueOf(f).Pointer()).Name(), ".flush") {
+			go f()
+			return
+		}
+		running.Add(1)
+		go func() {
+			defer running.Add(-1)
+			f()
+		}()
+	}}
+}
+
 func TestBackpressure(t *testing.T) {
-	ts := newTestServer(t, nil, nil)
+	var flushers atomic.Int64
+	ts := newTestServer(t, countFlushers(&flushers), nil)
 	c := dialRaw(t, ts.addr(), "", nil)
 	h := ts.nextHandler(t)
 	conn := ts.nextConn(t)
@@ -41,12 +64,27 @@ func TestBackpressure(t *testing.T) {
 			t.Fatal("the socket never refused bytes")
 		}
 	}
+	// The first backlog may still drain into the kernel's buffers (which
+	// legitimately fires OnWritable): grow it past anything the two
+	// sockets can hold, so that it cannot drain while the client does not
+	// read, then wait for any earlier flusher to have ended and forget
+	// what it signalled.
+	for conn.Pending() < 512<<10 {
+		write()
+	}
+	wait.For(t, "earlier flushers to end", func() bool { return flushers.Load() <= 1 })
+	for len(h.writable) > 0 {
+		<-h.writable
+	}
 	first := conn.Pending()
 	for range 500 {
 		write()
 	}
 	if grown := conn.Pending(); grown <= first {
 		t.Fatalf("backlog %d did not grow past %d while the client did not read", grown, first)
+	}
+	if flushers.Load() != 1 {
+		t.Fatalf("%d flushers running with a backlog, want 1", flushers.Load())
 	}
 	select {
 	case <-h.writable:
