@@ -245,3 +245,69 @@ func TestSSEFirstCutAdoptedElsewhereReplays(t *testing.T) {
 		t.Fatalf("after the cut at offset %v (seq %d), node b replayed %v, want 3, 4 and 5", offs[1], seq, got)
 	}
 }
+
+// An HTTP session adopted by another node (a round-robin balancer sent a
+// poll there) can still be resumed with the resume token its client got
+// when it opened: the client never sees the adopting node's connected
+// frame, so that token is the only one it has. The resumed session keeps
+// its subscription. (Before, the adopting node gave the session a new
+// token and the client's resume was refused: the editor example's
+// fallback run lost its sessions behind nginx, over and over.)
+func TestHTTPSessionAdoptedElsewhereResumesWithFirstToken(t *testing.T) {
+	rs := redistest.Start(t)
+	a := startNode(t, func(c *server.Config) { c.Broker = rs.URL(); c.NodeID = "a" })
+	b := startNode(t, func(c *server.Config) { c.Broker = rs.URL(); c.NodeID = "b" })
+	jwt := token(t, "adoptee", time.Hour, nil)
+	post := func(n *node, path, sessTok, body string) map[string]any {
+		t.Helper()
+		req, _ := http.NewRequest("POST", n.base+path, strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		if sessTok != "" {
+			req.Header.Set("Ferry-Session", sessTok)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 200 {
+			t.Fatalf("POST %s on %s: HTTP %d %s", path, n.base, resp.StatusCode, b)
+		}
+		var v any
+		if err := json.Unmarshal(b, &v); err != nil {
+			t.Fatalf("POST %s: %v: %s", path, err, b)
+		}
+		if frames, ok := v.([]any); ok {
+			return map[string]any{"frames": frames}
+		}
+		return v.(map[string]any)
+	}
+	first := post(a, "/v1/sessions", "", fmt.Sprintf(`[{"type":"connect","id":1,"token":%q},{"type":"subscribe","id":2,"channel":"chat:adopted"}]`, jwt))
+	sessTok, _ := first["session_token"].(string)
+	id, _ := first["session"].(string)
+	resumeTok, _ := first["resume_token"].(string)
+	if sessTok == "" || id == "" || resumeTok == "" {
+		t.Fatalf("open: %v", first)
+	}
+	// The subscribe's reply, on a; then a poll on b adopts the session.
+	post(a, "/v1/poll?wait=0", sessTok, "")
+	post(b, "/v1/poll?wait=0", sessTok, "")
+
+	// The client's connection is cut; it resumes with what it has.
+	again := post(a, "/v1/sessions", "", fmt.Sprintf(`{"type":"connect","id":1,"token":%q,"resume":{"session":%q,"token":%q}}`, jwt, id, resumeTok))
+	if again["resumed"] != true || again["session"] != id {
+		t.Fatalf("resume after adoption: %v, want resumed session %s", again, id)
+	}
+	tok2, _ := again["session_token"].(string)
+	publishAPI(t, a, "chat:adopted", "after")
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		for _, f := range post(b, "/v1/poll?wait=1000", tok2, "")["frames"].([]any) {
+			if m, _ := f.(map[string]any); m["type"] == "message" && m["channel"] == "chat:adopted" {
+				return
+			}
+		}
+	}
+	t.Fatal("the resumed session got no message of its subscription")
+}

@@ -199,6 +199,14 @@ func (s *Session) handleConnect(f *protocol.ClientFrame) {
 	} else {
 		s.id, s.resumeToken = newID(12), newID(18)
 	}
+	s.tokenHash = hashToken(s.resumeToken)
+	if snap != nil && hs.adopt {
+		// Adopt drops this connect's reply (the client is not told), so
+		// the client keeps resuming with the token the old node gave it:
+		// a new token here would refuse its next resume ("token or user
+		// mismatch") and cost it the session and its subscriptions.
+		s.tokenHash = snap.TokenHash
+	}
 	if snap != nil && hs.ResumeSeq >= 0 && s.puller != nil {
 		snap.applyResumeSeq(uint64(hs.ResumeSeq))
 	}

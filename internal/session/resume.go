@@ -164,7 +164,7 @@ func (s *Session) saveSnapshot(ctx context.Context, live bool, subs []*subscript
 		return
 	}
 	s.mu.Lock()
-	snap := snapshot{ID: s.id, User: s.user, TokenHash: hashToken(s.resumeToken), Node: env.NodeID, Conn: s.connID, Live: live, Acked: s.everAcked}
+	snap := snapshot{ID: s.id, User: s.user, TokenHash: s.tokenHash, Node: env.NodeID, Conn: s.connID, Live: live, Acked: s.everAcked}
 	if snap.ID == "" {
 		s.mu.Unlock()
 		return
