@@ -311,3 +311,54 @@ func TestHTTPSessionAdoptedElsewhereResumesWithFirstToken(t *testing.T) {
 	}
 	t.Fatal("the resumed session got no message of its subscription")
 }
+
+// A WebSocket session whose node dies without a word (SIGKILL) resumes on
+// another node with the channels it subscribed to after connecting: the
+// resumed session delivers what is published there. (Its live snapshot was
+// written at connect, before any subscribe, so the resume came back
+// "resumed": true with no channel, and clients that trust a resume, as the
+// TypeScript SDK does, heard nothing more: the editor example subscribed
+// again after every resume to get around it.)
+func TestWebSocketResumedFromDeadNodeKeepsChannels(t *testing.T) {
+	rs := redistest.Start(t)
+	ba, err := open.Open(context.Background(), rs.URL(), open.Config{NodeID: "a", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := startNodeWith(t, func(c *server.Config) { c.Broker = rs.URL(); c.NodeID = "a" }, server.Options{Broker: ba})
+	b := startNode(t, func(c *server.Config) { c.Broker = rs.URL(); c.NodeID = "b" })
+	jwt := token(t, "wsdead", time.Hour, nil)
+	first, _, err := dial(t, a, dialOpts{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first.send(map[string]any{"type": "connect", "id": 1, "token": jwt})
+	conn := first.expect("connected")
+	if r := first.request(map[string]any{"type": "subscribe", "id": 2, "channel": "chat:wsdead"}); r["type"] != "subscribed" {
+		t.Fatalf("subscribe: %v", r)
+	}
+	// A session handles its frames in order: this reply comes after the
+	// first subscribe's state was written (its reply goes out before).
+	if r := first.request(map[string]any{"type": "subscribe", "id": 3, "channel": "chat:wsdead-next"}); r["type"] != "subscribed" {
+		t.Fatalf("subscribe: %v", r)
+	}
+	_ = ba.Close() // node a is gone for the cluster: no takeover answer, no final state
+
+	again, _, err := dial(t, b, dialOpts{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	again.send(map[string]any{"type": "connect", "id": 1, "token": jwt, "resume": map[string]any{"session": conn["session"], "token": conn["resume_token"]}})
+	if c := again.expect("connected"); c["resumed"] != true {
+		t.Fatalf("resume on b: %v", c)
+	}
+	publishAPI(t, b, "chat:wsdead", "after")
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		f, ok := again.poll(200 * time.Millisecond)
+		if ok && f["type"] == "message" && f["channel"] == "chat:wsdead" {
+			return
+		}
+	}
+	t.Fatal("the resumed session got no message of the channel it had subscribed to")
+}

@@ -503,15 +503,17 @@ func (s *Session) handleUnsubscribe(ctx context.Context, f *protocol.ClientFrame
 	return nil
 }
 
-// saveLiveState writes the live snapshot of an HTTP session (SSE,
-// long-poll) after its subscriptions changed. Such a session is adopted
-// by another node from that snapshot when its node dies without handing
-// its state over (SIGKILL): the snapshot written at connect has none of
-// the subscriptions made after it, and the adopted session would resume
-// with no channel at all, silent. (WebSocket clients re-subscribe what a
-// resume did not restore; fallback clients rely on the server.)
+// saveLiveState writes the live snapshot of a session after its
+// subscriptions changed. When its node dies without handing its state over
+// (SIGKILL), another node resumes the session (a WebSocket client's
+// resume) or adopts it (SSE, long-poll) from that snapshot: the one
+// written at connect has none of the subscriptions made after it, and the
+// session would come back "resumed" with no channel at all, silent. Clients
+// trust a resume to restore their channels (the TypeScript SDK does not
+// subscribe again), so WebSocket sessions need it as much as HTTP ones.
+// The cost is one KV write per subscribe and unsubscribe.
 func (s *Session) saveLiveState(ctx context.Context) {
-	if s.puller == nil || s.isClosing() {
+	if s.isClosing() {
 		return
 	}
 	s.saveSnapshot(ctx, true, nil)
