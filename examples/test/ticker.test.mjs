@@ -9,7 +9,7 @@ import { appJSON, launchBrowser, namespaces, openPage, pageUntil, screenshot, st
 
 let ferry, browser;
 before(async () => {
-  ferry = await startFerry({ FERRY_NAMESPACES: namespaces("ticker"), FERRY_BATCH_DELAY: process.env.TICKER_DELAY ?? "200ms" });
+  ferry = await startFerry({ FERRY_NAMESPACES: namespaces("ticker"), FERRY_BATCH_DELAY: "200ms" });
   browser = await launchBrowser();
 });
 after(async () => {
@@ -39,7 +39,6 @@ for (const blocked of [false, true]) {
         // below 50/s, and without batch.delay it is about 2). Counted, not
         // timed: a loaded machine only makes each one carry more. SSE and
         // long-poll write on their own schedule: WebSocket only.
-        console.log("DBG", JSON.stringify({ ws: s.wsMessages, t: s.lastSeq - s.firstSeq, m: s.messages }));
         if (!blocked) {
           const ticks = s.lastSeq - s.firstSeq;
           assert.ok(ticks >= 10 * s.wsMessages, `${s.wsMessages} WebSocket messages for ${ticks} ticks published: not batched`);
