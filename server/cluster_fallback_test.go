@@ -92,13 +92,7 @@ func TestLongPollAcrossNodesLosesNothing(t *testing.T) {
 // subscribe. Node a "dies" by losing its broker, which is what the other
 // nodes see of a killed process.
 func TestLongPollAdoptedFromDeadNodeDelivers(t *testing.T) {
-	rs := redistest.Start(t)
-	ba, err := open.Open(context.Background(), rs.URL(), open.Config{NodeID: "a", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := startNodeWith(t, func(c *server.Config) { c.Broker = rs.URL(); c.NodeID = "a" }, server.Options{Broker: ba})
-	b := startNode(t, func(c *server.Config) { c.Broker = rs.URL(); c.NodeID = "b" })
+	a, b, ba := nodesOneMortal(t)
 	body := fmt.Sprintf(`[{"type":"connect","id":1,"token":%q},{"type":"subscribe","id":2,"channel":"chat:dead"}]`, token(t, "dd", time.Hour, nil))
 	resp, err := http.Post(a.base+"/v1/sessions", "application/json", bytes.NewReader([]byte(body)))
 	if err != nil {
@@ -113,20 +107,7 @@ func TestLongPollAdoptedFromDeadNodeDelivers(t *testing.T) {
 	}
 	poll := func(n *node, last string) []map[string]any {
 		t.Helper()
-		req, _ := http.NewRequest("POST", n.base+"/v1/poll?wait=200", nil)
-		req.Header.Set("Ferry-Session", tok)
-		if last != "" {
-			req.Header.Set("Last-Event-ID", last)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		if resp.StatusCode != 200 {
-			t.Fatalf("poll: HTTP %d %s", resp.StatusCode, b)
-		}
+		b := postSession(t, n.base+"/v1/poll?wait=200", tok, last, "")
 		var frames []map[string]any
 		if err := json.Unmarshal(b, &frames); err != nil {
 			t.Fatalf("poll reply: %v: %s", err, b)
@@ -260,20 +241,7 @@ func TestHTTPSessionAdoptedElsewhereResumesWithFirstToken(t *testing.T) {
 	jwt := token(t, "adoptee", time.Hour, nil)
 	post := func(n *node, path, sessTok, body string) map[string]any {
 		t.Helper()
-		req, _ := http.NewRequest("POST", n.base+path, strings.NewReader(body))
-		req.Header.Set("Content-Type", "application/json")
-		if sessTok != "" {
-			req.Header.Set("Ferry-Session", sessTok)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		if resp.StatusCode != 200 {
-			t.Fatalf("POST %s on %s: HTTP %d %s", path, n.base, resp.StatusCode, b)
-		}
+		b := postSession(t, n.base+path, sessTok, "", body)
 		var v any
 		if err := json.Unmarshal(b, &v); err != nil {
 			t.Fatalf("POST %s: %v: %s", path, err, b)
@@ -320,13 +288,7 @@ func TestHTTPSessionAdoptedElsewhereResumesWithFirstToken(t *testing.T) {
 // TypeScript SDK does, heard nothing more: the editor example subscribed
 // again after every resume to get around it.)
 func TestWebSocketResumedFromDeadNodeKeepsChannels(t *testing.T) {
-	rs := redistest.Start(t)
-	ba, err := open.Open(context.Background(), rs.URL(), open.Config{NodeID: "a", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := startNodeWith(t, func(c *server.Config) { c.Broker = rs.URL(); c.NodeID = "a" }, server.Options{Broker: ba})
-	b := startNode(t, func(c *server.Config) { c.Broker = rs.URL(); c.NodeID = "b" })
+	a, b, ba := nodesOneMortal(t)
 	jwt := token(t, "wsdead", time.Hour, nil)
 	first, _, err := dial(t, a, dialOpts{})
 	if err != nil {
@@ -361,4 +323,44 @@ func TestWebSocketResumedFromDeadNodeKeepsChannels(t *testing.T) {
 		}
 	}
 	t.Fatal("the resumed session got no message of the channel it had subscribed to")
+}
+
+// postSession POSTs body to url with the HTTP session's headers (sessTok
+// and lastEventID when not empty) and returns the reply's body; any status
+// but 200 fails the test.
+func postSession(t testing.TB, url, sessTok, lastEventID, body string) []byte {
+	t.Helper()
+	req, _ := http.NewRequest("POST", url, strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	if sessTok != "" {
+		req.Header.Set("Ferry-Session", sessTok)
+	}
+	if lastEventID != "" {
+		req.Header.Set("Last-Event-ID", lastEventID)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 {
+		t.Fatalf("POST %s: HTTP %d %s", url, resp.StatusCode, b)
+	}
+	return b
+}
+
+// nodesOneMortal starts nodes a and b on one redis-server; closing the
+// returned broker of a makes a vanish from the cluster as a killed process
+// would (no takeover answer, no final state saved).
+func nodesOneMortal(t testing.TB) (a, b *node, brokerA io.Closer) {
+	t.Helper()
+	rs := redistest.Start(t)
+	ba, err := open.Open(context.Background(), rs.URL(), open.Config{NodeID: "a", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a = startNodeWith(t, func(c *server.Config) { c.Broker = rs.URL(); c.NodeID = "a" }, server.Options{Broker: ba})
+	b = startNode(t, func(c *server.Config) { c.Broker = rs.URL(); c.NodeID = "b" })
+	return a, b, ba
 }
