@@ -21,8 +21,17 @@ async function fetchToken(): Promise<string> {
  * for the browser tests.
  */
 export function newClient(prefix = "", opts: Partial<ClientOptions> = {}): Client {
-  const c = new Client({ url: location.origin + prefix, getToken: fetchToken, upgradeAfter: 0, backoff: { initial: 200, max: 2000 }, ...opts } as ClientOptions);
-  const status = { state: "connecting", transport: "" };
+  const status = { state: "connecting", transport: "", wsMessages: 0 };
+  // Counts the WebSocket messages that reach the page (each may carry many
+  // frames: what the node's batch.delay gathers), for the ticker's figures
+  // and tests.
+  class CountingWebSocket extends WebSocket {
+    constructor(url: string | URL, protocols?: string | string[]) {
+      super(url, protocols);
+      this.addEventListener("message", () => status.wsMessages++);
+    }
+  }
+  const c = new Client({ url: location.origin + prefix, getToken: fetchToken, upgradeAfter: 0, backoff: { initial: 200, max: 2000 }, WebSocket: CountingWebSocket, ...opts } as ClientOptions);
   (window as unknown as { ferryStatus: typeof status }).ferryStatus = status;
   const show = () => {
     const el = document.getElementById("status");

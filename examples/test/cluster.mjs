@@ -4,7 +4,7 @@
 // random loopback ports, in temp dirs.
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
@@ -60,6 +60,11 @@ async function httpOK(url) {
  */
 export async function startCluster(namespacesJSON, { websocket = true } = {}) {
   const dir = mkdtempSync(path.join(os.tmpdir(), "ferry-editor-cluster-"));
+  // Started as root (CI), nginx's workers run as nobody: they must reach
+  // the temp dirs nginx makes in here, or a request body too big for
+  // memory gets an nginx 500 (client_body_buffer_size below keeps every
+  // body under max_frame_bytes in memory anyway).
+  chmodSync(dir, 0o755);
   const secret = randomBytes(32).toString("hex");
   const apiKey = randomBytes(16).toString("hex");
   const procs = [];
@@ -85,7 +90,7 @@ export async function startCluster(namespacesJSON, { websocket = true } = {}) {
         FERRY_HANDSHAKE_RATE: "0",
         FERRY_MAX_CONNECTIONS_PER_USER: "100",
         FERRY_CLIENT_PUBLISH_RATE: "0",
-        FERRY_LOGS_LEVEL: "warn",
+        FERRY_LOGS_LEVEL: process.env.FERRY_LOGS_LEVEL || "warn",
       },
     });
     procs.push(n);
@@ -109,6 +114,7 @@ error_log ${dir}/nginx-error.log warn;
 events { worker_connections 1024; }
 http {
   access_log off;
+  client_body_buffer_size 256k;
   client_body_temp_path ${dir}/body;
   proxy_temp_path ${dir}/proxy;
   fastcgi_temp_path ${dir}/fastcgi;

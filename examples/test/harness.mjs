@@ -77,8 +77,12 @@ export async function openPage(browser, url) {
   const ctx = await browser.newContext();
   const page = await ctx.newPage();
   const logs = [];
-  page.on("console", (m) => logs.push(`${m.type()}: ${m.text()}`));
+  page.on("console", (m) => logs.push(`${m.type()}: ${m.text()}${m.location()?.url ? " (" + m.location().url + ")" : ""}`));
   page.on("pageerror", (e) => logs.push(`pageerror: ${e.message}`));
+  // A server error's body says which part answered and why.
+  page.on("response", (r) => {
+    if (r.status() >= 500) r.text().then((b) => logs.push(`HTTP ${r.status()} ${r.request().method()} ${r.url()}: ${b.slice(0, 200)}`), () => {});
+  });
   page.logs = logs;
   await page.goto(url);
   return page;

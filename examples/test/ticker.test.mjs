@@ -1,5 +1,6 @@
 // Ticker: ticks published at 1000/s reach two pages in batches (the node's
-// batch.delay of 200 ms with conflation by symbol), and once the feed
+// batch.delay of 200 ms with conflation by symbol: far fewer messages and
+// batches than ticks; no timing is asserted), and once the feed
 // pauses every page shows exactly the last price published per symbol.
 // Run over WebSocket and with WebSocket blocked (SSE / long-poll).
 import assert from "node:assert/strict";
@@ -24,20 +25,24 @@ for (const blocked of [false, true]) {
       const pages = [await openPage(browser, `${app.url}/?user=alice`), await openPage(browser, `${app.url}/?user=bob`)];
       for (const p of pages) {
         await pageUntil(p, "20 batches", () => window.ticker.batches >= 20);
-        const s = await p.evaluate(() => ({ ...window.ticker, transport: window.ferryStatus.transport }));
+        const s = await p.evaluate(() => ({ ...window.ticker, transport: window.ferryStatus.transport, wsMessages: window.ferryStatus.wsMessages }));
         if (blocked) assert.notEqual(s.transport, "websocket");
         else assert.equal(s.transport, "websocket");
         // Conflation by symbol: the page gets far fewer ticks than were
         // published (at most one per symbol per batch).
         assert.ok(s.lastSeq > 0 && s.messages < s.lastSeq / 2, `${s.messages} messages for ${s.lastSeq} ticks published: not conflated`);
         assert.ok(s.messages > s.batches, `${s.messages} messages in ${s.batches} batches: not batched`);
-        // Batches come no faster than batch.delay (a loaded machine only
-        // makes the gaps longer, so only the lower bound is checked).
-        const gaps = s.batchTimes.slice(1).map((t, i) => t - s.batchTimes[i]).sort((a, b) => a - b);
-        const median = gaps[Math.floor(gaps.length / 2)];
-        // batch.delay gathers WebSocket messages; SSE and long-poll write
-        // on their own schedule, so only the WebSocket gap is checked.
-        if (!blocked) assert.ok(median >= 150, `median gap between batches ${median.toFixed(0)} ms, want about 200`);
+        // Batched: over WebSocket the node gathers batch.delay (200 ms) of
+        // ticks into each WebSocket message, so the page gets far fewer
+        // messages from the socket than ticks were published meanwhile
+        // (about 200 ticks each at 1,000/s; 10 would take a feed slowed
+        // below 50/s, and without batch.delay it is about 2). Counted, not
+        // timed: a loaded machine only makes each one carry more. SSE and
+        // long-poll write on their own schedule: WebSocket only.
+        if (!blocked) {
+          const ticks = s.lastSeq - s.firstSeq;
+          assert.ok(ticks >= 10 * s.wsMessages, `${s.wsMessages} WebSocket messages for ${ticks} ticks published: not batched`);
+        }
       }
       await screenshot(pages[0], `ticker-${blocked ? "fallback" : "websocket"}`);
       await appJSON(app, "/feed?paused=true", "POST");

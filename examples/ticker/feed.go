@@ -6,6 +6,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"net/http"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -115,10 +116,7 @@ func (f *feed) work(ctx context.Context, symbols []string, perSec float64) {
 		t := tick{S: s, P: price[s], N: f.seq.Add(1), T: time.Now().UnixMilli()}
 		ok := true
 		for _, c := range f.clients {
-			pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-			_, err := c.Publish(pctx, channel, t, client.WithConflate(s))
-			cancel()
-			ok = ok && err == nil
+			ok = ok && publishOnce(ctx, c, t)
 		}
 		if ok {
 			f.sent.Add(1)
@@ -152,4 +150,30 @@ func (f *feed) routes(mux *http.ServeMux) {
 		}
 		demo.WriteJSON(w, map[string]any{"paused": f.paused.Load()})
 	})
+}
+
+// runID tells this feed's idempotency keys from those of an earlier feed
+// on the same node (its tick numbers start at 1 again).
+var runID = strconv.FormatUint(rand.Uint64(), 36)
+
+// publishOnce publishes t until a node confirms it, with one idempotency
+// key for every attempt: a publish whose reply was lost (a timeout on a
+// busy machine) may have landed, and its retry then counts once. So the
+// feed's last price per symbol is exactly the last one the pages can get.
+// False only when ctx ends.
+func publishOnce(ctx context.Context, c *client.Client, t tick) bool {
+	key := "tick-" + runID + "-" + strconv.FormatUint(t.N, 10)
+	for attempt := 1; ctx.Err() == nil; attempt++ {
+		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		_, err := c.Publish(pctx, channel, t, client.WithConflate(t.S), client.WithKey(key))
+		cancel()
+		if err == nil {
+			return true
+		}
+		select { // back off a little before the retry
+		case <-ctx.Done():
+		case <-time.After(time.Duration(min(attempt, 10)) * 100 * time.Millisecond):
+		}
+	}
+	return false
 }

@@ -215,6 +215,14 @@ func (s *Session) handleConnect(f *protocol.ClientFrame) {
 	} else {
 		s.id, s.resumeToken = newID(12), newID(18)
 	}
+	s.tokenHash = hashToken(s.resumeToken)
+	if snap != nil && hs.adopt {
+		// Adopt drops this connect's reply (the client is not told), so
+		// the client keeps resuming with the token the old node gave it:
+		// a new token here would refuse its next resume ("token or user
+		// mismatch") and cost it the session and its subscriptions.
+		s.tokenHash = snap.TokenHash
+	}
 	if snap != nil && hs.ResumeSeq >= 0 && s.puller != nil {
 		snap.applyResumeSeq(uint64(hs.ResumeSeq))
 	}
@@ -549,15 +557,17 @@ func (s *Session) handleUnsubscribe(ctx context.Context, f *protocol.ClientFrame
 	return nil
 }
 
-// saveLiveState writes the live snapshot of an HTTP session (SSE,
-// long-poll) after its subscriptions changed. Such a session is adopted
-// by another node from that snapshot when its node dies without handing
-// its state over (SIGKILL): the snapshot written at connect has none of
-// the subscriptions made after it, and the adopted session would resume
-// with no channel at all, silent. (WebSocket clients re-subscribe what a
-// resume did not restore; fallback clients rely on the server.)
+// saveLiveState writes the live snapshot of a session after its
+// subscriptions changed. When its node dies without handing its state over
+// (SIGKILL), another node resumes the session (a WebSocket client's
+// resume) or adopts it (SSE, long-poll) from that snapshot: the one
+// written at connect has none of the subscriptions made after it, and the
+// session would come back "resumed" with no channel at all, silent. Clients
+// trust a resume to restore their channels (the TypeScript SDK does not
+// subscribe again), so WebSocket sessions need it as much as HTTP ones.
+// The cost is one KV write per subscribe and unsubscribe.
 func (s *Session) saveLiveState(ctx context.Context) {
-	if s.puller == nil || s.isClosing() {
+	if s.isClosing() {
 		return
 	}
 	s.saveSnapshot(ctx, true, nil)

@@ -201,7 +201,7 @@ func (s *Session) writeSnapshot(ctx context.Context, live bool, subs []*subscrip
 		return
 	}
 	s.mu.Lock()
-	snap := snapshot{ID: s.id, User: s.user, TokenHash: hashToken(s.resumeToken), Node: env.NodeID, Conn: s.connID, Live: live, Acked: s.everAcked, Gen: s.gen}
+	snap := snapshot{ID: s.id, User: s.user, TokenHash: s.tokenHash, Node: env.NodeID, Conn: s.connID, Live: live, Acked: s.everAcked, Gen: s.gen}
 	if snap.ID == "" {
 		s.mu.Unlock()
 		return

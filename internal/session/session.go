@@ -109,7 +109,12 @@ type Session struct {
 	gen         uint32     // guarded by mu: the session record's generation this connection owns (snapshot.Gen)
 	id          string     // guarded by mu: the session id ("" before connect)
 	resumeToken string     // guarded by mu
-	user        string     // guarded by mu; set by connect
+	// tokenHash is hashToken of the resume token the client holds, which
+	// snapshots keep (guarded by mu). It is resumeToken's, except on an
+	// adopted HTTP session: its client never sees the adopting node's
+	// connected frame, so the token it got from the old node stays valid.
+	tokenHash string
+	user      string // guarded by mu; set by connect
 	// channels is the token's channels claim (nil: none); expiresAt is
 	// its expiry in unix nanos (0: none). With user, they are all the
 	// session keeps of its claims. Guarded by mu.

@@ -91,6 +91,7 @@ export async function startFerry(env = {}) {
   return {
     url,
     port,
+    pid: proc.pid,
     secret,
     apiKey,
     output: () => out,

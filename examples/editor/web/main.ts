@@ -5,7 +5,7 @@
 // Convergence does not depend on delivery of every update: after each
 // reconnect the page publishes its whole state once, which repairs
 // whatever was lost while it was away, in both directions.
-import type { Message, Subscription } from "@ferry/client";
+import type { Message } from "@ferry/client";
 import { Awareness, applyAwarenessUpdate, encodeAwarenessUpdate } from "y-protocols/awareness";
 import * as Y from "yjs";
 import { esc, follow, newClient, params, user } from "../../shared/page.js";
@@ -142,36 +142,8 @@ client.on("state", (s) => {
   // After a reconnect (not the first connect), send the whole state once.
   if (connects++ > 0) {
     publishUpdate(Y.encodeStateAsUpdate(doc));
-    if (s.transport === "websocket" && client.stats.resumes > resumesSeen) resubscribe();
-    resumesSeen = client.stats.resumes;
   }
 });
-
-// WORKAROUND: a session resumed on another node after its first node was
-// killed (SIGKILL) is reported resumed, the SDK trusts the server to have
-// restored its subscriptions, yet no message of the channel reaches it any
-// more (seen with two nodes on Redis behind nginx; reported to the lead).
-// After each resume over WebSocket the page subscribes to the document
-// again, from the position it had, so it misses nothing either way. (Not
-// over SSE / long-poll: there a resume is routine, and the HTTP sessions
-// move between nodes correctly.)
-let resumesSeen = 0;
-const subs = new Map<string, { sub?: Subscription; onMessage: (m: Message) => void }>();
-function resubscribe(): void {
-  resumesSeen = client.stats.resumes;
-  for (const [channel, entry] of subs) {
-    const sub = entry.sub;
-    if (!sub) continue;
-    const since = sub.position();
-    entry.sub = undefined;
-    sub
-      .unsubscribe()
-      .catch(() => {})
-      .then(() => client.subscribe(channel, { onMessage: entry.onMessage, since }))
-      .then((s) => (entry.sub = s))
-      .catch((err) => console.warn("editor: resubscribe:", String(err)));
-  }
-}
 
 (window as unknown as { editor: unknown }).editor = {
   text: () => text.toString(),
@@ -186,12 +158,8 @@ function resubscribe(): void {
   here: () => [...awareness.getStates().values()].map((st) => (st as { user?: { name: string } }).user?.name).filter(Boolean),
 };
 
-subs.set(docChannel, { onMessage: onUpdate });
-subs.set(cursorChannel, { onMessage: onAwareness });
 Promise.all([follow(client, docChannel, onUpdate), client.subscribe(cursorChannel, { onMessage: onAwareness })])
-  .then(([d, c]) => {
-    subs.get(docChannel)!.sub = d;
-    subs.get(cursorChannel)!.sub = c;
+  .then(() => {
     area.value = text.toString();
     setCursor();
   })

@@ -25,6 +25,8 @@ const state = {
   batchTimes: [] as number[],
   last: {} as Record<string, number>,
   lastSeq: 0,
+  /** The feed's number of the first tick this page received (0: none yet). */
+  firstSeq: 0,
   /** Most messages seen in one batch (conflation bounds it by the symbols). */
   maxBatch: 0,
 };
@@ -72,6 +74,7 @@ function onMessage(m: Message): void {
   const prev = state.last[k.s];
   state.last[k.s] = k.p;
   state.lastSeq = Math.max(state.lastSeq, k.n);
+  if (!state.firstSeq) state.firstSeq = k.n;
   // The DOM is updated per message, on purpose: the cost the page pays
   // grows with what it receives, which is what batching cuts.
   const span = row(k.s).lastElementChild as HTMLElement;
