@@ -109,3 +109,60 @@ func metricValue(t testing.TB, base, name string) float64 {
 	t.Fatalf("no %s in /metrics", name)
 	return 0
 }
+
+// TestUploadAcrossNodesOnRedis: two nodes on Redis share an upload
+// directory (and lock uploads through Redis, uploads.lock auto). An upload
+// begun on one node and cut off halfway is finished on the other, which
+// writes only the rest; the stored file is the one sent.
+func TestUploadAcrossNodesOnRedis(t *testing.T) {
+	dir := t.TempDir()
+	c := startCluster(t, 2, "FERRY_UPLOADS_DIR="+dir, "FERRY_UPLOADS_NO_SYNC=true")
+	a, b := c.nodes.Nodes[0], c.nodes.Nodes[1]
+	for _, n := range c.nodes.Nodes {
+		if l := n.Log(); !strings.Contains(l, `"msg":"uploads on"`) || !strings.Contains(l, `"lock":"broker"`) {
+			t.Fatalf("%s does not lock uploads through the broker; its log:\n%s", n.ID, n.LogTail(20))
+		}
+	}
+	data, sum := randfile.New(t, 2<<20)
+
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	cut, stop := context.WithCancel(ctx)
+	var cutAt int64
+	_, err := dialSDK(t, a.BaseURL(), ferrytest.DefaultSecret, "ann").Upload(cut, "moved.bin", bytes.NewReader(data), int64(len(data)), client.UploadOptions{
+		Progress: func(done, size int64) {
+			if done >= size/2 && cutAt == 0 {
+				cutAt = done
+				stop()
+			}
+		},
+	})
+	stop()
+	if err == nil || cutAt == 0 {
+		t.Fatalf("the upload on the first node was not cut off (err %v)", err)
+	}
+	res, err := dialSDK(t, b.BaseURL(), ferrytest.DefaultSecret, "ann").Upload(ctx, "moved.bin", bytes.NewReader(data), int64(len(data)), client.UploadOptions{})
+	if err != nil {
+		t.Fatalf("upload on the second node: %v", err)
+	}
+	if res.SHA256 != sum {
+		t.Fatalf("result %+v, want sha256 %s", res, sum)
+	}
+	stored, err := os.ReadFile(filepath.Join(dir, res.ID))
+	if err != nil || !bytes.Equal(stored, data) {
+		t.Fatalf("stored file differs (%v)", err)
+	}
+	written := int64(metricValue(t, b.BaseURL(), "ferry_upload_bytes_total"))
+	t.Logf("cut at %d of %d bytes on %s; %s wrote %d bytes", cutAt, len(data), a.ID, b.ID, written)
+	if rest := int64(len(data)) - cutAt; written > rest+256<<10 {
+		t.Fatalf("the second node wrote %d bytes, the rest after the cut is %d: it did not continue the upload", written, rest)
+	}
+	// No lock is left behind in Redis once the upload is done.
+	keys, err := c.redis.Do("KEYS", "*upload.lock.*")
+	if err != nil {
+		t.Fatalf("KEYS: %v", err)
+	}
+	if l, ok := keys.([]any); !ok || len(l) != 0 {
+		t.Fatalf("locks left in Redis: %v", keys)
+	}
+}
