@@ -67,6 +67,17 @@ func TestUploadSurvivesSIGKILL(t *testing.T) {
 	if killedAt == 0 {
 		t.Fatal("the node was never killed: the test did not test a crash")
 	}
+	// The restarted process counts what it wrote: the rest of the file
+	// after the checkpoint, plus at most the chunks that were in flight.
+	t.Logf("killed at %d of %d bytes; %d resumes", killedAt, len(data), res.Resumes)
+	checkResumed(t, dir, res, data, sum, n, killedAt)
+}
+
+// checkResumed fails unless the upload res stored data (of sha256 sum) in
+// dir, and node n, which finished it, wrote only what came after from
+// (plus at most the chunks in flight at the cut): it continued the upload.
+func checkResumed(t testing.TB, dir string, res client.UploadResult, data []byte, sum string, n *ferrytest.Node, from int64) {
+	t.Helper()
 	if res.SHA256 != sum {
 		t.Fatalf("result %+v, want sha256 %s", res, sum)
 	}
@@ -74,12 +85,10 @@ func TestUploadSurvivesSIGKILL(t *testing.T) {
 	if err != nil || !bytes.Equal(stored, data) {
 		t.Fatalf("stored file differs (%v)", err)
 	}
-	// The restarted process counts what it wrote: the rest of the file
-	// after the checkpoint, plus at most the chunks that were in flight.
 	written := int64(metricValue(t, n.BaseURL(), "ferry_upload_bytes_total"))
-	t.Logf("killed at %d of %d bytes; the restarted node wrote %d bytes; %d resumes", killedAt, len(data), written, res.Resumes)
-	if rest := int64(len(data)) - killedAt; written > rest+256<<10 {
-		t.Fatalf("the restarted node wrote %d bytes, the rest after the checkpoint is %d: it did not resume from the checkpoint", written, rest)
+	t.Logf("%s wrote %d bytes after offset %d", n.ID, written, from)
+	if rest := int64(len(data)) - from; written > rest+256<<10 {
+		t.Fatalf("%s wrote %d bytes, the rest after offset %d is %d: it did not continue from the checkpoint", n.ID, written, from, rest)
 	}
 }
 
@@ -145,18 +154,7 @@ func TestUploadAcrossNodesOnRedis(t *testing.T) {
 	if err != nil {
 		t.Fatalf("upload on the second node: %v", err)
 	}
-	if res.SHA256 != sum {
-		t.Fatalf("result %+v, want sha256 %s", res, sum)
-	}
-	stored, err := os.ReadFile(filepath.Join(dir, res.ID))
-	if err != nil || !bytes.Equal(stored, data) {
-		t.Fatalf("stored file differs (%v)", err)
-	}
-	written := int64(metricValue(t, b.BaseURL(), "ferry_upload_bytes_total"))
-	t.Logf("cut at %d of %d bytes on %s; %s wrote %d bytes", cutAt, len(data), a.ID, b.ID, written)
-	if rest := int64(len(data)) - cutAt; written > rest+256<<10 {
-		t.Fatalf("the second node wrote %d bytes, the rest after the cut is %d: it did not continue the upload", written, rest)
-	}
+	checkResumed(t, dir, res, data, sum, b, cutAt)
 	// No lock is left behind in Redis once the upload is done.
 	keys, err := c.redis.Do("KEYS", "*upload.lock.*")
 	if err != nil {
