@@ -110,7 +110,7 @@ type UploadsConfig struct {
 	NoSync bool `yaml:"no_sync"`
 	// Lock says what serializes the writers of one upload: "broker" (a
 	// lease in the cluster's broker, which must implement broker.Locker:
-	// Redis, NATS, memory), "file" (tusd's lock files in Dir: one host,
+	// Redis, NATS, RabbitMQ, memory), "file" (tusd's lock files in Dir: one host,
 	// or hosts whose shared file system has atomic hard links), or ""
 	// (auto, the default): "broker" when the broker implements
 	// broker.Locker, else "file".

@@ -33,7 +33,7 @@
 // Locker: tusd's filelocker by default (lock files next to the uploads,
 // which serialize writers on one host, or several nodes sharing the
 // directory on one host), or BrokerLocker, a lease in the cluster's broker
-// (broker.Locker: Redis, NATS) that serializes writers on every node of
+// (broker.Locker: Redis, NATS, RabbitMQ) that serializes writers on every node of
 // the cluster. A lease is refreshed while held and lapses after its TTL
 // when its node dies; a request waiting for a held lock asks the holder to
 // release it through the broker's KV (tusd's requestRelease).
