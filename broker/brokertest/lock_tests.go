@@ -68,7 +68,7 @@ func testLock(t *testing.T, s *suite) {
 	if !tryLock(t, l, key, "b", time.Minute) {
 		t.Fatal("TryLock after Unlock = false")
 	}
-	if tryLock(t, l, s.name("lock"), "a", time.Minute) != true {
+	if !tryLock(t, l, s.name("lock"), "a", time.Minute) {
 		t.Fatal("TryLock of another key = false")
 	}
 	// What no lease can mean is refused.
