@@ -251,3 +251,32 @@ type KV interface {
 	Take(ctx context.Context, key string) ([]byte, error)
 	Delete(ctx context.Context, key string) error
 }
+
+// Locker is the optional capability to hold a lease on a key across nodes:
+// at most one owner holds a key at a time, on any node, until it unlocks
+// or its lease lapses (a crashed holder frees the key after ttl). It is
+// what keeps two nodes from writing one upload at once.
+//
+// Guarantees (checked by broker/brokertest):
+//   - TryLock is set-if-absent: of concurrent TryLocks of one free key, on
+//     any nodes, exactly one returns true.
+//   - A lease lapses ttl after it was taken or last refreshed; then the key
+//     is free for any owner.
+//   - Refresh and Unlock act only for the owner that holds the key (compare
+//     and set, compare and delete in one step): another owner's Refresh
+//     returns false and its Unlock returns ErrNotHeld, and neither touches
+//     the lease.
+//
+// Keys live in the KV key space of the engine: do not Set or Take a key
+// that is used as a lock.
+type Locker interface {
+	// TryLock takes key for owner for ttl and reports whether it did; it
+	// returns false, without waiting, when another owner holds the key.
+	// Taking a key the same owner already holds renews its lease.
+	TryLock(ctx context.Context, key, owner string, ttl time.Duration) (bool, error)
+	// Refresh extends owner's lease on key to ttl from now; false when
+	// owner does not hold the key (it lapsed or another owner took it).
+	Refresh(ctx context.Context, key, owner string, ttl time.Duration) (bool, error)
+	// Unlock frees key if owner holds it; ErrNotHeld otherwise.
+	Unlock(ctx context.Context, key, owner string) error
+}

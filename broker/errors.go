@@ -14,4 +14,7 @@ var (
 	// ErrNoNode: a control message addressed to one node found no node of
 	// that id listening (it is gone, or its link to the broker is down).
 	ErrNoNode = errors.New("broker: no such node is listening")
+	// ErrNotHeld: Locker.Unlock by an owner that does not hold the key
+	// (its lease lapsed, or it never took it).
+	ErrNotHeld = errors.New("broker: lock not held by this owner")
 )

@@ -67,6 +67,17 @@ func TestUploadSurvivesSIGKILL(t *testing.T) {
 	if killedAt == 0 {
 		t.Fatal("the node was never killed: the test did not test a crash")
 	}
+	// The restarted process counts what it wrote: the rest of the file
+	// after the checkpoint, plus at most the chunks that were in flight.
+	t.Logf("killed at %d of %d bytes; %d resumes", killedAt, len(data), res.Resumes)
+	checkResumed(t, dir, res, data, sum, n, killedAt)
+}
+
+// checkResumed fails unless the upload res stored data (of sha256 sum) in
+// dir, and node n, which finished it, wrote only what came after from
+// (plus at most the chunks in flight at the cut): it continued the upload.
+func checkResumed(t testing.TB, dir string, res client.UploadResult, data []byte, sum string, n *ferrytest.Node, from int64) {
+	t.Helper()
 	if res.SHA256 != sum {
 		t.Fatalf("result %+v, want sha256 %s", res, sum)
 	}
@@ -74,12 +85,10 @@ func TestUploadSurvivesSIGKILL(t *testing.T) {
 	if err != nil || !bytes.Equal(stored, data) {
 		t.Fatalf("stored file differs (%v)", err)
 	}
-	// The restarted process counts what it wrote: the rest of the file
-	// after the checkpoint, plus at most the chunks that were in flight.
 	written := int64(metricValue(t, n.BaseURL(), "ferry_upload_bytes_total"))
-	t.Logf("killed at %d of %d bytes; the restarted node wrote %d bytes; %d resumes", killedAt, len(data), written, res.Resumes)
-	if rest := int64(len(data)) - killedAt; written > rest+256<<10 {
-		t.Fatalf("the restarted node wrote %d bytes, the rest after the checkpoint is %d: it did not resume from the checkpoint", written, rest)
+	t.Logf("%s wrote %d bytes after offset %d", n.ID, written, from)
+	if rest := int64(len(data)) - from; written > rest+256<<10 {
+		t.Fatalf("%s wrote %d bytes, the rest after offset %d is %d: it did not continue from the checkpoint", n.ID, written, from, rest)
 	}
 }
 
@@ -108,4 +117,50 @@ func metricValue(t testing.TB, base, name string) float64 {
 	}
 	t.Fatalf("no %s in /metrics", name)
 	return 0
+}
+
+// TestUploadAcrossNodesOnRedis: two nodes on Redis share an upload
+// directory (and lock uploads through Redis, uploads.lock auto). An upload
+// begun on one node and cut off halfway is finished on the other, which
+// writes only the rest; the stored file is the one sent.
+func TestUploadAcrossNodesOnRedis(t *testing.T) {
+	dir := t.TempDir()
+	c := startCluster(t, 2, "FERRY_UPLOADS_DIR="+dir, "FERRY_UPLOADS_NO_SYNC=true")
+	a, b := c.nodes.Nodes[0], c.nodes.Nodes[1]
+	for _, n := range c.nodes.Nodes {
+		if l := n.Log(); !strings.Contains(l, `"msg":"uploads on"`) || !strings.Contains(l, `"lock":"broker"`) {
+			t.Fatalf("%s does not lock uploads through the broker; its log:\n%s", n.ID, n.LogTail(20))
+		}
+	}
+	data, sum := randfile.New(t, 2<<20)
+
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	cut, stop := context.WithCancel(ctx)
+	var cutAt int64
+	_, err := dialSDK(t, a.BaseURL(), ferrytest.DefaultSecret, "ann").Upload(cut, "moved.bin", bytes.NewReader(data), int64(len(data)), client.UploadOptions{
+		Progress: func(done, size int64) {
+			if done >= size/2 && cutAt == 0 {
+				cutAt = done
+				stop()
+			}
+		},
+	})
+	stop()
+	if err == nil || cutAt == 0 {
+		t.Fatalf("the upload on the first node was not cut off (err %v)", err)
+	}
+	res, err := dialSDK(t, b.BaseURL(), ferrytest.DefaultSecret, "ann").Upload(ctx, "moved.bin", bytes.NewReader(data), int64(len(data)), client.UploadOptions{})
+	if err != nil {
+		t.Fatalf("upload on the second node: %v", err)
+	}
+	checkResumed(t, dir, res, data, sum, b, cutAt)
+	// No lock is left behind in Redis once the upload is done.
+	keys, err := c.redis.Do("KEYS", "*upload.lock.*")
+	if err != nil {
+		t.Fatalf("KEYS: %v", err)
+	}
+	if l, ok := keys.([]any); !ok || len(l) != 0 {
+		t.Fatalf("locks left in Redis: %v", keys)
+	}
 }

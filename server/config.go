@@ -108,6 +108,16 @@ type UploadsConfig struct {
 	// NoSync skips the fsync after each chunk (a checkpoint may then be
 	// lost when the machine, not the node, crashes). Default false.
 	NoSync bool `yaml:"no_sync"`
+	// Lock says what serializes the writers of one upload: "broker" (a
+	// lease in the cluster's broker, which must implement broker.Locker:
+	// Redis, NATS, RabbitMQ, memory), "file" (tusd's lock files in Dir: one host,
+	// or hosts whose shared file system has atomic hard links), or ""
+	// (auto, the default): "broker" when the broker implements
+	// broker.Locker, else "file".
+	Lock string `yaml:"lock"`
+	// LockTTL is the lease of a broker lock: a node that dies holding one
+	// frees it after this long. Default 30s.
+	LockTTL time.Duration `yaml:"lock_ttl"`
 	// Channel, when set, gets an "upload.done" message (id, name, size,
 	// sha256, user, url) for every verified upload; "{user}" in it stands
 	// for the uploader's user id. Its namespace must exist. Default none.
@@ -372,6 +382,7 @@ func (c *Config) applyDefaults() {
 	setDefault(&c.Uploads.MaxBytesPerUser, 4<<30)
 	setDefault(&c.Uploads.TTL, 24*time.Hour)
 	setDefault(&c.Uploads.Keep, 7*24*time.Hour)
+	setDefault(&c.Uploads.LockTTL, 30*time.Second)
 }
 
 func setDefault[T comparable](p *T, v T) {
@@ -442,6 +453,7 @@ func (c *Config) Validate() error {
 		{"token.leeway", c.Token.Leeway}, {"logs.ip_retention", c.Logs.IPRetention},
 		{"admin.session_ttl", c.Admin.SessionTTL},
 		{"uploads.ttl", c.Uploads.TTL}, {"uploads.keep", c.Uploads.Keep},
+		{"uploads.lock_ttl", c.Uploads.LockTTL},
 	} {
 		if f.v < 0 {
 			bad(f.name, "%v: must not be negative", f.v)
@@ -486,6 +498,11 @@ func (c *Config) Validate() error {
 	}
 	if c.Uploads.MaxBytesPerUser < 0 {
 		bad("uploads.max_bytes_per_user", "%d: must not be negative", c.Uploads.MaxBytesPerUser)
+	}
+	switch c.Uploads.Lock {
+	case "", UploadLockBroker, UploadLockFile:
+	default:
+		bad("uploads.lock", "%q: want %q, %q or empty (auto)", c.Uploads.Lock, UploadLockBroker, UploadLockFile)
 	}
 	if ch := c.Uploads.Channel; ch != "" {
 		if err := protocol.ValidChannel(strings.ReplaceAll(ch, "{user}", "u")); err != nil {

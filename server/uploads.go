@@ -10,6 +10,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tus/tusd/v2/pkg/handler"
+
+	"github.com/ferry-io/ferry/broker"
 	"github.com/ferry-io/ferry/internal/hooks"
 	"github.com/ferry-io/ferry/internal/upload"
 )
@@ -45,7 +48,12 @@ func (s *Server) openUploads(onDone func(context.Context, UploadDone)) error {
 		dir, s.uploadTmp = d, d
 		s.log.Info("uploads kept in a temporary directory (--dev): set uploads.dir to keep them across restarts", slog.String("dir", d))
 	}
+	locker, lockKind, err := s.uploadLocker()
+	if err != nil {
+		return err
+	}
 	st, err := upload.New(upload.Config{
+		Locker:           locker,
 		Dir:              dir,
 		MaxSize:          u.MaxSize,
 		MaxActivePerUser: u.MaxActivePerUser,
@@ -67,8 +75,30 @@ func (s *Server) openUploads(onDone func(context.Context, UploadDone)) error {
 		return fmt.Errorf("uploads: %w", err)
 	}
 	s.uploads, s.uploadsHTTP = st, h
+	s.log.Info("uploads on", slog.String("dir", dir), slog.String("lock", lockKind))
 	s.env.Uploads = st
 	return nil
+}
+
+// The values of uploads.lock besides "" (auto).
+const (
+	UploadLockBroker = "broker"
+	UploadLockFile   = "file"
+)
+
+// uploadLocker picks what serializes writers of one upload (see
+// UploadsConfig.Lock) and names it; a nil Locker is the store's default,
+// tusd's filelocker.
+func (s *Server) uploadLocker() (handler.Locker, string, error) {
+	u := s.cfg.Uploads
+	l, ok := s.broker.(broker.Locker)
+	switch {
+	case u.Lock == UploadLockFile || u.Lock == "" && !ok:
+		return nil, UploadLockFile, nil
+	case !ok:
+		return nil, "", fmt.Errorf("uploads.lock %q: the broker (%T) has no locks (broker.Locker): use %q", u.Lock, s.broker, UploadLockFile)
+	}
+	return upload.NewBrokerLocker(l, upload.BrokerLockerConfig{TTL: u.LockTTL, Logger: s.log}), UploadLockBroker, nil
 }
 
 // uploadDone tells who wants to know of a verified upload: the configured

@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"io"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferry-io/ferry/broker"
 	"github.com/ferry-io/ferry/broker/memory"
 	"github.com/ferry-io/ferry/internal/testutil/randfile"
 	"github.com/ferry-io/ferry/server"
@@ -256,5 +258,45 @@ func TestUploadsOffWithoutADirectory(t *testing.T) {
 	}
 	if resp, _ := tusDo(t, n, "ann", http.MethodPost, "/v1/uploads/", nil, nil); resp.StatusCode != http.StatusNotFound {
 		t.Fatalf("tus with uploads off: %d", resp.StatusCode)
+	}
+}
+
+// noLocks is a broker without broker.Locker (as RabbitMQ is).
+type noLocks struct{ broker.Broker }
+
+func TestUploadLockSetting(t *testing.T) {
+	for _, tc := range []struct {
+		name, lock string
+		noLocks    bool
+		wantErr    string // "" : New succeeds
+	}{
+		{"auto", "", false, ""},
+		{"auto without broker locks", "", true, ""},
+		{"file", "file", false, ""},
+		{"broker", "broker", false, ""},
+		{"broker without broker locks", "broker", true, "has no locks"},
+		{"unknown", "redis", false, `uploads.lock: "redis"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := testConfig()
+			cfg.Uploads.Dir = t.TempDir()
+			cfg.Uploads.Lock = tc.lock
+			var b broker.Broker = memory.New(memory.Config{NodeID: cfg.NodeID})
+			if tc.noLocks {
+				b = noLocks{b}
+			}
+			s, err := server.New(cfg, server.Options{Broker: b})
+			switch {
+			case tc.wantErr == "" && err != nil:
+				t.Fatalf("New: %v", err)
+			case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
+				t.Fatalf("New: %v, want an error with %q", err, tc.wantErr)
+			}
+			if s != nil {
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				defer cancel()
+				_ = s.Shutdown(ctx)
+			}
+		})
 	}
 }

@@ -37,7 +37,7 @@ const pollTimeout = 10 * time.Second
 // Run runs the conformance suite against the engine f makes. Each check is
 // a subtest of t; the subtests run in parallel with each other.
 // Capabilities the engine does not implement (broker.Presence, broker.Users,
-// broker.KV) have their subtests skipped.
+// broker.KV, broker.Locker) have their subtests skipped.
 func Run(t *testing.T, f Factory) {
 	t.Helper()
 	if f.New == nil {
@@ -69,6 +69,9 @@ func Run(t *testing.T, f Factory) {
 		{"KV", testKV},
 		{"KVConcurrentTake", testKVConcurrentTake},
 		{"KVExpiry", testKVExpiry},
+		{"Lock", testLock},
+		{"LockRace", testLockRace},
+		{"LockExpiry", testLockExpiry},
 		{"Closed", testClosed},
 		{"MultiNode/SharedStream", testMultiNodeStream},
 		{"MultiNode/Delivery", testMultiNodeDelivery},

@@ -18,6 +18,7 @@ var (
 	_ broker.Presence = (*Broker)(nil)
 	_ broker.Users    = (*Broker)(nil)
 	_ broker.KV       = (*Broker)(nil)
+	_ broker.Locker   = (*Broker)(nil)
 )
 
 // Broker is the in-memory engine. It implements broker.Broker and the

@@ -20,6 +20,7 @@ var (
 	_ broker.Presence = (*Broker)(nil)
 	_ broker.Users    = (*Broker)(nil)
 	_ broker.KV       = (*Broker)(nil)
+	_ broker.Locker   = (*Broker)(nil)
 )
 
 // setupAttempts and setupPause bound how long New waits for JetStream to

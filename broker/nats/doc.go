@@ -58,6 +58,11 @@
 // (JetStream 2.9 has no per-key ttl) and the buckets drop entries not
 // written for Config.MaxRecordTTL.
 //
+// broker.Locker's locks are entries of the KV bucket (expiry, then owner)
+// taken and refreshed by the same compare-and-set on the revision read, and
+// released by a delete conditional on it (lock.go). A lease can be no
+// longer than Config.MaxRecordTTL.
+//
 // A user's connections are one entry, read and written whole by every
 // AddUserConn and RemoveUserConn: unlike the other engines, their cost grows
 // with the number of connections the user holds, so this engine does not

@@ -12,6 +12,7 @@ var (
 	_ broker.Presence = (*Broker)(nil)
 	_ broker.Users    = (*Broker)(nil)
 	_ broker.KV       = (*Broker)(nil)
+	_ broker.Locker   = (*Broker)(nil)
 )
 
 // ask sends a presence, user or key-value request to the writer of the
@@ -106,4 +107,36 @@ func (b *Broker) value(ctx context.Context, op, key string) ([]byte, error) {
 func (b *Broker) Delete(ctx context.Context, key string) error {
 	_, err := b.ask(ctx, opKVDelete, "kv:"+key, &record{Key: key})
 	return err
+}
+
+// TryLock takes key for owner unless another owner holds it; the shard's
+// writer decides (see writer.lock).
+func (b *Broker) TryLock(ctx context.Context, key, owner string, ttl time.Duration) (bool, error) {
+	return b.lease(ctx, opLock, key, owner, ttl)
+}
+
+// Refresh extends owner's lease on key.
+func (b *Broker) Refresh(ctx context.Context, key, owner string, ttl time.Duration) (bool, error) {
+	return b.lease(ctx, opLockRefresh, key, owner, ttl)
+}
+
+// Unlock deletes key if owner holds it.
+func (b *Broker) Unlock(ctx context.Context, key, owner string) error {
+	ok, err := b.lease(ctx, opUnlock, key, owner, time.Millisecond)
+	if err == nil && !ok {
+		err = fmt.Errorf("rabbitmq broker: unlock %q: %w", key, broker.ErrNotHeld)
+	}
+	return err
+}
+
+// lease asks key's writer for a Locker operation; false when it refused.
+func (b *Broker) lease(ctx context.Context, op, key, owner string, ttl time.Duration) (bool, error) {
+	if err := broker.CheckLease(owner, ttl); err != nil {
+		return false, fmt.Errorf("rabbitmq broker: %s %q: %w", op, key, err)
+	}
+	rep, err := b.ask(ctx, op, "kv:"+key, &record{Key: key, Val: []byte(owner), TTL: int64(ttl)})
+	if err != nil {
+		return false, err
+	}
+	return !rep.NotFound, nil
 }

@@ -86,6 +86,9 @@ const (
 	opKVGet          = "kv.get"
 	opKVTake         = "kv.take"
 	opKVDelete       = "kv.delete"
+	opLock           = "lock.try"
+	opLockRefresh    = "lock.refresh"
+	opUnlock         = "lock.unlock"
 )
 
 // request is a call to a shard's writer.

@@ -56,6 +56,10 @@
 // Every change is appended to the shard's stream before it is applied, so
 // a new writer replays them with their remaining TTLs: they survive a
 // writer failover and a RabbitMQ restart. Reads are answered by the writer.
+// broker.Locker's locks are key-value entries too: the writer decides a
+// request from the key's current owner and appends the outcome as a plain
+// set or delete, so a replay applies what was decided and never decides
+// again.
 //
 // # Configuration that must agree
 //

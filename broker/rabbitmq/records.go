@@ -98,6 +98,8 @@ func (w *writer) record(op string, r *record, now time.Time) (*reply, error) {
 			return &reply{NotFound: true}, nil
 		}
 		return &reply{Val: val}, err
+	case opLock, opLockRefresh, opUnlock:
+		return w.lock(op, r, now)
 	case opKVTake:
 		// The writer is the only one changing its shard, so Get, append
 		// and Delete are one atomic Take.
@@ -132,4 +134,33 @@ func (w *writer) appendRecord(r *record) error {
 		return err
 	}
 	return w.append(body)
+}
+
+// lock decides a Locker request (the owner in r.Val, the lease in r.TTL)
+// from the key's current owner and appends the outcome as a plain key-value
+// set or delete, which a replay applies as it is: the decision is never
+// taken again on another writer's state. The writer is the only one
+// changing its shard, so the read and the append are one atomic step. A
+// refused request is answered NotFound.
+func (w *writer) lock(op string, r *record, now time.Time) (*reply, error) {
+	cur, err := w.records.Get(context.Background(), r.Key)
+	switch {
+	case errors.Is(err, broker.ErrNotFound):
+		cur = nil // free (missing or lapsed)
+	case err != nil:
+		return nil, err
+	}
+	held := cur != nil
+	mine := held && string(cur) == string(r.Val)
+	if !mine && (held || op != opLock) {
+		return &reply{NotFound: true}, nil
+	}
+	out := &record{Kind: opKVSet, Key: r.Key, Val: r.Val, Expires: expiresAt(now, time.Duration(r.TTL))}
+	if op == opUnlock {
+		out = &record{Kind: opKVDelete, Key: r.Key}
+	}
+	if err := w.appendRecord(out); err != nil {
+		return nil, err
+	}
+	return w.applyRecord(out, now)
 }

@@ -242,7 +242,7 @@ func (w *writer) handle(body []byte) (*reply, error) {
 		res := w.states[req.Channel].read(req.query(), now)
 		return &reply{Offset: res.Offset, Epoch: res.Epoch, Complete: res.Complete, Messages: res.Messages}, nil
 	case opPresenceAdd, opPresenceRemove, opPresenceList, opUserAdd, opUserRemove,
-		opKVSet, opKVGet, opKVTake, opKVDelete:
+		opKVSet, opKVGet, opKVTake, opKVDelete, opLock, opLockRefresh, opUnlock:
 		if req.Rec == nil {
 			return &reply{Err: req.Op + " without a record"}, nil
 		}

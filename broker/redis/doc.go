@@ -79,4 +79,10 @@
 // Every key and pub/sub channel name starts with Config.Prefix and a colon
 // (see names in keys.go for the layout). Deployments sharing a Redis server
 // need distinct prefixes.
+//
+// # Locks
+//
+// broker.Locker keeps a lock as a key-value entry whose value is its owner
+// and whose PX expiry is the lease; Lua scripts compare the owner and set,
+// expire or delete in one step (lock.go).
 package redis

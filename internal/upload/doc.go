@@ -30,10 +30,13 @@
 //     on tus, and on upload.commit; a mismatch removes the upload (409).
 //
 // Locking: each write holds the upload's lock from the configured tusd
-// Locker (tusd's filelocker by default: lock files next to the uploads,
+// Locker: tusd's filelocker by default (lock files next to the uploads,
 // which serialize writers on one host, or several nodes sharing the
-// directory on one host). A locker on the cluster broker's KV is not built
-// yet (docs/uploads.md).
+// directory on one host), or BrokerLocker, a lease in the cluster's broker
+// (broker.Locker: Redis, NATS, RabbitMQ) that serializes writers on every node of
+// the cluster. A lease is refreshed while held and lapses after its TTL
+// when its node dies; a request waiting for a held lock asks the holder to
+// release it through the broker's KV (tusd's requestRelease).
 //
 // Completion: Config.OnDone is called once an upload's hash is verified;
 // the server publishes it to the configured channel and is the seam where
