@@ -294,7 +294,11 @@ func (s *Session) handleConnect(f *protocol.ClientFrame) {
 	s.enforceUserLimit(ctx)
 	if snap != nil {
 		s.restore(ctx, snap)
-		s.saveLiveState(ctx) // with the restored subscriptions
+		if len(snap.Subs) > 0 {
+			// With the restored subscriptions (the snapshot written above
+			// has none yet); without any it is complete already.
+			s.saveLiveState(ctx)
+		}
 	}
 	if len(hookSubs) > 0 {
 		s.subscribeServerSide(ctx, hookSubs)
