@@ -65,9 +65,10 @@
 // (brokertest.UsersScale passes, single and clustered). Expired records
 // are found in write order (the user's first record in the stream expires
 // first, as every refresh rewrites its record with the same ttl), and only
-// when the count exceeds the limit. When the head cannot answer (its 32
-// oldest disconnected, or a record it names is gone) it is rebuilt from a
-// listing of the user's records; users.go has the details and ADR 005 the
+// when the count exceeds the limit. The order past the front is kept in
+// chunks written by the last rebuild of the head from a listing of the
+// user's records, so rebuilds are rare (at most one per the connections
+// the previous one listed); users.go has the details and ADR 005 the
 // reasons.
 //
 // # When NATS goes away

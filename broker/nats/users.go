@@ -41,11 +41,17 @@ import (
 //
 // The front is a prefix of the user's connections in eviction order:
 // removing any of them or adding an older one keeps it one. When it holds
-// fewer than an eviction needs, when one of its connections turns out to
-// be gone (a node died between its two writes), or when more than a batch
-// expired at once, the head is rebuilt from a listing of the user's
-// records: O(n), but only after the front was used up or the records it
-// named vanished, which a steady user with a limit does not do.
+// fewer than an eviction needs, it is refilled from the chunks: the order
+// past the front as the last rebuild listed it, frontSize entries a key,
+// skipping connections gone since (one read each). The head is rebuilt
+// from a listing of the user's records (a read per record, a write per
+// chunk) when there is no chunk left, when a connection was added inside
+// the chunks' range (out of order by Since, so the chunks cannot hold it),
+// when one the front names is gone (a node died between its two writes),
+// when more than a front's worth is to be evicted at once, or when more
+// than a batch expired at once. A user at its limit whose evicted
+// connections leave one by one thus pays for one listing per the
+// connections the previous one listed: O(1) amortized.
 
 // frontSize is how many of a user's oldest connections its head names.
 const frontSize = 32
@@ -58,6 +64,19 @@ const expireBatch = 64
 type userHead struct {
 	N     int
 	Front []frontEntry
+	// The order past the front, as the last rebuild listed it, in chunks
+	// of frontSize entries (keys q.<user>.<Gen>.<i>, i < Chunks); Next and
+	// Off are where the front continues. W is the newest connection they
+	// cover: unless Dirty, every counted connection up to W is in the
+	// front or in the chunks from Next on (the chunks may also name
+	// connections gone since, skipped when read). Dirty is set when a
+	// connection in that range could not be placed (added out of order,
+	// or pushed out of a full front): the next refill rebuilds instead.
+	Gen          uint64
+	Chunks, Next int
+	Off          int
+	W            frontEntry
+	Dirty        bool
 }
 
 // frontEntry names one connection of the front.
@@ -66,13 +85,13 @@ type frontEntry struct {
 	Since int64 // unix milliseconds
 }
 
-// A head is stored as uvarint N, then per front entry varint Since,
-// uvarint length of Conn and Conn: read and written on every connect and
-// disconnect, it is kept small and cheap to decode.
+// A head is stored as uvarints N, Gen, Chunks, Next, Off, Dirty (0 or 1),
+// then W and the front's entries, each as varint Since, uvarint length of
+// Conn and Conn; a chunk is its entries alone. Read and written on every
+// connect and disconnect, a head is kept small and cheap to decode.
 
-func (h userHead) marshal() []byte {
-	buf := binary.AppendUvarint(nil, uint64(h.N))
-	for _, e := range h.Front {
+func appendEntries(buf []byte, es ...frontEntry) []byte {
+	for _, e := range es {
 		buf = binary.AppendVarint(buf, e.Since)
 		buf = binary.AppendUvarint(buf, uint64(len(e.Conn)))
 		buf = append(buf, e.Conn...)
@@ -80,26 +99,56 @@ func (h userHead) marshal() []byte {
 	return buf
 }
 
-func (h *userHead) unmarshal(buf []byte) error {
-	n, k := binary.Uvarint(buf)
-	if k <= 0 || n > math.MaxInt32 {
-		return fmt.Errorf("%w: user head count", errMalformed)
-	}
-	h.N, buf = int(n), buf[k:]
-	h.Front = make([]frontEntry, 0, frontSize)
+// readEntries decodes the entries of buf.
+func readEntries(buf []byte, into []frontEntry) ([]frontEntry, error) {
 	for len(buf) > 0 {
 		since, k := binary.Varint(buf)
 		if k <= 0 {
-			return fmt.Errorf("%w: user head entry", errMalformed)
+			return nil, fmt.Errorf("%w: user head entry", errMalformed)
 		}
 		buf = buf[k:]
 		l, k := binary.Uvarint(buf)
 		if k <= 0 || l > uint64(len(buf)-k) {
-			return fmt.Errorf("%w: user head entry", errMalformed)
+			return nil, fmt.Errorf("%w: user head entry", errMalformed)
 		}
-		h.Front = append(h.Front, frontEntry{Since: since, Conn: string(buf[k : k+int(l)])})
+		into = append(into, frontEntry{Since: since, Conn: string(buf[k : k+int(l)])})
 		buf = buf[k+int(l):]
 	}
+	return into, nil
+}
+
+func (h userHead) marshal() []byte {
+	buf := binary.AppendUvarint(nil, uint64(h.N))
+	buf = binary.AppendUvarint(buf, h.Gen)
+	buf = binary.AppendUvarint(buf, uint64(h.Chunks))
+	buf = binary.AppendUvarint(buf, uint64(h.Next))
+	buf = binary.AppendUvarint(buf, uint64(h.Off))
+	dirty := uint64(0)
+	if h.Dirty {
+		dirty = 1
+	}
+	buf = binary.AppendUvarint(buf, dirty)
+	buf = appendEntries(buf, h.W)
+	return appendEntries(buf, h.Front...)
+}
+
+func (h *userHead) unmarshal(buf []byte) error {
+	var nums [6]uint64
+	for i := range nums {
+		n, k := binary.Uvarint(buf)
+		if k <= 0 || n > math.MaxInt32 && i != 1 {
+			return fmt.Errorf("%w: user head", errMalformed)
+		}
+		nums[i], buf = n, buf[k:]
+	}
+	es, err := readEntries(buf, make([]frontEntry, 0, frontSize+1))
+	if err != nil {
+		return err
+	}
+	if len(es) == 0 || nums[5] > 1 {
+		return fmt.Errorf("%w: user head", errMalformed)
+	}
+	*h = userHead{N: int(nums[0]), Gen: nums[1], Chunks: int(nums[2]), Next: int(nums[3]), Off: int(nums[4]), Dirty: nums[5] == 1, W: es[0], Front: es[1:]}
 	return nil
 }
 
@@ -109,17 +158,24 @@ func compareFront(a, b frontEntry) int {
 
 // add counts a new connection and puts it in the front when it belongs
 // there: before the front's newest, or anywhere while the front holds
-// every connection and has room.
+// every connection and has room. One that belongs in the chunks' range
+// but cannot be placed there marks the head Dirty.
 func (h *userHead) add(e frontEntry) {
-	all := len(h.Front) >= h.N
+	all := len(h.Front) >= h.N && h.Next >= h.Chunks
 	h.N = max(h.N, len(h.Front)) + 1
+	covered := func(e frontEntry) bool { return h.Chunks > 0 && compareFront(e, h.W) <= 0 }
 	i, _ := slices.BinarySearchFunc(h.Front, e, compareFront)
 	if i == len(h.Front) && !(all && i < frontSize) {
+		h.Dirty = h.Dirty || covered(e)
 		return
 	}
 	h.Front = slices.Insert(h.Front, i, e)
 	if len(h.Front) > frontSize {
+		out := h.Front[frontSize]
 		h.Front = h.Front[:frontSize]
+		// The one pushed out is older than every chunk entry left, or
+		// within the range the chunks cover: either way it is lost.
+		h.Dirty = h.Dirty || h.Next < h.Chunks || covered(out)
 	}
 }
 
@@ -129,7 +185,10 @@ func (h *userHead) remove(conn string) {
 	h.Front = slices.DeleteFunc(h.Front, func(e frontEntry) bool { return e.Conn == conn })
 }
 
-func headKey(user string) string       { return "h." + token(user) }
+func headKey(user string) string { return "h." + token(user) }
+func chunkKey(user string, gen uint64, i int) string {
+	return fmt.Sprintf("q.%s.%d.%d", token(user), gen, i)
+}
 func connKey(user, conn string) string { return "c." + token(user) + "." + token(conn) }
 
 // connFilter is the subject of all the user's connection records.
@@ -331,7 +390,7 @@ func (b *Broker) addUserConn(ctx context.Context, user string, ref broker.ConnRe
 	if err != nil {
 		return nil, err
 	}
-	if swept {
+	for attempt := 0; swept && attempt < maxCASAttempts; attempt++ {
 		h, _, err := b.readHead(ctx, user)
 		if err != nil {
 			return nil, err
@@ -345,7 +404,16 @@ func (b *Broker) addUserConn(ctx context.Context, user string, ref broker.ConnRe
 			if err != nil || ok {
 				return out, err
 			}
+			break // a connection of the front is gone: rebuild
 		}
+		if need > frontSize {
+			break // more than a front's worth at once: rebuild
+		}
+		refilled, err := b.refillFront(ctx, user)
+		if err != nil {
+			return nil, err
+		}
+		swept = refilled
 	}
 	all, err := b.rebuildHead(ctx, user)
 	if err != nil || len(all) <= keep {
@@ -421,13 +489,58 @@ func (b *Broker) frontRefs(ctx context.Context, user string, front []frontEntry)
 	return out, true, nil
 }
 
-// rebuildHead lists every record of user, deletes the expired ones,
-// writes the head anew from the rest and returns them in eviction order.
-// It costs a read per record: the slow path, taken only when the head
-// cannot answer.
-func (b *Broker) rebuildHead(ctx context.Context, user string) ([]broker.ConnRef, error) {
+// refillFront moves the next connections of the chunks into the front,
+// up to frontSize, skipping those gone since the chunk was written. It
+// reports false when there is nothing to move from (no chunk left, the
+// head is Dirty, or the chunk is gone): the head must be rebuilt.
+func (b *Broker) refillFront(ctx context.Context, user string) (bool, error) {
 	for range maxCASAttempts {
-		_, rev, err := b.readHead(ctx, user)
+		h, rev, err := b.readHead(ctx, user)
+		if err != nil || h.Dirty || h.Next >= h.Chunks {
+			return false, err
+		}
+		sl, err := b.readSlot(ctx, b.names.users, chunkKey(user, h.Gen, h.Next))
+		if err != nil || !sl.live {
+			return false, err
+		}
+		chunk, err := readEntries(sl.val, nil)
+		if err != nil {
+			return false, err
+		}
+		for h.Off < len(chunk) && len(h.Front) < frontSize {
+			e := chunk[h.Off]
+			h.Off++
+			if slices.ContainsFunc(h.Front, func(f frontEntry) bool { return f.Conn == e.Conn }) {
+				continue
+			}
+			_, cs, err := b.readConn(ctx, connKey(user, e.Conn))
+			if err != nil {
+				return false, err
+			}
+			if cs.live {
+				h.Front = append(h.Front, e)
+			}
+		}
+		if h.Off >= len(chunk) {
+			h.Next, h.Off = h.Next+1, 0
+		}
+		if err := b.writeHead(ctx, user, rev, h); !errors.Is(err, errConflict) {
+			return err == nil, err
+		}
+	}
+	return false, fmt.Errorf("%w: lost %d races refilling user %s", errConflict, maxCASAttempts, user)
+}
+
+// rebuildHead lists every record of user, deletes the expired ones,
+// writes the head anew from the rest (the oldest frontSize in the front,
+// the others in chunks under a new generation) and returns them in
+// eviction order. It costs a read per record and a write per chunk: the
+// slow path, taken when the front and the chunks cannot answer, so at
+// most once per the connections the previous rebuild listed.
+func (b *Broker) rebuildHead(ctx context.Context, user string) ([]broker.ConnRef, error) {
+	b.userRebuilds.Add(1)
+	for range maxCASAttempts {
+		old, rev, err := b.readHead(ctx, user)
 		if err != nil {
 			return nil, err
 		}
@@ -435,37 +548,118 @@ func (b *Broker) rebuildHead(ctx context.Context, user string) ([]broker.ConnRef
 		if err != nil {
 			return nil, err
 		}
-		h := userHead{N: len(all)}
-		for _, c := range all[:min(len(all), frontSize)] {
-			h.Front = append(h.Front, frontEntry{Conn: c.Conn, Since: c.Since.UnixMilli()})
+		h := userHead{N: len(all), Gen: binary.BigEndian.Uint64(randomBytes(8))}
+		for i, c := range all {
+			e := frontEntry{Conn: c.Conn, Since: c.Since.UnixMilli()}
+			if i < frontSize {
+				h.Front = append(h.Front, e)
+				continue
+			}
+			if (i-frontSize)%frontSize == 0 {
+				h.Chunks++
+			}
+			h.W = e
 		}
-		if err := b.writeHead(ctx, user, rev, h); !errors.Is(err, errConflict) {
-			return all, err
+		for i := range h.Chunks {
+			lo := frontSize * (i + 1)
+			var val []byte
+			for _, c := range all[lo:min(lo+frontSize, len(all))] {
+				val = appendEntries(val, frontEntry{Conn: c.Conn, Since: c.Since.UnixMilli()})
+			}
+			// Under a generation nobody else uses: a plain write.
+			if _, err := b.js.Publish(ctx, kvSubject(b.names.users, chunkKey(user, h.Gen, i)), val); err != nil {
+				return nil, err
+			}
 		}
+		err = b.writeHead(ctx, user, rev, h)
+		if errors.Is(err, errConflict) {
+			b.dropChunks(ctx, user, h)
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		b.dropChunks(ctx, user, old)
+		return all, nil
 	}
 	return nil, fmt.Errorf("%w: lost %d races rebuilding user %s", errConflict, maxCASAttempts, user)
 }
 
+// dropChunks purges the chunks of h's generation. Best effort: chunks
+// nobody reads any more are dropped with the bucket's age limit anyway.
+func (b *Broker) dropChunks(ctx context.Context, user string, h userHead) {
+	if h.Chunks == 0 {
+		return
+	}
+	s, err := b.bucket(ctx, b.names.users)
+	if err != nil {
+		return
+	}
+	subj := kvSubject(b.names.users, fmt.Sprintf("q.%s.%d.*", token(user), h.Gen))
+	_ = s.Purge(ctx, jetstream.WithPurgeSubject(subj))
+}
+
 // listConns returns the live connections of user in eviction order,
-// deleting the expired records it meets.
+// deleting the expired records it meets. It reads them in batches through
+// a short-lived consumer (one request per record would not fit a user with
+// tens of thousands in Config.Timeout).
 func (b *Broker) listConns(ctx context.Context, user string) ([]broker.ConnRef, error) {
+	s, err := b.bucket(ctx, b.names.users)
+	if err != nil {
+		return nil, err
+	}
+	cons, err := s.CreateConsumer(ctx, jetstream.ConsumerConfig{
+		FilterSubject:     b.connFilter(user),
+		DeliverPolicy:     jetstream.DeliverAllPolicy,
+		AckPolicy:         jetstream.AckNonePolicy,
+		MemoryStorage:     true,
+		Replicas:          1,
+		InactiveThreshold: 10 * b.cfg.Timeout,
+	})
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), b.cfg.Timeout)
+		defer cancel()
+		_ = s.DeleteConsumer(dctx, cons.CachedInfo().Name)
+	}()
 	now := time.Now().UnixMilli()
 	var all []broker.ConnRef
-	for seq := uint64(1); ; {
-		m, err := b.firstConn(ctx, user, seq)
-		if err != nil || m == nil {
-			break
-		}
-		seq = m.Sequence + 1
-		r, live, err := connOf(m)
+	var gone []*jetstream.RawStreamMsg // expired records and deletion markers
+	for {
+		batch, err := cons.FetchNoWait(historyBatch)
 		if err != nil {
 			return nil, err
 		}
-		if live && r.Exp > now {
-			all = append(all, broker.ConnRef{Conn: r.Conn, Node: r.Node, Since: time.UnixMilli(r.Since)})
-			continue
+		n := 0
+		for m := range batch.Messages() {
+			n++
+			meta, err := m.Metadata()
+			if err != nil {
+				return nil, err
+			}
+			raw := &jetstream.RawStreamMsg{Subject: m.Subject(), Sequence: meta.Sequence.Stream, Header: m.Headers(), Data: m.Data()}
+			r, live, err := connOf(raw)
+			if err != nil {
+				return nil, err
+			}
+			if live && r.Exp > now {
+				all = append(all, broker.ConnRef{Conn: r.Conn, Node: r.Node, Since: time.UnixMilli(r.Since)})
+			} else {
+				gone = append(gone, raw)
+			}
 		}
-		if live {
+		if err := batch.Error(); err != nil {
+			return nil, err
+		}
+		if n == 0 {
+			break
+		}
+	}
+	for _, m := range gone {
+		var err error
+		if m.Header.Get(hdrKVOperation) == "" {
 			// Uncounted: the head is written anew from the listing.
 			err = b.dropConn(ctx, b.keyOf(m), m.Sequence, func() error { return nil })
 		} else {

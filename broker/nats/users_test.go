@@ -14,12 +14,16 @@ import (
 )
 
 func TestUserHeadCodec(t *testing.T) {
-	h := userHead{N: 300, Front: []frontEntry{{Conn: "a", Since: -5}, {Conn: "", Since: 0}, {Conn: "conn-ü", Since: 1 << 50}}}
+	h := userHead{N: 300, Front: []frontEntry{{Conn: "a", Since: -5}, {Conn: "", Since: 0}, {Conn: "conn-ü", Since: 1 << 50}},
+		Gen: 1<<64 - 1, Chunks: 9, Next: 3, Off: 7, W: frontEntry{Conn: "w", Since: 77}, Dirty: true}
 	var got userHead
 	if err := got.unmarshal(h.marshal()); err != nil {
 		t.Fatalf("unmarshal: %v", err)
 	}
-	if got.N != h.N || !slices.Equal(got.Front, h.Front) {
+	if !slices.Equal(got.Front, h.Front) {
+		t.Fatalf("round trip = %+v, want %+v", got, h)
+	}
+	if got.N != h.N || got.Gen != h.Gen || got.Chunks != h.Chunks || got.Next != h.Next || got.Off != h.Off || got.W != h.W || got.Dirty != h.Dirty {
 		t.Fatalf("round trip = %+v, want %+v", got, h)
 	}
 	for _, bad := range [][]byte{nil, {0x80}, {1, 2}, {1, 2, 5, 'a'}} {
@@ -45,6 +49,29 @@ func TestUserHeadFront(t *testing.T) {
 	h.remove("not-in-front")
 	if h.N != frontSize+4 || len(h.Front) != frontSize-1 || h.Front[0].Conn != "c0" {
 		t.Fatalf("after removes: N %d, front %+v", h.N, h.Front)
+	}
+}
+
+// TestUserHeadDirty: a connection that falls in the range the chunks
+// cover, but not in the front, cannot be placed: the head is marked for a
+// rebuild; a newer one can stay out.
+func TestUserHeadDirty(t *testing.T) {
+	h := userHead{N: 100, Chunks: 2, W: frontEntry{Conn: "w", Since: 500}}
+	for i := range frontSize {
+		h.Front = append(h.Front, frontEntry{Conn: fmt.Sprint("c", i), Since: int64(i)})
+	}
+	h.add(frontEntry{Conn: "newer", Since: 600})
+	if h.Dirty || h.N != 101 || len(h.Front) != frontSize {
+		t.Fatalf("after a newer add: %+v", h)
+	}
+	h.add(frontEntry{Conn: "inside", Since: 400})
+	if !h.Dirty {
+		t.Fatal("a connection inside the chunks' range did not mark the head")
+	}
+	h.Dirty = false
+	h.add(frontEntry{Conn: "oldest", Since: -1}) // into the front, pushing one out while chunks are left
+	if !h.Dirty || h.Front[0].Conn != "oldest" {
+		t.Fatalf("pushing out of a full front with chunks left: %+v", h)
 	}
 }
 
@@ -173,5 +200,110 @@ func TestUsersConcurrentCluster(t *testing.T) {
 	}
 	if h, _, err := nodes[2].readHead(ctx, "u"); err != nil || h.N != 1 {
 		t.Fatalf("head after concurrent disconnects = %+v, %v; want N 1", h, err)
+	}
+}
+
+// TestUsersChurnAtLimit: a user at its limit whose evicted connections
+// leave one by one: each connect names exactly the oldest, and the head is
+// rebuilt from a listing about once per the connections the last rebuild
+// listed, not once per front's worth.
+func TestUsersChurnAtLimit(t *testing.T) {
+	b := startUsers(t, []string{natstest.Start(t).URL()}, 1, 1)[0]
+	ctx := context.Background()
+	t0 := time.Now().Truncate(time.Millisecond)
+	const limit, rounds = 150, 250
+	name := func(i int) string { return fmt.Sprintf("c%04d", i) }
+	add := func(i, keep int) []broker.ConnRef {
+		t.Helper()
+		ref := broker.ConnRef{Conn: name(i), Node: "n0", Since: t0.Add(time.Duration(i) * time.Millisecond)}
+		got, err := b.AddUserConn(ctx, "u", ref, time.Minute, keep)
+		if err != nil {
+			t.Fatalf("AddUserConn: %v", err)
+		}
+		return got
+	}
+	for i := range limit {
+		add(i, 0)
+	}
+	for r := range rounds {
+		i := limit + r
+		got := add(i, limit)
+		if len(got) != 1 || got[0].Conn != name(r) || got[0].Node != "n0" {
+			t.Fatalf("round %d: AddUserConn named %v, want [%s]", r, conns(got), name(r))
+		}
+		if err := b.RemoveUserConn(ctx, "u", name(r)); err != nil {
+			t.Fatalf("RemoveUserConn: %v", err)
+		}
+	}
+	// The front's 32, then a rebuild listing 150 that lasts 150 rounds,
+	// then one more: 2. Once per front's worth would be 7.
+	t.Logf("%d rebuilds in %d rounds at a limit of %d", b.userRebuilds.Load(), rounds, limit)
+	if n := b.userRebuilds.Load(); n > 3 {
+		t.Errorf("%d rebuilds in %d rounds", n, rounds)
+	}
+	h, _, err := b.readHead(ctx, "u")
+	if err != nil || h.N != limit {
+		t.Fatalf("head = N %d, %v; want %d", h.N, err, limit)
+	}
+}
+
+// TestUsersChunks: the front is refilled from the chunks of the last
+// rebuild, skipping connections gone since; a connection added out of
+// order into the chunks' range makes the next refill a rebuild, whose
+// order includes it.
+func TestUsersChunks(t *testing.T) {
+	b := startUsers(t, []string{natstest.Start(t).URL()}, 1, 1)[0]
+	ctx := context.Background()
+	t0 := time.Now().Truncate(time.Millisecond)
+	ref := func(conn string, ms int) broker.ConnRef {
+		return broker.ConnRef{Conn: conn, Node: "n0", Since: t0.Add(time.Duration(ms) * time.Millisecond)}
+	}
+	add := func(r broker.ConnRef, keep int) []string {
+		t.Helper()
+		got, err := b.AddUserConn(ctx, "u", r, time.Minute, keep)
+		if err != nil {
+			t.Fatalf("AddUserConn: %v", err)
+		}
+		return conns(got)
+	}
+	remove := func(from, to int) {
+		t.Helper()
+		for i := from; i < to; i++ {
+			if err := b.RemoveUserConn(ctx, "u", fmt.Sprintf("c%03d", i)); err != nil {
+				t.Fatalf("RemoveUserConn: %v", err)
+			}
+		}
+	}
+	var want []string
+	span := func(from, to int) []string {
+		var out []string
+		for i := from; i < to; i++ {
+			out = append(out, fmt.Sprintf("c%03d", i))
+		}
+		return out
+	}
+	for i := range 100 {
+		add(ref(fmt.Sprintf("c%03d", i), i), 0)
+	}
+	remove(0, 32) // the front, used up
+	if got, want := add(ref("x1", 1000), 60), span(32, 41); !slices.Equal(got, want) {
+		t.Fatalf("after the front was used up: %v, want %v", got, want)
+	}
+	remove(32, 71) // the rebuilt front, and 7 of the first chunk
+	if got, want := add(ref("x2", 2000), 25), span(71, 77); !slices.Equal(got, want) {
+		t.Fatalf("from the chunks: %v, want %v", got, want)
+	}
+	if n := b.userRebuilds.Load(); n != 1 {
+		t.Fatalf("%d rebuilds, want 1 (the refill reads the chunk)", n)
+	}
+	add(ref("c080m", 80), 0)    // out of order, into the front
+	add(ref("inrange", 999), 0) // out of order, into the chunks' range
+	want = append(span(71, 81), "c080m")
+	want = append(append(want, span(81, 100)...), "inrange", "x1")
+	if got := add(ref("x2", 0), 1); !slices.Equal(got, want) {
+		t.Fatalf("after out-of-order adds: %v, want %v", got, want)
+	}
+	if n := b.userRebuilds.Load(); n != 2 {
+		t.Fatalf("%d rebuilds, want 2", n)
 	}
 }
