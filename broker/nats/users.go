@@ -608,22 +608,11 @@ func (b *Broker) listConns(ctx context.Context, user string) ([]broker.ConnRef, 
 	if err != nil {
 		return nil, err
 	}
-	cons, err := s.CreateConsumer(ctx, jetstream.ConsumerConfig{
-		FilterSubject:     b.connFilter(user),
-		DeliverPolicy:     jetstream.DeliverAllPolicy,
-		AckPolicy:         jetstream.AckNonePolicy,
-		MemoryStorage:     true,
-		Replicas:          1,
-		InactiveThreshold: 10 * b.cfg.Timeout,
-	})
+	cons, done, err := b.readConsumer(ctx, s, b.connFilter(user))
 	if err != nil {
 		return nil, err
 	}
-	defer func() {
-		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), b.cfg.Timeout)
-		defer cancel()
-		_ = s.DeleteConsumer(dctx, cons.CachedInfo().Name)
-	}()
+	defer done()
 	now := time.Now().UnixMilli()
 	var all []broker.ConnRef
 	var gone []*jetstream.RawStreamMsg // expired records and deletion markers
