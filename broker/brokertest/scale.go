@@ -28,8 +28,8 @@ const scaleSlack = 1024
 //
 // It is not part of Run: it needs the process to itself (no parallel
 // subtests allocating meanwhile), so an engine calls it from a test of its
-// own. Engines whose per-user records are one value read and written whole
-// (the NATS engine) do not pass it, and say so.
+// own (every engine in this repository does: memory, Redis, RabbitMQ and
+// NATS).
 func UsersScale(t *testing.T, u broker.Users, small, large int) {
 	t.Helper()
 	prefix := "scale-" + randomHex(4)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/maphash"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -60,6 +61,8 @@ type Broker struct {
 	ctls      chan *nats.Msg     // control messages, to the control worker
 	baselines chan string        // channels whose position the worker must read
 	pos       map[string]*cursor // worker-owned: where each channel's delivery is
+
+	userRebuilds atomic.Int64 // user heads rebuilt from a listing (users.go), for the tests
 
 	mu      sync.Mutex // guards what follows
 	stream  jetstream.Stream

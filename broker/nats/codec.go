@@ -130,7 +130,11 @@ func (e *entry) retained(m *entry, now time.Time) bool {
 }
 
 func randomHex(n int) string {
+	return hex.EncodeToString(randomBytes(n))
+}
+
+func randomBytes(n int) []byte {
 	buf := make([]byte, n)
 	_, _ = rand.Read(buf)
-	return hex.EncodeToString(buf)
+	return buf
 }

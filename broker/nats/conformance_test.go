@@ -53,3 +53,29 @@ func TestConformanceCluster(t *testing.T) {
 	}
 	brokertest.Run(t, factory(urls, 3))
 }
+
+// TestUsersScale: connect, disconnect, refresh and eviction cost the same
+// with 10 and with 2,000 connections of one user (one key per connection
+// and a head with the count and the oldest; see users.go).
+func TestUsersScale(t *testing.T) {
+	srv := natstest.Start(t)
+	b, err := New(t.Context(), Config{URL: srv.URL(), NodeID: "scale", Timeout: testTimeout})
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+	brokertest.UsersScale(t, b, 10, 2000)
+}
+
+// TestUsersScaleCluster: the same on the 3-server cluster with the
+// buckets replicated on all three (1,000 connections: each write waits
+// for a quorum, and the front holds 32 whatever the count).
+func TestUsersScaleCluster(t *testing.T) {
+	c := natstest.StartCluster(t)
+	b, err := New(t.Context(), Config{URL: c.Servers[0].URL(), NodeID: "scale", Replicas: 3, Timeout: testTimeout})
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+	brokertest.UsersScale(t, b, 10, 1000)
+}

@@ -53,22 +53,28 @@
 // # Presence, users and KV
 //
 // Three JetStream key-value buckets hold presence (one entry per channel),
-// connection lists (one entry per user) and the KV capability, updated by
-// compare-and-set on the entry's revision. Expiry is written in the values
-// (JetStream 2.9 has no per-key ttl) and the buckets drop entries not
-// written for Config.MaxRecordTTL.
+// user connections and the KV capability, updated by compare-and-set on
+// the entry's revision. Expiry is written in the values (JetStream 2.9 has
+// no per-key ttl) and the buckets drop entries not written for
+// Config.MaxRecordTTL.
 //
 // broker.Locker's locks are entries of the KV bucket (expiry, then owner)
 // taken and refreshed by the same compare-and-set on the revision read, and
 // released by a delete conditional on it (lock.go). A lease can be no
 // longer than Config.MaxRecordTTL.
 //
-// A user's connections are one entry, read and written whole by every
-// AddUserConn and RemoveUserConn: unlike the other engines, their cost grows
-// with the number of connections the user holds, so this engine does not
-// pass brokertest.UsersScale. (One key per connection would make adds,
-// refreshes and removes O(1), but counting a user's connections for the
-// limit would then need a listing of its keys.)
+// A user's connections are one key each (c.<user>.<conn>: node, Since,
+// expiry) plus a head (h.<user>: the count and the 32 oldest by Since), so
+// a connect, refresh or disconnect costs the same few reads and writes
+// whatever the number of connections the user holds
+// (brokertest.UsersScale passes, single and clustered). Expired records
+// are found in write order (the user's first record in the stream expires
+// first, as every refresh rewrites its record with the same ttl), and only
+// when the count exceeds the limit. The order past the front is kept in
+// chunks written by the last rebuild of the head from a listing of the
+// user's records, so rebuilds are rare (at most one per the connections
+// the previous one listed); users.go has the details and ADR 005 the
+// reasons.
 //
 // # When NATS goes away
 //

@@ -75,6 +75,28 @@ func (b *Broker) History(ctx context.Context, ch string, q broker.HistoryQuery) 
 	return res, nil
 }
 
+// readConsumer creates a short-lived consumer reading every message of
+// subj in stream (no acks, in memory, one replica; the server drops it
+// when left idle) and returns it with the function that deletes it.
+func (b *Broker) readConsumer(ctx context.Context, stream jetstream.Stream, subj string) (jetstream.Consumer, func(), error) {
+	cons, err := stream.CreateConsumer(ctx, jetstream.ConsumerConfig{
+		FilterSubject:     subj,
+		DeliverPolicy:     jetstream.DeliverAllPolicy,
+		AckPolicy:         jetstream.AckNonePolicy,
+		MemoryStorage:     true,
+		Replicas:          1,
+		InactiveThreshold: 10 * b.cfg.Timeout,
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return cons, func() {
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), b.cfg.Timeout)
+		defer cancel()
+		_ = stream.DeleteConsumer(dctx, cons.CachedInfo().Name)
+	}, nil
+}
+
 // scan reads the channel's messages in stream order up to last and returns
 // the oldest retained offset (last.Offset+1 when none is) and the retained
 // messages after since, at most limit of them (0: all; negative: none).
@@ -83,23 +105,11 @@ func (b *Broker) scan(ctx context.Context, stream jetstream.Stream, subj string,
 	if last.size == 0 {
 		return first, nil, nil // no history is kept
 	}
-	ccfg := jetstream.ConsumerConfig{
-		FilterSubject:     subj,
-		DeliverPolicy:     jetstream.DeliverAllPolicy,
-		AckPolicy:         jetstream.AckNonePolicy,
-		MemoryStorage:     true,
-		Replicas:          1,
-		InactiveThreshold: 10 * b.cfg.Timeout,
-	}
-	cons, err := stream.CreateConsumer(ctx, ccfg)
+	cons, done, err := b.readConsumer(ctx, stream, subj)
 	if err != nil {
 		return 0, nil, err
 	}
-	defer func() {
-		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), b.cfg.Timeout)
-		defer cancel()
-		_ = stream.DeleteConsumer(dctx, cons.CachedInfo().Name)
-	}()
+	defer done()
 
 	var msgs []broker.Publication
 	found := false // first is known once a retained message was seen

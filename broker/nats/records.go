@@ -24,14 +24,15 @@ const maxCASAttempts = 100
 // and drops them on the next write; the bucket's age limit
 // (Config.MaxRecordTTL) removes whole entries nobody wrote for that long.
 type record struct {
-	User  string `json:"u,omitempty"`
+	User  string `json:"u,omitempty"` // presence: the connection's user
+	Conn  string `json:"c,omitempty"` // users: the connection's id
 	Node  string `json:"n,omitempty"`
 	Since int64  `json:"s,omitempty"` // unix milliseconds
 	Exp   int64  `json:"e"`
 }
 
-// recordSet is the value of a presence entry (one per channel) or a user
-// entry (one per user): records by connection id.
+// recordSet is the value of a presence entry (one per channel): records
+// by connection id.
 type recordSet map[string]record
 
 // expiry turns a ttl into an expiry time, refusing ttls the bucket cannot
@@ -146,59 +147,6 @@ func (b *Broker) Presence(ctx context.Context, ch string) ([]broker.PresenceInfo
 	}
 	slices.SortFunc(out, func(a, b broker.PresenceInfo) int { return cmp.Compare(a.Conn, b.Conn) })
 	return out, nil
-}
-
-// AddUserConn records ref for user until ttl passes and returns the user's
-// live connections beyond the keep newest, oldest first (equal Since: by
-// Conn); keep <= 0 returns none. The user's records are one entry, so a
-// call reads and writes all of them: the cost grows with the user's
-// connection count (see docs/benchmarks.md, "Connect path").
-func (b *Broker) AddUserConn(ctx context.Context, user string, ref broker.ConnRef, ttl time.Duration, keep int) ([]broker.ConnRef, error) {
-	if err := b.checkOpen(); err != nil {
-		return nil, err
-	}
-	exp, err := b.expiry(ttl)
-	if err != nil {
-		return nil, fmt.Errorf("nats broker: add user conn %q: %w", user, err)
-	}
-	ctx, cancel := context.WithTimeout(ctx, b.cfg.Timeout)
-	defer cancel()
-	set, err := b.updateSet(ctx, b.names.users, token(user), func(s recordSet) {
-		r := record{Node: ref.Node, Since: ref.Since.UnixMilli(), Exp: exp}
-		if old, ok := s[ref.Conn]; ok {
-			r.Since = old.Since // a connection added again keeps its Since
-		} else if ref.Since.IsZero() {
-			r.Since = time.Now().UnixMilli()
-		}
-		s[ref.Conn] = r
-	})
-	if err != nil {
-		return nil, b.fail(fmt.Sprintf("add user conn %q", user), err)
-	}
-	if keep <= 0 || len(set) <= keep {
-		return nil, nil
-	}
-	out := make([]broker.ConnRef, 0, len(set))
-	for conn, r := range set {
-		out = append(out, broker.ConnRef{Conn: conn, Node: r.Node, Since: time.UnixMilli(r.Since)})
-	}
-	slices.SortFunc(out, func(a, b broker.ConnRef) int {
-		return cmp.Or(a.Since.Compare(b.Since), cmp.Compare(a.Conn, b.Conn))
-	})
-	return out[:len(out)-keep], nil
-}
-
-// RemoveUserConn removes conn from user's connections.
-func (b *Broker) RemoveUserConn(ctx context.Context, user string, conn string) error {
-	if err := b.checkOpen(); err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(ctx, b.cfg.Timeout)
-	defer cancel()
-	if _, err := b.updateSet(ctx, b.names.users, token(user), func(s recordSet) { delete(s, conn) }); err != nil {
-		return b.fail(fmt.Sprintf("remove user conn %q", user), err)
-	}
-	return nil
 }
 
 // A KV value is stored as its expiry (8 bytes, big-endian unix
