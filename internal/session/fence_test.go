@@ -235,3 +235,60 @@ func TestRestoredSubscriptionIsSavedWhileItStarts(t *testing.T) {
 		t.Fatalf("saved while the restored subscription started: %+v, want c:x at 5@e", saved.Subs)
 	}
 }
+
+func TestTakeoverWhileRestoringKeepsEveryChannel(t *testing.T) {
+	// A session resumed from a record with c:x and c:y is taken over
+	// again (closed with 4016) while its restore still reads c:x's
+	// history, before it reached c:y: an HTTP session whose requests hop
+	// between nodes during connection resets. Both the state saved at
+	// connect and the state saved at the close must keep both channels
+	// at their positions; before, c:y was left out and the client never
+	// got c:y again.
+	env := writersEnv(t, flow.NewWriters(2))
+	claims := &auth.Claims{Subject: "u"}
+	old, _, connected := connectFirst(t, env, claims)
+	old.Closed(1000, "")
+	ctx := context.Background()
+	snap, err := old.readSnapshot(ctx, connected.Session)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []snapshotSub{{Channel: "c:x", Epoch: "e", Offset: 5}, {Channel: "c:y", Epoch: "f", Offset: 7}}
+	snap.Subs = want
+	if err := env.KV.Set(ctx, snapshotKey(connected.Session), encodeSnapshot(nil, snap), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	check := func(what string, wantLive bool) {
+		t.Helper()
+		saved, err := old.readSnapshot(ctx, connected.Session)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if saved.Live != wantLive || len(saved.Subs) != len(want) {
+			t.Fatalf("%s: live %v, subs %+v; want live %v, subs %+v", what, saved.Live, saved.Subs, wantLive, want)
+		}
+		for i := range want {
+			if saved.Subs[i] != want[i] {
+				t.Fatalf("%s: subs %+v, want %+v", what, saved.Subs, want)
+			}
+		}
+	}
+
+	slow := &slowHistory{Broker: env.Broker, called: make(chan struct{}, 1), release: make(chan struct{})}
+	other := onOtherNode(env, env.Node)
+	other.Broker = slow
+	s := New(other, &recTransport{}, Handshake{Codec: protocol.JSON, Token: "t", Claims: claims})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s.HandleMessage([]byte(`{"type":"connect","id":1,"resume":{"session":"` + connected.Session + `","token":"` + connected.ResumeToken + `"}}`))
+	}()
+	<-slow.called
+	check("saved at connect, restore under way", true)
+	// Taken over: what a transport does on Close, then its Closed.
+	s.Close(protocol.CloseSessionTakenOver, "session taken over by a resumed connection")
+	s.Closed(protocol.CloseSessionTakenOver, "")
+	close(slow.release)
+	<-done
+	check("saved at the close during restore", false)
+}
