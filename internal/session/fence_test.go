@@ -292,3 +292,26 @@ func TestTakeoverWhileRestoringKeepsEveryChannel(t *testing.T) {
 	<-done
 	check("saved at the close during restore", false)
 }
+
+func TestLiveSaveAfterCloseDoesNotOverwriteTheClosedState(t *testing.T) {
+	// A live save (the sweep's, or one after a subscription changed)
+	// that started before the connection closed ends after Closed saved
+	// the final state: it must not write the record back as live with
+	// no subscriptions (Closed took them), which would make the next
+	// resume wait for a takeover nobody answers and then restore
+	// nothing.
+	env := writersEnv(t, flow.NewWriters(2))
+	s, _, connected := connectFirst(t, env, &auth.Claims{Subject: "u"})
+	s.mu.Lock()
+	s.addSubLocked(&subscription{ch: "c:x", epoch: "e", written: 3, acked: 3})
+	s.mu.Unlock()
+	s.Closed(1000, "")
+	s.saveSnapshot(context.Background(), true, nil)
+	saved, err := s.readSnapshot(context.Background(), connected.Session)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if saved.Live || len(saved.Subs) != 1 || saved.Subs[0].Channel != "c:x" {
+		t.Fatalf("record after a late live save: live %v, subs %+v; want closed with c:x", saved.Live, saved.Subs)
+	}
+}

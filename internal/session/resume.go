@@ -201,6 +201,14 @@ func (s *Session) writeSnapshot(ctx context.Context, live bool, subs []*subscrip
 		return
 	}
 	s.mu.Lock()
+	if live && s.state != stateConnected {
+		// A live save that began before the connection closed: Closed
+		// took the subscriptions and its release writes the final
+		// state; written after it, this would mark the session live
+		// again, with no channels.
+		s.mu.Unlock()
+		return
+	}
 	snap := snapshot{ID: s.id, User: s.user, TokenHash: hashToken(s.resumeToken), Node: env.NodeID, Conn: s.connID, Live: live, Acked: s.everAcked, Gen: s.gen}
 	if snap.ID == "" {
 		s.mu.Unlock()
