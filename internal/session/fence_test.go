@@ -192,6 +192,43 @@ func (b *slowHistory) History(ctx context.Context, ch string, q broker.HistoryQu
 	return b.Broker.History(ctx, ch, q)
 }
 
+// closedWithSubs connects a session of user u on env, closes it and
+// rewrites its record to hold subs; it returns the connected frame.
+func closedWithSubs(t *testing.T, env *Env, subs []snapshotSub) protocol.Connected {
+	t.Helper()
+	old, _, connected := connectFirst(t, env, &auth.Claims{Subject: "u"})
+	old.Closed(1000, "")
+	ctx := context.Background()
+	snap, err := old.readSnapshot(ctx, connected.Session)
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap.Subs = subs
+	if err := env.KV.Set(ctx, snapshotKey(connected.Session), encodeSnapshot(nil, snap), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	return connected
+}
+
+// resumeHeldInHistory resumes connected's session on another node whose
+// History waits: it returns once the restore reads its first channel's
+// history, with the broker to release and a channel closed when the
+// connect frame is handled.
+func resumeHeldInHistory(t *testing.T, env *Env, connected protocol.Connected) (*Session, *slowHistory, chan struct{}) {
+	t.Helper()
+	slow := &slowHistory{Broker: env.Broker, called: make(chan struct{}, 1), release: make(chan struct{})}
+	other := onOtherNode(env, env.Node)
+	other.Broker = slow
+	s := New(other, &recTransport{}, Handshake{Codec: protocol.JSON, Token: "t", Claims: &auth.Claims{Subject: "u"}})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s.HandleMessage([]byte(`{"type":"connect","id":1,"resume":{"session":"` + connected.Session + `","token":"` + connected.ResumeToken + `"}}`))
+	}()
+	<-slow.called
+	return s, slow, done
+}
+
 func TestRestoredSubscriptionIsSavedWhileItStarts(t *testing.T) {
 	// A session resumed from a record that has channel c:x at 5@e: while
 	// the restored subscription still reads its history (it has not
@@ -199,30 +236,9 @@ func TestRestoredSubscriptionIsSavedWhileItStarts(t *testing.T) {
 	// an HTTP session whose next request lands on another node). The
 	// saved state must keep c:x at 5@e, not leave it out.
 	env := writersEnv(t, flow.NewWriters(2))
-	claims := &auth.Claims{Subject: "u"}
-	old, _, connected := connectFirst(t, env, claims)
-	old.Closed(1000, "")
+	connected := closedWithSubs(t, env, []snapshotSub{{Channel: "c:x", Epoch: "e", Offset: 5}})
 	ctx := context.Background()
-	snap, err := old.readSnapshot(ctx, connected.Session)
-	if err != nil {
-		t.Fatal(err)
-	}
-	snap.Subs = []snapshotSub{{Channel: "c:x", Epoch: "e", Offset: 5}}
-	if err := env.KV.Set(ctx, snapshotKey(connected.Session), encodeSnapshot(nil, snap), time.Minute); err != nil {
-		t.Fatal(err)
-	}
-
-	slow := &slowHistory{Broker: env.Broker, called: make(chan struct{}, 1), release: make(chan struct{})}
-	other := onOtherNode(env, env.Node)
-	other.Broker = slow
-	tr := &recTransport{}
-	s := New(other, tr, Handshake{Codec: protocol.JSON, Token: "t", Claims: claims})
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		s.HandleMessage([]byte(`{"type":"connect","id":1,"resume":{"session":"` + connected.Session + `","token":"` + connected.ResumeToken + `"}}`))
-	}()
-	<-slow.called
+	s, slow, done := resumeHeldInHistory(t, env, connected)
 	s.saveSnapshot(ctx, true, nil)
 	saved, err := s.readSnapshot(ctx, connected.Session)
 	close(slow.release)
@@ -245,22 +261,13 @@ func TestTakeoverWhileRestoringKeepsEveryChannel(t *testing.T) {
 	// at their positions; before, c:y was left out and the client never
 	// got c:y again.
 	env := writersEnv(t, flow.NewWriters(2))
-	claims := &auth.Claims{Subject: "u"}
-	old, _, connected := connectFirst(t, env, claims)
-	old.Closed(1000, "")
-	ctx := context.Background()
-	snap, err := old.readSnapshot(ctx, connected.Session)
-	if err != nil {
-		t.Fatal(err)
-	}
 	want := []snapshotSub{{Channel: "c:x", Epoch: "e", Offset: 5}, {Channel: "c:y", Epoch: "f", Offset: 7}}
-	snap.Subs = want
-	if err := env.KV.Set(ctx, snapshotKey(connected.Session), encodeSnapshot(nil, snap), time.Minute); err != nil {
-		t.Fatal(err)
-	}
+	connected := closedWithSubs(t, env, want)
+	ctx := context.Background()
+	s, slow, done := resumeHeldInHistory(t, env, connected)
 	check := func(what string, wantLive bool) {
 		t.Helper()
-		saved, err := old.readSnapshot(ctx, connected.Session)
+		saved, err := s.readSnapshot(ctx, connected.Session)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -273,17 +280,6 @@ func TestTakeoverWhileRestoringKeepsEveryChannel(t *testing.T) {
 			}
 		}
 	}
-
-	slow := &slowHistory{Broker: env.Broker, called: make(chan struct{}, 1), release: make(chan struct{})}
-	other := onOtherNode(env, env.Node)
-	other.Broker = slow
-	s := New(other, &recTransport{}, Handshake{Codec: protocol.JSON, Token: "t", Claims: claims})
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		s.HandleMessage([]byte(`{"type":"connect","id":1,"resume":{"session":"` + connected.Session + `","token":"` + connected.ResumeToken + `"}}`))
-	}()
-	<-slow.called
 	check("saved at connect, restore under way", true)
 	// Taken over: what a transport does on Close, then its Closed.
 	s.Close(protocol.CloseSessionTakenOver, "session taken over by a resumed connection")

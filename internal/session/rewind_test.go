@@ -27,6 +27,26 @@ func (pullT) Close(int, string)        {}
 func (pullT) LastActivity() time.Time  { return time.Now() }
 func (pullT) Wake()                    {}
 
+// pullOffsets pulls what s has ready and returns the messages' offsets and
+// the number of frames pulled; it notes each message's seq -> offset in
+// offsetOf.
+func pullOffsets(t *testing.T, s *Session, offsetOf map[uint64]uint64) (offs []uint64, frames int) {
+	t.Helper()
+	buf, fs := s.Pull(nil, nil, 0)
+	for _, f := range fs {
+		if f.Seq == 0 {
+			continue
+		}
+		var m struct{ Offset uint64 }
+		if err := json.Unmarshal(buf[f.Start:f.End], &m); err != nil {
+			t.Fatal(err)
+		}
+		offsetOf[f.Seq] = m.Offset
+		offs = append(offs, m.Offset)
+	}
+	return offs, len(fs)
+}
+
 // A replay page read before a rewind and queued after it (the replay
 // goroutine a Pull starts, racing the Rewind of a new SSE stream) must not
 // leave a gap: the rewound session replays every message after the one the
@@ -54,20 +74,9 @@ func TestRewindDropsStaleReplayPage(t *testing.T) {
 	offsetOf := map[uint64]uint64{} // seq -> offset
 	// pull takes what is ready, reading the next replay page when the
 	// queue is empty; it returns the messages' offsets.
-	pull := func() (offs []uint64) {
-		buf, frames := s.Pull(nil, nil, 0)
-		for _, f := range frames {
-			if f.Seq == 0 {
-				continue
-			}
-			var m struct{ Offset uint64 }
-			if err := json.Unmarshal(buf[f.Start:f.End], &m); err != nil {
-				t.Fatal(err)
-			}
-			offsetOf[f.Seq] = m.Offset
-			offs = append(offs, m.Offset)
-		}
-		if len(frames) == 0 {
+	pull := func() []uint64 {
+		offs, n := pullOffsets(t, s, offsetOf)
+		if n == 0 {
 			s.continueReplays(ctx)
 		}
 		return offs
@@ -162,19 +171,8 @@ func TestRewindReplayRetriesAfterHistoryFailure(t *testing.T) {
 	s.HandleMessage([]byte(`{"type":"connect","id":1}`))
 	s.HandleMessage(fmt.Appendf(nil, `{"type":"subscribe","id":2,"channel":%q,"since":{"offset":0,"epoch":%q}}`, ch, epoch))
 	offsetOf := map[uint64]uint64{} // seq -> offset
-	pull := func() (offs []uint64) {
-		buf, frames := s.Pull(nil, nil, 0)
-		for _, f := range frames {
-			if f.Seq == 0 {
-				continue
-			}
-			var m struct{ Offset uint64 }
-			if err := json.Unmarshal(buf[f.Start:f.End], &m); err != nil {
-				t.Fatal(err)
-			}
-			offsetOf[f.Seq] = m.Offset
-			offs = append(offs, m.Offset)
-		}
+	pull := func() []uint64 {
+		offs, _ := pullOffsets(t, s, offsetOf)
 		return offs
 	}
 	if got := pull(); len(got) != 10 {
