@@ -29,7 +29,11 @@ type system struct {
 	nodes   []*ferrytest.Node
 	toRedis []*toxiproxy.Proxy
 	toNode  []*toxiproxy.Proxy
-	http    *http.Client
+	// nodeURLs[i] is the base URL of toNode[i], read once when it was
+	// added: a proxy restarted by resetLinks writes its Listen again
+	// (same address) while clients read it, a data race.
+	nodeURLs []string
+	http     *http.Client
 	// sentinels is set for a system on Redis Sentinel (redis is then the
 	// primary, and toRedis is empty).
 	sentinels *sentinels
@@ -77,13 +81,15 @@ func startSystem(t testing.TB, brokerURL string, env ...string) *system {
 			Env:    append([]string{"FERRY_SHUTDOWN_TIMEOUT=5s"}, env...),
 		})
 		s.nodes = append(s.nodes, n)
-		s.toNode = append(s.toNode, addProxy(t, s.toxi, fmt.Sprintf("node%d", i+1), n.Addr))
+		p := addProxy(t, s.toxi, fmt.Sprintf("node%d", i+1), n.Addr)
+		s.toNode = append(s.toNode, p)
+		s.nodeURLs = append(s.nodeURLs, "http://"+p.Listen)
 	}
 	return s
 }
 
 // clientURL is the base URL clients reach node i at (through its proxy).
-func (s *system) clientURL(i int) string { return "http://" + s.toNode[i%len(s.toNode)].Listen }
+func (s *system) clientURL(i int) string { return s.nodeURLs[i%len(s.nodeURLs)] }
 
 // token mints a connection token for user, valid for an hour.
 func (s *system) token(user string) string {

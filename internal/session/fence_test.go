@@ -192,6 +192,43 @@ func (b *slowHistory) History(ctx context.Context, ch string, q broker.HistoryQu
 	return b.Broker.History(ctx, ch, q)
 }
 
+// closedWithSubs connects a session of user u on env, closes it and
+// rewrites its record to hold subs; it returns the connected frame.
+func closedWithSubs(t *testing.T, env *Env, subs []snapshotSub) protocol.Connected {
+	t.Helper()
+	old, _, connected := connectFirst(t, env, &auth.Claims{Subject: "u"})
+	old.Closed(1000, "")
+	ctx := context.Background()
+	snap, err := old.readSnapshot(ctx, connected.Session)
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap.Subs = subs
+	if err := env.KV.Set(ctx, snapshotKey(connected.Session), encodeSnapshot(nil, snap), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	return connected
+}
+
+// resumeHeldInHistory resumes connected's session on another node whose
+// History waits: it returns once the restore reads its first channel's
+// history, with the broker to release and a channel closed when the
+// connect frame is handled.
+func resumeHeldInHistory(t *testing.T, env *Env, connected protocol.Connected) (*Session, *slowHistory, chan struct{}) {
+	t.Helper()
+	slow := &slowHistory{Broker: env.Broker, called: make(chan struct{}, 1), release: make(chan struct{})}
+	other := onOtherNode(env, env.Node)
+	other.Broker = slow
+	s := New(other, &recTransport{}, Handshake{Codec: protocol.JSON, Token: "t", Claims: &auth.Claims{Subject: "u"}})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s.HandleMessage([]byte(`{"type":"connect","id":1,"resume":{"session":"` + connected.Session + `","token":"` + connected.ResumeToken + `"}}`))
+	}()
+	<-slow.called
+	return s, slow, done
+}
+
 func TestRestoredSubscriptionIsSavedWhileItStarts(t *testing.T) {
 	// A session resumed from a record that has channel c:x at 5@e: while
 	// the restored subscription still reads its history (it has not
@@ -199,30 +236,9 @@ func TestRestoredSubscriptionIsSavedWhileItStarts(t *testing.T) {
 	// an HTTP session whose next request lands on another node). The
 	// saved state must keep c:x at 5@e, not leave it out.
 	env := writersEnv(t, flow.NewWriters(2))
-	claims := &auth.Claims{Subject: "u"}
-	old, _, connected := connectFirst(t, env, claims)
-	old.Closed(1000, "")
+	connected := closedWithSubs(t, env, []snapshotSub{{Channel: "c:x", Epoch: "e", Offset: 5}})
 	ctx := context.Background()
-	snap, err := old.readSnapshot(ctx, connected.Session)
-	if err != nil {
-		t.Fatal(err)
-	}
-	snap.Subs = []snapshotSub{{Channel: "c:x", Epoch: "e", Offset: 5}}
-	if err := env.KV.Set(ctx, snapshotKey(connected.Session), encodeSnapshot(nil, snap), time.Minute); err != nil {
-		t.Fatal(err)
-	}
-
-	slow := &slowHistory{Broker: env.Broker, called: make(chan struct{}, 1), release: make(chan struct{})}
-	other := onOtherNode(env, env.Node)
-	other.Broker = slow
-	tr := &recTransport{}
-	s := New(other, tr, Handshake{Codec: protocol.JSON, Token: "t", Claims: claims})
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		s.HandleMessage([]byte(`{"type":"connect","id":1,"resume":{"session":"` + connected.Session + `","token":"` + connected.ResumeToken + `"}}`))
-	}()
-	<-slow.called
+	s, slow, done := resumeHeldInHistory(t, env, connected)
 	s.saveSnapshot(ctx, true, nil)
 	saved, err := s.readSnapshot(ctx, connected.Session)
 	close(slow.release)
@@ -233,5 +249,65 @@ func TestRestoredSubscriptionIsSavedWhileItStarts(t *testing.T) {
 	}
 	if len(saved.Subs) != 1 || saved.Subs[0] != (snapshotSub{Channel: "c:x", Epoch: "e", Offset: 5}) {
 		t.Fatalf("saved while the restored subscription started: %+v, want c:x at 5@e", saved.Subs)
+	}
+}
+
+func TestTakeoverWhileRestoringKeepsEveryChannel(t *testing.T) {
+	// A session resumed from a record with c:x and c:y is taken over
+	// again (closed with 4016) while its restore still reads c:x's
+	// history, before it reached c:y: an HTTP session whose requests hop
+	// between nodes during connection resets. Both the state saved at
+	// connect and the state saved at the close must keep both channels
+	// at their positions; before, c:y was left out and the client never
+	// got c:y again.
+	env := writersEnv(t, flow.NewWriters(2))
+	want := []snapshotSub{{Channel: "c:x", Epoch: "e", Offset: 5}, {Channel: "c:y", Epoch: "f", Offset: 7}}
+	connected := closedWithSubs(t, env, want)
+	ctx := context.Background()
+	s, slow, done := resumeHeldInHistory(t, env, connected)
+	check := func(what string, wantLive bool) {
+		t.Helper()
+		saved, err := s.readSnapshot(ctx, connected.Session)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if saved.Live != wantLive || len(saved.Subs) != len(want) {
+			t.Fatalf("%s: live %v, subs %+v; want live %v, subs %+v", what, saved.Live, saved.Subs, wantLive, want)
+		}
+		for i := range want {
+			if saved.Subs[i] != want[i] {
+				t.Fatalf("%s: subs %+v, want %+v", what, saved.Subs, want)
+			}
+		}
+	}
+	check("saved at connect, restore under way", true)
+	// Taken over: what a transport does on Close, then its Closed.
+	s.Close(protocol.CloseSessionTakenOver, "session taken over by a resumed connection")
+	s.Closed(protocol.CloseSessionTakenOver, "")
+	close(slow.release)
+	<-done
+	check("saved at the close during restore", false)
+}
+
+func TestLiveSaveAfterCloseDoesNotOverwriteTheClosedState(t *testing.T) {
+	// A live save (the sweep's, or one after a subscription changed)
+	// that started before the connection closed ends after Closed saved
+	// the final state: it must not write the record back as live with
+	// no subscriptions (Closed took them), which would make the next
+	// resume wait for a takeover nobody answers and then restore
+	// nothing.
+	env := writersEnv(t, flow.NewWriters(2))
+	s, _, connected := connectFirst(t, env, &auth.Claims{Subject: "u"})
+	s.mu.Lock()
+	s.addSubLocked(&subscription{ch: "c:x", epoch: "e", written: 3, acked: 3})
+	s.mu.Unlock()
+	s.Closed(1000, "")
+	s.saveSnapshot(context.Background(), true, nil)
+	saved, err := s.readSnapshot(context.Background(), connected.Session)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if saved.Live || len(saved.Subs) != 1 || saved.Subs[0].Channel != "c:x" {
+		t.Fatalf("record after a late live save: live %v, subs %+v; want closed with c:x", saved.Live, saved.Subs)
 	}
 }

@@ -239,6 +239,11 @@ func (s *Session) handleConnect(f *protocol.ClientFrame) {
 	if hook != nil {
 		s.extraLocked().hook = hook
 	}
+	if snap != nil && len(snap.Subs) > 0 {
+		// Saved with the connection's state until restore added them
+		// (the first save is just below, before restore starts).
+		s.extraLocked().restoring = snap.Subs
+	}
 	s.mu.Unlock()
 	// Index the session by user before the client can see it connected:
 	// an API disconnect right after must find it.

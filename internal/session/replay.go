@@ -2,6 +2,7 @@ package session
 
 import (
 	"context"
+	"time"
 
 	"github.com/ferry-io/ferry/broker"
 	"github.com/ferry-io/ferry/internal/node"
@@ -16,6 +17,13 @@ import (
 // maxPending caps the live messages held while a paged replay runs; beyond
 // it they are dropped and read from history by a later page instead.
 const maxPending = 4096
+
+// replayRetry is how long a replay whose history read failed (the broker
+// unreachable for a moment: a reset link, a failover) waits before it reads
+// again. Until then the subscription stays recovering: going live instead
+// would skip the messages the page was to bring, and a client that
+// deduplicates by offset never notices the hole.
+const replayRetry = 200 * time.Millisecond
 
 // pageSize is how many messages one replay page may queue now.
 func (s *Session) pageSize() int {
@@ -102,8 +110,16 @@ func (s *Session) maybeContinueReplay() {
 	run := func() {
 		for {
 			ctx, cancel := s.env.requestContext()
-			s.continueReplays(ctx)
+			failed := s.continueReplays(ctx)
 			cancel()
+			if failed {
+				// Retried after replayRetry (continueReplays set it
+				// up), not at once: the broker is not answering.
+				s.mu.Lock()
+				s.replaying = false
+				s.mu.Unlock()
+				return
+			}
 			// The writer may have drained the page while this goroutine
 			// still counted as replaying (its own call then returned
 			// early): decide under the lock whether to go on or hand over.
@@ -124,7 +140,8 @@ func (s *Session) maybeContinueReplay() {
 }
 
 // continueReplays reads the next page of every subscription that has one.
-func (s *Session) continueReplays(ctx context.Context) {
+// When a read failed it reports so, and tries again after replayRetry.
+func (s *Session) continueReplays(ctx context.Context) (failed bool) {
 	type next struct {
 		ch   string
 		sub  *subscription
@@ -140,9 +157,15 @@ func (s *Session) continueReplays(ctx context.Context) {
 	}
 	s.mu.Unlock()
 	for _, n := range todo {
-		s.replayFrom(ctx, n.ch, n.sub, n.from, n.gen)
+		if !s.replayFrom(ctx, n.ch, n.sub, n.from, n.gen) {
+			failed = true
+		}
 	}
 	s.scheduleNow()
+	if failed {
+		time.AfterFunc(replayRetry, s.maybeContinueReplay)
+	}
+	return failed
 }
 
 // replayFrom reads one page after from for a subscription that is already
@@ -152,25 +175,34 @@ func (s *Session) continueReplays(ctx context.Context) {
 // rewind's replay request and move the subscription's offset past what
 // the rewind must replay, or queue its messages ahead of the rewind's
 // page, leaving a gap the client never sees again.
-func (s *Session) replayFrom(ctx context.Context, ch string, sub *subscription, from broker.Position, gen uint32) {
+//
+// It reports false when the history read failed: the page stays due (the
+// subscription recovering, live messages waiting in pending) for the next
+// try, see replayRetry.
+func (s *Session) replayFrom(ctx context.Context, ch string, sub *subscription, from broker.Position, gen uint32) bool {
 	limit := s.pageSize()
 	res, err := s.env.Broker.History(ctx, ch, broker.HistoryQuery{Since: &from, Limit: limit})
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.subFor(ch) != sub || s.state != stateConnected || sub.replayGen != gen {
-		return
+		return true
+	}
+	if err != nil {
+		// The page stays due. Live messages are in history too: beyond
+		// maxPending they are read again by the page instead of held.
+		if len(sub.pending) > maxPending {
+			clear(sub.pending)
+			sub.pending = sub.pending[:0]
+		}
+		return false
 	}
 	if sub.replayDue {
 		sub.replayDue = false
 		s.replays--
 	}
-	if err != nil {
-		// Go live; the client learns of the gap from offsets.
-		res = broker.HistoryResult{}
-		limit = 0
-	}
-	if from.Epoch != res.Epoch && from.Offset != 0 && err == nil {
+	if from.Epoch != res.Epoch && from.Offset != 0 {
 		sub.offset = 0
 	}
 	_ = s.queuePageLocked(sub, &res, limit)
+	return true
 }

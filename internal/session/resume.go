@@ -201,6 +201,14 @@ func (s *Session) writeSnapshot(ctx context.Context, live bool, subs []*subscrip
 		return
 	}
 	s.mu.Lock()
+	if live && s.state != stateConnected {
+		// A live save that began before the connection closed: Closed
+		// took the subscriptions and its release writes the final
+		// state; written after it, this would mark the session live
+		// again, with no channels.
+		s.mu.Unlock()
+		return
+	}
 	snap := snapshot{ID: s.id, User: s.user, TokenHash: s.tokenHash, Node: env.NodeID, Conn: s.connID, Live: live, Acked: s.everAcked, Gen: s.gen}
 	if snap.ID == "" {
 		s.mu.Unlock()
@@ -233,6 +241,7 @@ func (s *Session) writeSnapshot(ctx context.Context, live bool, subs []*subscrip
 		}
 		snap.Subs = append(snap.Subs, snapshotSub{Channel: sub.ch, Epoch: sub.epoch, Offset: off, Presence: sub.presence})
 	}
+	snap.Subs = s.appendRestoringLocked(snap.Subs)
 	s.mu.Unlock()
 	b := encodeSnapshot(nil, &snap)
 	if err := env.KV.Set(ctx, snapshotKey(snap.ID), b, env.Limits.SessionTTL); err != nil {
@@ -279,12 +288,58 @@ func (s *Session) Fence(ctx context.Context) {
 	}
 }
 
+// appendRestoringLocked appends to subs the snapshot subscriptions that
+// the running restore has not reached yet (they are the session's as much
+// as the ones it holds: leaving them out of a save loses those channels
+// for the next resume), except channels subs already has.
+func (s *Session) appendRestoringLocked(subs []snapshotSub) []snapshotSub {
+	if s.extra == nil {
+		return subs
+	}
+	n := len(subs)
+next:
+	for _, r := range s.extra.restoring {
+		for _, have := range subs[:n] {
+			if have.Channel == r.Channel {
+				continue next
+			}
+		}
+		subs = append(subs, r)
+	}
+	return subs
+}
+
+// restoredLocked records that restore is done with the first i of the
+// snapshot's subscriptions (added to the session, or refused). Once the
+// session is closed nothing changes: the subscriptions Closed took and
+// the rest still in restoring are together what its last save keeps.
+func (s *Session) restoredLocked(subs []snapshotSub, i int) {
+	if s.state != stateConnected || s.extra == nil {
+		return
+	}
+	if i >= len(subs) {
+		s.extra.restoring = nil
+		s.dropExtraLocked()
+		return
+	}
+	s.extra.restoring = subs[i:]
+}
+
 // restore re-subscribes a resumed session to its channels, replaying what
-// it missed on each.
+// it missed on each. Until it added a channel, the channel is in the
+// session's restoring (set at connect), which every save keeps.
 func (s *Session) restore(ctx context.Context, snap *snapshot) {
-	for _, ss := range snap.Subs {
+	defer func() {
+		s.mu.Lock()
+		s.restoredLocked(snap.Subs, len(snap.Subs))
+		s.mu.Unlock()
+	}()
+	for i, ss := range snap.Subs {
 		rules, err := s.permit(ss.Channel, false)
 		if err != nil {
+			s.mu.Lock()
+			s.restoredLocked(snap.Subs, i+1)
+			s.mu.Unlock()
 			s.reply(&protocol.Unsubscribed{Channel: ss.Channel, Reason: protocol.AsError(err).Reason})
 			continue
 		}
@@ -295,7 +350,12 @@ func (s *Session) restore(ctx context.Context, snap *snapshot) {
 		// leaving it out as not started, which would lose the channel.
 		sub.epoch, sub.written, sub.acked = ss.Epoch, ss.Offset, ss.Offset
 		s.mu.Lock()
-		if s.subFor(ss.Channel) != nil || s.state != stateConnected {
+		if s.state != stateConnected {
+			s.mu.Unlock()
+			return
+		}
+		s.restoredLocked(snap.Subs, i+1)
+		if s.subFor(ss.Channel) != nil {
 			s.mu.Unlock()
 			continue
 		}

@@ -166,6 +166,11 @@ type sessionExtra struct {
 	// hook is what the back-end hooks need to know of the connection
 	// (nil on a node without hooks; see hooks.go).
 	hook *hookState
+	// restoring is what a resumed session's restore has not yet added
+	// to subs, from the snapshot it resumed: every snapshot written
+	// meanwhile keeps it (see restore), so that a takeover while the
+	// restore runs does not lose the channels it had not reached.
+	restoring []snapshotSub
 }
 
 // extraLocked returns the session's sessionExtra, making it.
@@ -179,7 +184,7 @@ func (s *Session) extraLocked() *sessionExtra {
 // dropExtraLocked forgets the session's extra when nothing is left in it.
 func (s *Session) dropExtraLocked() {
 	x := s.extra
-	if x != nil && x.hs == nil && x.subIdx == nil && x.closeReason == "" && x.closed == nil && !x.pubSet && x.published == 0 && x.hook == nil {
+	if x != nil && x.hs == nil && x.subIdx == nil && x.closeReason == "" && x.closed == nil && !x.pubSet && x.published == 0 && x.hook == nil && x.restoring == nil {
 		s.extra = nil
 	}
 }
