@@ -106,14 +106,18 @@ type fallback struct {
 	session string
 	lastSeq uint64
 	pos     map[string]history.Position
-	errs    int
+	// gapEpoch is, per channel, the epoch whose gap was reported (by a
+	// subscribed frame or a live message), so that it is reported once.
+	gapEpoch map[string]string
+	errs     int
 }
 
 func newFallback(s *system, rec *history.Recorder, name string, node int, channels []string) *fallback {
 	return &fallback{
 		name: name, s: s, rec: rec, channels: channels, node: node,
-		http: &http.Client{Timeout: 30 * time.Second},
-		pos:  map[string]history.Position{},
+		http:     &http.Client{Timeout: 30 * time.Second},
+		pos:      map[string]history.Position{},
+		gapEpoch: map[string]string{},
 	}
 }
 
@@ -195,10 +199,21 @@ func (f *fallback) handle(fr frame) (disconnected bool) {
 		}
 		p, had := f.pos[fr.Channel]
 		dup := had && p.Epoch == fr.Epoch && fr.Offset <= p.Offset
+		// A live message of another epoch: the stream was reset under
+		// the open subscription (a failover lost acknowledged writes).
+		// Reported as the SDKs report it: a gap after what the client
+		// had, the new stream's earlier offsets missed.
+		reset := had && p.Epoch != "" && p.Epoch != fr.Epoch && f.gapEpoch[fr.Channel] != fr.Epoch
+		if reset {
+			f.gapEpoch[fr.Channel] = fr.Epoch
+		}
 		if !dup {
 			f.pos[fr.Channel] = history.Position{Epoch: fr.Epoch, Offset: fr.Offset}
 		}
 		f.mu.Unlock()
+		if reset {
+			f.rec.Recovered(history.Gap{Client: f.name, Channel: fr.Channel, After: p, Epoch: fr.Epoch, Missed: fr.Offset - 1})
+		}
 		if !dup {
 			deliver(f.rec, f.name, fr.Channel, fr.Epoch, fr.Offset, fr.Data)
 		}
@@ -208,6 +223,8 @@ func (f *fallback) handle(fr frame) (disconnected bool) {
 		if !had {
 			// The first subscription: it starts where the channel is.
 			f.pos[fr.Channel] = history.Position{Epoch: fr.Epoch, Offset: fr.Offset}
+		} else if !fr.Recovered {
+			f.gapEpoch[fr.Channel] = fr.Epoch
 		}
 		f.mu.Unlock()
 		if !had {

@@ -131,9 +131,12 @@ func StartSentinel(tb testing.TB, master *Server, masterName string) *Server {
 	s.build = func(p int) []string {
 		// Sentinel rewrites its configuration file, so it is written
 		// afresh before each start.
+		// failover-timeout: a failover whose leader election split the
+		// votes is tried again after twice this (default 3 minutes, so
+		// 6 before a second try, longer than any test waits).
 		text := fmt.Sprintf("port %d\nbind 127.0.0.1\ndaemonize no\nlogfile \"redis.log\"\ndir %q\n"+
-			"sentinel monitor %s %s %s 1\nsentinel down-after-milliseconds %s 5000\n",
-			p, s.dir, masterName, host, mport, masterName)
+			"sentinel monitor %s %s %s 1\nsentinel down-after-milliseconds %s 5000\nsentinel failover-timeout %s 10000\n",
+			p, s.dir, masterName, host, mport, masterName, masterName)
 		if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
 			tb.Fatalf("redistest: %v", err)
 		}
