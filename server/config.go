@@ -257,8 +257,8 @@ type BatchConfig struct {
 
 // ClientPublishConfig limits publishes from one connection.
 type ClientPublishConfig struct {
-	// Rate is publishes per second per connection. Default 100; excess gets
-	// error 429.
+	// Rate is publishes per second per connection; excess gets error 429.
+	// Default() sets 100; 0 turns the limit off.
 	Rate float64 `yaml:"rate"`
 	// Burst is the bucket size. Default 200.
 	Burst int `yaml:"burst"`
@@ -320,8 +320,10 @@ func Default() Config {
 	c := Config{}
 	c.Handshake = HandshakeConfig{Rate: 20, Burst: 50}
 	c.Batch = BatchConfig{WriteBudget: 15000, MaxWindow: 40 * time.Millisecond}
-	// Set here, not in applyDefaults: 0 is the "no cap" a user may write.
+	// Set here, not in applyDefaults: 0 is the "no cap" / "no limit" a
+	// user may write.
 	c.MaxConnectionsPerUser = 5
+	c.ClientPublish.Rate = 100
 	c.applyDefaults()
 	return c
 }
@@ -361,7 +363,6 @@ func (c *Config) applyDefaults() {
 	setDefault(&c.Queue.MaxMessages, 1024)
 	setDefault(&c.Queue.MaxBytes, 1<<20)
 	setDefault(&c.SlowConsumer.Grace, 5*time.Second)
-	setDefault(&c.ClientPublish.Rate, 100)
 	setDefault(&c.ClientPublish.Burst, 200)
 	setDefault(&c.ClientPublish.CloseAfter, 50)
 	setDefault(&c.Logs.Level, "info")
@@ -439,7 +440,7 @@ func (c *Config) Validate() error {
 		bad("batch.write_budget", "%v: must not be negative (0 disables)", c.Batch.WriteBudget)
 	}
 	if c.ClientPublish.Rate < 0 {
-		bad("client_publish.rate", "%v: must not be negative", c.ClientPublish.Rate)
+		bad("client_publish.rate", "%v: must not be negative (0 disables)", c.ClientPublish.Rate)
 	}
 	type durField struct {
 		name string

@@ -19,7 +19,7 @@ after(async () => {
 
 for (const blocked of [false, true]) {
   const name = blocked ? "websocket blocked" : "websocket";
-  test(`ticker: batches and the last price (${name})`, async () => {
+  test(`ticker: batches and the last price (${name})`, async (t) => {
     const app = await startApp("ticker", ferry, ["--rate", "1000", ...(blocked ? ["--block-websocket"] : [])]);
     try {
       const pages = [await openPage(browser, `${app.url}/?user=alice`), await openPage(browser, `${app.url}/?user=bob`)];
@@ -41,6 +41,7 @@ for (const blocked of [false, true]) {
         // long-poll write on their own schedule: WebSocket only.
         if (!blocked) {
           const ticks = s.lastSeq - s.firstSeq;
+          t.diagnostic(`${ticks} ticks published came in ${s.wsMessages} WebSocket messages`);
           assert.ok(ticks >= 10 * s.wsMessages, `${s.wsMessages} WebSocket messages for ${ticks} ticks published: not batched`);
         }
       }

@@ -481,10 +481,11 @@ func (s *Session) reply(f protocol.ServerFrame) {
 	}
 	err := s.replyLocked(f)
 	s.mu.Unlock()
-	if err == nil && s.env.Limits.BatchDelay == 0 && s.puller == nil {
-		// A reply answers a request the client waits for: it does not
-		// wait for the coalescing window (what else is queued goes
-		// along).
+	if err == nil && s.puller == nil {
+		// A reply answers a request the client waits for: it waits
+		// neither for the coalescing window nor for batch.delay (what
+		// else is queued goes along). A publisher that waits for each
+		// publish's reply is not slowed to one publish per batch.delay.
 		s.scheduleReply()
 		return
 	}
