@@ -308,6 +308,15 @@ func (s *Server) Running() bool {
 	return p != nil && p.Running()
 }
 
+// Pid is the server's process id (0 before the first start), for
+// measuring its CPU time.
+func (s *Server) Pid() int {
+	if p := s.process(); p != nil {
+		return p.Pid()
+	}
+	return 0
+}
+
 func (s *Server) process() *proc.Process {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -203,6 +203,18 @@ func (s *Server) URL() string { return "amqp://guest:guest@" + s.Addr + "/" }
 // Dir is the node's working directory (data, logs, configuration).
 func (s *Server) Dir() string { return s.dir }
 
+// Pid is the process id of the node's start script (0 before the first
+// start); the Erlang VM runs as its child, so measure its CPU time with
+// the children's.
+func (s *Server) Pid() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.proc == nil {
+		return 0
+	}
+	return s.proc.Pid()
+}
+
 // Running reports whether the node's process is alive.
 func (s *Server) Running() bool {
 	s.mu.Lock()

@@ -267,6 +267,15 @@ func (s *Server) Running() bool {
 	return p != nil && p.Running()
 }
 
+// Pid is the server's process id (0 before the first start), for
+// measuring its CPU time.
+func (s *Server) Pid() int {
+	if p := s.process(); p != nil {
+		return p.Pid()
+	}
+	return 0
+}
+
 // process is the current process, or nil before the first start.
 func (s *Server) process() *proc.Process {
 	s.mu.Lock()
