@@ -116,6 +116,10 @@ type Config struct {
 	OneUser bool `json:"one_user,omitempty"`
 	// Client is how connections are read. Default ClientReactor.
 	Client ClientKind `json:"client"`
+	// Transport is ws (default), or sse / poll for sessions of the HTTP
+	// fallbacks, each with a goroutine of its own (JSON; idle, connect
+	// and cluster without a rate: fanout over them is not measured).
+	Transport Transport `json:"transport,omitempty"`
 	// Loops is the number of reactor loops per process. Default GOMAXPROCS.
 	Loops int `json:"loops"`
 	// ReadPause makes each reactor loop sleep this long after a poll that
@@ -237,6 +241,20 @@ func (cfg Config) withDefaults() (Config, error) {
 		}
 	default:
 		return cfg, fmt.Errorf("%w: unknown client %q (reactor, goroutine or library)", ErrConfig, cfg.Client)
+	}
+	switch cfg.Transport {
+	case "":
+		cfg.Transport = TransportWS
+	case TransportWS:
+	case TransportSSE, TransportPoll:
+		if cfg.Codec != CodecJSON {
+			return cfg, fmt.Errorf("%w: the HTTP fallbacks speak JSON only, not %q", ErrConfig, cfg.Codec)
+		}
+		if cfg.publishes() {
+			return cfg, fmt.Errorf("%w: --transport %s measures idle and connect (and cluster without --rate); fanout over the fallbacks is not measured", ErrConfig, cfg.Transport)
+		}
+	default:
+		return cfg, fmt.Errorf("%w: unknown transport %q (ws, sse or poll)", ErrConfig, cfg.Transport)
 	}
 	if cfg.Loops == 0 {
 		cfg.Loops = runtime.GOMAXPROCS(0)

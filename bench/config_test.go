@@ -26,6 +26,10 @@ func TestConfigDefaultsAndErrors(t *testing.T) {
 		{"bad client", func(c *Config) { c.Client = "x" }, ErrConfig},
 		{"protobuf codec", func(c *Config) { c.Codec = CodecProtobuf }, nil},
 		{"bad codec", func(c *Config) { c.Codec = "xml" }, ErrConfig},
+		{"bad transport", func(c *Config) { c.Transport = "smoke" }, ErrConfig},
+		{"fanout over sse", func(c *Config) { c.Transport = TransportSSE }, ErrConfig},
+		{"idle over poll", func(c *Config) { c.Mode = ModeIdle; c.Transport = TransportPoll }, nil},
+		{"sse is json only", func(c *Config) { c.Mode = ModeIdle; c.Transport = TransportSSE; c.Codec = CodecMsgpack }, ErrConfig},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

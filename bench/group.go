@@ -42,10 +42,19 @@ type groupSpec struct {
 	// OneUser gives every connection's token the same user (see
 	// Config.OneUser).
 	OneUser bool `json:"one_user,omitempty"`
+	// Transport is ws, or sse / poll for the HTTP fallbacks (see
+	// Config.Transport).
+	Transport Transport `json:"transport,omitempty"`
 
 	// publisher marks the publishing connections of PublishWS (local
 	// only): their replies are counted by channel.
 	publisher bool
+}
+
+// fallback reports whether the group's connections are HTTP-fallback
+// sessions (SSE or long-poll) rather than WebSockets.
+func (s groupSpec) fallback() bool {
+	return s.Transport == TransportSSE || s.Transport == TransportPoll
 }
 
 // openReport is what a group reports when its connections are open.
@@ -106,8 +115,9 @@ type group struct {
 	shards  []*readCtx             // goroutine mode
 	re      *reactor               // reactor mode
 
-	lib      []*http.Client            // library mode: one per source address
-	libConns []atomic.Pointer[libConn] // library mode, by index
+	lib       []*http.Client             // library mode and fallbacks: one per source address
+	libConns  []atomic.Pointer[libConn]  // library mode, by index
+	httpConns []atomic.Pointer[httpConn] // fallbacks (sse, poll), by index
 
 	bufs     sync.Pool // *[]byte of 4 KiB: handshake read buffers
 	readers  sync.WaitGroup
@@ -175,7 +185,11 @@ func newGroup(spec groupSpec) (*group, error) {
 		}
 		g.dialers = append(g.dialers, d)
 	}
-	if spec.Client == ClientLibrary {
+	switch {
+	case spec.fallback():
+		g.lib = g.httpClients()
+		g.httpConns = make([]atomic.Pointer[httpConn], spec.Count)
+	case spec.Client == ClientLibrary:
 		g.lib = g.libClients()
 		g.libConns = make([]atomic.Pointer[libConn], spec.Count)
 	}
@@ -212,9 +226,9 @@ func (g *group) openAll(ctx context.Context) (openReport, error) {
 	for i := range rep.Conns {
 		rep.Conns[i] = make([]int, max(1, len(g.spec.Channels)))
 	}
-	switch g.spec.Client {
-	case ClientLibrary:
-	case ClientReactor:
+	switch {
+	case g.spec.fallback(), g.spec.Client == ClientLibrary:
+	case g.spec.Client == ClientReactor:
 		re, err := newReactor(g, g.spec.Loops)
 		if err != nil {
 			return rep, err
@@ -245,19 +259,18 @@ func (g *group) openAll(ctx context.Context) (openReport, error) {
 					break
 				}
 				t0 := time.Now()
-				if g.spec.Client == ClientLibrary {
-					lc, err := g.dialLibrary(ctx, i)
+				if g.spec.fallback() || g.spec.Client == ClientLibrary {
+					node, ch, err := g.dialOwn(ctx, i)
 					mu.Lock()
 					if err != nil {
 						rep.Failed++
 						rep.Errors[errorKind(err)]++
 					} else {
 						rep.Opened++
-						rep.Conns[lc.node][lc.ch]++
+						rep.Conns[node][ch]++
 					}
 					mu.Unlock()
 					if err == nil {
-						g.attachLibrary(i, lc)
 						recordNS(local, time.Since(t0).Nanoseconds())
 					}
 					continue
@@ -297,6 +310,26 @@ func (g *group) openAll(ctx context.Context) (openReport, error) {
 		rep.Errors["canceled"] += n
 	}
 	return rep, ctx.Err()
+}
+
+// dialOwn opens connection i as one that has a goroutine of its own (a
+// library WebSocket, an SSE stream or a long-poll session) and starts
+// that goroutine; it returns the connection's node and channel.
+func (g *group) dialOwn(ctx context.Context, i int) (node int16, ch int32, err error) {
+	if g.spec.fallback() {
+		hc, err := g.dialFallback(ctx, i)
+		if err != nil {
+			return 0, 0, err
+		}
+		g.attachFallback(i, hc)
+		return hc.node, hc.ch, nil
+	}
+	lc, err := g.dialLibrary(ctx, i)
+	if err != nil {
+		return 0, 0, err
+	}
+	g.attachLibrary(i, lc)
+	return lc.node, lc.ch, nil
 }
 
 // attach hands a dialed connection to its reader.
@@ -354,6 +387,7 @@ func (g *group) closeAll() (closeReport, error) {
 		g.re.halt()
 	}
 	g.closeLibrary()
+	g.closeFallback()
 	for i := range g.conns {
 		c := g.conns[i].Load()
 		if c == nil || c.nc == nil {

@@ -17,6 +17,8 @@ type Result struct {
 	Channels int        `json:"channels"`
 	Workers  int        `json:"workers"`
 	Client   ClientKind `json:"client"`
+	// Transport is ws, or sse / poll (HTTP-fallback sessions).
+	Transport Transport `json:"transport,omitempty"`
 	// OneUser says every connection's token named one user.
 	OneUser      bool      `json:"one_user,omitempty"`
 	Rate         float64   `json:"rate,omitempty"`
@@ -137,6 +139,9 @@ func (r *Result) WriteText(w io.Writer) error {
 		r.Mode, r.Conns, len(r.URLs), r.Channels, r.Workers, r.Client)
 	if r.OneUser {
 		b.WriteString("every connection's token names one user\n")
+	}
+	if r.Transport == TransportSSE || r.Transport == TransportPoll {
+		fmt.Fprintf(&b, "transport: %s (HTTP-fallback sessions, a goroutine each)\n", r.Transport)
 	}
 	fmt.Fprintf(&b, "load average: %.2f %.2f %.2f at start, %.2f %.2f %.2f at end\n",
 		r.LoadAvgStart[0], r.LoadAvgStart[1], r.LoadAvgStart[2], r.LoadAvgEnd[0], r.LoadAvgEnd[1], r.LoadAvgEnd[2])

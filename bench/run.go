@@ -66,7 +66,7 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 	r.start = time.Now()
 	r.res = &Result{
 		Mode: cfg.Mode, URLs: cfg.URLs, Conns: cfg.Conns, Channels: cfg.Channels, Workers: cfg.Workers,
-		Client: cfg.Client, OneUser: cfg.OneUser, Duration: cfg.Duration.Seconds(), StartedAt: r.start, LoadAvgStart: loadAvg(),
+		Client: cfg.Client, Transport: cfg.Transport, OneUser: cfg.OneUser, Duration: cfg.Duration.Seconds(), StartedAt: r.start, LoadAvgStart: loadAvg(),
 	}
 	if cfg.Client == ClientReactor && !reactorAvailable {
 		r.res.Client = ClientGoroutine
@@ -129,6 +129,7 @@ func (r *runner) startShards(ctx context.Context) error {
 		ReadPause:      cfg.ReadPause,
 		Codec:          cfg.Codec,
 		OneUser:        cfg.OneUser,
+		Transport:      cfg.Transport,
 	}
 	if cfg.Workers == 0 {
 		spec.Count, spec.Sources, spec.Concurrency = cfg.Conns, sources, cfg.Concurrency

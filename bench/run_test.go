@@ -233,6 +233,40 @@ func TestIdleAnswersPings(t *testing.T) {
 	}
 }
 
+// TestIdleFallbacks: SSE streams and long-poll sessions are opened,
+// subscribed, counted by the server and held without loss.
+func TestIdleFallbacks(t *testing.T) {
+	for _, tr := range []Transport{TransportSSE, TransportPoll} {
+		t.Run(string(tr), func(t *testing.T) {
+			// A node each: closed sessions stay until their liveness
+			// timeout.
+			url := startNode(t, func(c *server.Config) {
+				c.Heartbeat = server.HeartbeatConfig{Interval: 300 * time.Millisecond, Timeout: 5 * time.Second}
+			})
+			cfg := baseConfig(ModeIdle, url)
+			cfg.Transport = tr
+			cfg.Conns = 50
+			cfg.Duration = 2 * time.Second
+			cfg.SettleTimeout = time.Second
+			res := runBench(t, cfg)
+			if res.Transport != tr || res.Idle == nil || res.Connect.Opened != cfg.Conns {
+				t.Fatalf("transport %q: opened %d of %d, failed %d: errors %v; lost %v; idle %+v",
+					res.Transport, res.Connect.Opened, cfg.Conns, res.Connect.Failed, res.Connect.Errors, res.Lost, res.Idle)
+			}
+			if len(res.Lost) != 0 {
+				t.Errorf("sessions lost: %v", res.Lost)
+			}
+			if n := res.Nodes[0]; n.After == nil || n.After.Connections != cfg.Conns {
+				t.Errorf("server stats after %+v, want %d connections", n.After, cfg.Conns)
+			}
+			// The server writes ": hb" on a quiet stream at each sweep.
+			if tr == TransportSSE && res.Idle.Pings < uint64(cfg.Conns) {
+				t.Errorf("%d heartbeat comments read, want at least one per stream", res.Idle.Pings)
+			}
+		})
+	}
+}
+
 func TestClusterSpreadsConnections(t *testing.T) {
 	t.Parallel()
 	a, b := startNode(t, nil), startNode(t, nil)

@@ -34,6 +34,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	perProcess := fs.Int("conns-per-process", 15000, "most connections one process opens")
 	concurrency := fs.Int("concurrency", 128, "handshakes in flight at once, over all processes")
 	client := fs.String("client", "reactor", "how connections are opened and read: reactor (epoll loops, Linux), goroutine (one per connection) or library (github.com/coder/websocket, one goroutine per connection, [connect, subscribe] in one message, as an application)")
+	transport := fs.String("transport", "ws", "ws, or sse / poll: HTTP-fallback sessions (SSE stream, long-poll), a goroutine each (idle, connect, cluster without --rate)")
 	oneUser := fs.Bool("one-user", false, "mint every connection's token for one user (distinct tokens); raise or turn off the server's max_connections_per_user")
 	loops := fs.Int("loops", 0, "reactor loops per process (default GOMAXPROCS)")
 	readPause := fs.Duration("read-pause", 0, "reactor: sleep this long between polls to gather reads (adds up to that much latency; see docs/benchmarks.md)")
@@ -79,6 +80,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		Concurrency:     *concurrency,
 		Client:          bench.ClientKind(*client),
 		OneUser:         *oneUser,
+		Transport:       bench.Transport(*transport),
 		Loops:           *loops,
 		ReadPause:       *readPause,
 		PublishVia:      bench.PublishVia(*via),
