@@ -75,6 +75,11 @@ type IdleResult struct {
 	GoroutinesPerConn float64 `json:"goroutines_per_conn"`
 	// Pings answered by the bench (the server's heartbeats).
 	Pings uint64 `json:"pings"`
+	// ServerCPUCores is the nodes' CPU while holding the connections
+	// (heartbeats, sweeps, record refreshes), in cores: CPU seconds over
+	// wall seconds, from the first stats sample after the opening to the
+	// last one.
+	ServerCPUCores float64 `json:"server_cpu_cores"`
 	// ClientRSSPerConn is the load generator's own RSS growth per
 	// connection.
 	ClientRSSPerConn float64 `json:"client_rss_per_conn_bytes"`
@@ -154,8 +159,8 @@ func (r *Result) WriteText(w io.Writer) error {
 	b.WriteString("\n")
 	writeCounts(&b, "  errors", c.Errors)
 	if i := r.Idle; i != nil {
-		fmt.Fprintf(&b, "idle: held %.0fs (settled: %v); server per connection: RSS %s, heap %s, stack %s, %.2f goroutines; client RSS %s/conn; %d pings answered\n",
-			i.HeldSeconds, i.Settled, kib(i.RSSPerConn), kib(i.HeapPerConn), kib(i.StackPerConn), i.GoroutinesPerConn, kib(i.ClientRSSPerConn), i.Pings)
+		fmt.Fprintf(&b, "idle: held %.0fs (settled: %v); server per connection: RSS %s, heap %s, stack %s, %.2f goroutines; client RSS %s/conn; %d pings answered; server CPU while holding %.4f cores\n",
+			i.HeldSeconds, i.Settled, kib(i.RSSPerConn), kib(i.HeapPerConn), kib(i.StackPerConn), i.GoroutinesPerConn, kib(i.ClientRSSPerConn), i.Pings, i.ServerCPUCores)
 	}
 	if f := r.Fanout; f != nil {
 		fmt.Fprintf(&b, "fanout: %d published in %.1fs (%d late), %d/%d delivered (missing %d, duplicates %d) = %.0f deliveries/s\n",

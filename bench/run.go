@@ -314,7 +314,9 @@ func (r *runner) idle(ctx context.Context) error {
 		return err
 	}
 	r.phase.Store("holding")
+	atHold := r.statsAll(ctx)
 	held := time.Now()
+	afterAt := held
 	deadline := held.Add(cfg.Duration + cfg.SettleTimeout)
 	const window = 5
 	var samples [][]*ServerStats
@@ -330,6 +332,7 @@ func (r *runner) idle(ctx context.Context) error {
 		case <-tick.C:
 		}
 		after = r.statsAll(ctx)
+		afterAt = time.Now()
 		samples = append(samples, after)
 		if len(samples) > window {
 			samples = samples[1:]
@@ -341,6 +344,7 @@ func (r *runner) idle(ctx context.Context) error {
 	tick.Stop()
 	idle := &IdleResult{Settled: settled, HeldSeconds: time.Since(held).Seconds()}
 	r.res.Idle = idle
+	idle.ServerCPUCores = heldCPU(atHold, after, afterAt.Sub(held))
 	r.fillNodes(before, after)
 	var conns int
 	var drss, dheap, dstack, dgor float64
@@ -369,6 +373,22 @@ func (r *runner) idle(ctx context.Context) error {
 		idle.Pings += rep.Pings
 	}
 	return err
+}
+
+// heldCPU is the nodes' CPU time between two stats samples taken span
+// apart, in cores (0 when a sample is missing).
+func heldCPU(from, to []*ServerStats, span time.Duration) float64 {
+	var cpu float64
+	for n := range from {
+		if from[n] == nil || n >= len(to) || to[n] == nil {
+			return 0
+		}
+		cpu += to[n].CPUSeconds - from[n].CPUSeconds
+	}
+	if span <= 0 {
+		return 0
+	}
+	return cpu / span.Seconds()
 }
 
 // rssSettled reports whether every node's RSS moved by less than 1% over

@@ -229,6 +229,10 @@ func TestIdleAnswersPings(t *testing.T) {
 			if res.Channels != 2 {
 				t.Errorf("channels %d, want conns/100 = 2", res.Channels)
 			}
+			// Heartbeats every 300 ms cost the node some CPU.
+			if i.ServerCPUCores <= 0 {
+				t.Errorf("server CPU while holding: %v cores, want > 0", i.ServerCPUCores)
+			}
 		})
 	}
 }
