@@ -83,30 +83,20 @@ func (s *Slot) Uncork() bool { return s.scheduled.CompareAndSwap(true, false) }
 // # Adaptive coalescing
 //
 // Each write costs about the same whatever it carries (the syscall and the
-// TCP segment dominate), so under overload the pool makes each write carry
+// TCP segment dominate), so under load the pool makes each write carry
 // more: it keeps a coalescing window W and writes to a session at most once
 // per W. A session whose last write was less than W ago waits until W has
 // passed, and everything queued for it meanwhile goes out in that one
 // write; a session that has not been written for W or longer is written at
-// once.
-//
-// W is 0 (every session is written as soon as a writer is free) unless
-// both of these hold over a tuning period:
-//   - the frames the node writes per second (the writes it would make
-//     without coalescing) exceed its write budget;
-//   - writing each of them alone would keep the writers busy more than
-//     busyShare of the time (the writers' measured time per write times
-//     the frames, over the period and the writers).
-//
-// So a node with writer time to spare adds no latency at all, and what it
-// gathers comes from backlog: the frames queued for a session while a
-// writer is busy go out together in its next write. Under overload W is
-// the sessions written in a tuning period divided by the budget (so that
-// the writes fit in it), never more than the maximum window. A message
+// once. W is 0 while the frames the node writes per second (the writes it
+// would make without coalescing) stay within its write budget, so an idle
+// or lightly loaded node adds no latency at all; above the budget W is the
+// sessions written in a tuning period divided by the budget (so that the
+// writes fit in it), never more than the maximum window. A message
 // therefore waits at most W more than it would without coalescing, and
-// only on a session that receives more often than 1/W. Replies do not
-// wait (Reply); a session whose transport drained (Kick) or whose rate
-// limit timer fired is written at once.
+// only on a session that receives more often than 1/W. Replies to a
+// client's requests do not wait (Reply); a session whose transport drained (Kick) or whose rate limit
+// timer fired is written at once.
 type Writers struct {
 	mu     sync.Mutex
 	cond   *sync.Cond
@@ -123,9 +113,6 @@ type Writers struct {
 	period    atomic.Int64 // pool clock at the start of the tuning period
 	frames    atomic.Int64 // frames written in the tuning period
 	active    atomic.Int64 // sessions written in the tuning period
-	writes    atomic.Int64 // writes made in the tuning period
-	busy      atomic.Int64 // ns the writers spent flushing in the tuning period
-	n         int          // writer goroutines
 	timer     *time.Timer  // moves sessions whose window is over from later to q
 	later     []delayed    // guarded by mu: sessions waiting for their window, FIFO
 	lhead     int          // guarded by mu: later[lhead:] is waiting
@@ -167,9 +154,6 @@ const (
 	windowSlack = int64(500 * time.Microsecond)
 	// takeMax is the most sessions a writer takes from the queue at once.
 	takeMax = 16
-	// busyShare is the share of the writers' time above which writing
-	// every frame alone counts as overload (see Writers).
-	busyShare = 0.5
 )
 
 // DefaultCoalescing returns the default coalescing for a node with
@@ -186,7 +170,7 @@ func NewWriters(n int) *Writers { return NewWritersWith(n, DefaultCoalescing()) 
 
 // NewWritersWith starts n writer goroutines with coalescing c.
 func NewWritersWith(n int, c Coalescing) *Writers {
-	w := &Writers{base: time.Now(), n: n}
+	w := &Writers{base: time.Now()}
 	if c.WriteBudget > 0 && c.MaxWindow > 0 {
 		w.budget, w.maxWindow = c.WriteBudget, int64(c.MaxWindow)
 	}
@@ -367,16 +351,15 @@ func (w *Writers) run() {
 		w.mu.Unlock()
 		now := w.now()
 		period := w.period.Load()
-		frames, active, writes := 0, 0, 0
+		frames, active := 0, 0
 		for _, c := range batch {
 			sl := c.Slot()
 			prev := sl.lastWrite.Load()
 			sl.scheduled.Store(false) // what arrives during Flush schedules it again
-			var wr, f int
-			buf, wr, f = c.Flush(buf, now)
-			if wr > 0 {
+			var writes, f int
+			buf, writes, f = c.Flush(buf, now)
+			if writes > 0 {
 				frames += f
-				writes += wr
 				if prev < period {
 					active++
 				}
@@ -387,12 +370,9 @@ func (w *Writers) run() {
 			buf = nil // do not keep a huge buffer after a burst
 		}
 		if w.budget > 0 {
-			end := w.now()
 			w.frames.Add(int64(frames))
 			w.active.Add(int64(active))
-			w.writes.Add(int64(writes))
-			w.busy.Add(end - now)
-			w.tune(end)
+			w.tune(w.now())
 		}
 	}
 }
@@ -404,9 +384,7 @@ func (w *Writers) run() {
 // most N/W writes a second: W = N/budget keeps the node within its budget
 // whatever the sessions receive. The window is that while the frames
 // written (the writes there would be without coalescing) exceed the
-// budget and writing each alone would keep the writers busier than
-// busyShare (the measured time per write, times the frames), and 0
-// otherwise. It follows a rise at once and a fall by halves,
+// budget, and 0 otherwise. It follows a rise at once and a fall by halves,
 // so that a period in which the writers were held up (and wrote little)
 // does not throw the node back to one write per frame (a fall by one half
 // per period that passed, when several passed without a write).
@@ -418,16 +396,10 @@ func (w *Writers) tune(now int64) {
 	}
 	frames := float64(w.frames.Swap(0))
 	active := float64(w.active.Swap(0))
-	writes := float64(w.writes.Swap(0))
-	busy := float64(w.busy.Swap(0))
 	rate := frames * float64(time.Second) / float64(el)
 	var target int64
-	if rate > w.budget && writes > 0 {
-		// The writers' time had every frame been a write of its own.
-		alone := busy / writes * frames
-		if alone > busyShare*float64(el)*float64(max(w.n, 1)) {
-			target = min(int64(active/w.budget*float64(time.Second)), w.maxWindow)
-		}
+	if rate > w.budget {
+		target = min(int64(active/w.budget*float64(time.Second)), w.maxWindow)
 	}
 	next := target
 	if cur := w.window.Load(); target < cur {
