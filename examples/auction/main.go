@@ -5,7 +5,7 @@
 // bidder, amount, key, sequence number) or refuses it with a reason the
 // bidder's publish fails with. After each accepted bid the program
 // publishes the price on price:ITEM (conflated) and the leaderboard on
-// board:ITEM (droppable) through the server API. See README.md.
+// board:ITEM (droppable, conflated) through the server API. See README.md.
 package main
 
 import (
@@ -119,7 +119,8 @@ func (a *auction) publishPrice(ctx context.Context, st Standing) error {
 // follows: the price only rises, so the last price published is the
 // highest accepted bid, whatever order the hook calls ran in. A failed
 // price publish is retried (with the newest standing); the leaderboard is
-// droppable and tried once.
+// droppable (and conflated: a slow page gets the newest one) and tried
+// once.
 func (a *auction) announce(ctx context.Context) {
 	for {
 		select {
@@ -140,7 +141,7 @@ func (a *auction) announce(ctx context.Context) {
 			}
 		}
 		st := a.rules.Standing()
-		if _, err := a.api.Publish(ctx, demo.PublishRequest{Channel: "board:" + a.item, Data: leaderboard(st.Board), Priority: "droppable"}); err != nil {
+		if _, err := a.api.Publish(ctx, demo.PublishRequest{Channel: "board:" + a.item, Data: leaderboard(st.Board), Priority: "droppable", Conflate: "board"}); err != nil {
 			a.log.Warn("publish the leaderboard", "err", err)
 			continue
 		}

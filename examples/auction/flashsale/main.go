@@ -20,6 +20,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"net/http"
 	"os"
@@ -66,7 +67,15 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	w, err := client.Dial(ctx, *ferry, client.Config{Token: wtok})
+	// Its connection's troubles go to stderr (stdout is the report).
+	var watcherDrops atomic.Int64
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	w, err := client.Dial(ctx, *ferry, client.Config{Token: wtok, Logger: logger, OnState: func(sc client.StateChange) {
+		if sc.State == client.StateDisconnected {
+			watcherDrops.Add(1)
+			logger.Warn("watcher disconnected", "code", sc.Code, "err", sc.Err)
+		}
+	}})
 	if err != nil {
 		return err
 	}
@@ -202,7 +211,7 @@ func run() error {
 		"bidders": *bidders, "seconds": dur.Seconds(), "offered": offered.Load(), "publish_errors": failed.Load(),
 		"refused": reasons, "let_through": let.Load(),
 		"accepted": len(st.Accepted), "bid_log": len(h.Messages), "accepted_lost": lost, "accepted_twice": twice,
-		"final_price": st.Price, "watcher_price": price.Load(), "watcher_bids": bidsSeen.Load(),
+		"final_price": st.Price, "watcher_price": price.Load(), "watcher_bids": bidsSeen.Load(), "watcher_disconnects": watcherDrops.Load(),
 		"boards_published": st.BoardsPublished, "boards_received": boards.Load(),
 	}
 	b, _ := json.MarshalIndent(report, "", "  ")

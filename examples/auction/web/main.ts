@@ -6,8 +6,8 @@
 // page's publish with the back end's reason, which the page shows. The
 // page follows the accepted bids (bids:lot1, never dropped), the price
 // (price:lot1, conflated: only the newest matters) and the leaderboard
-// (board:lot1, droppable and rate-limited to 5 a second: under load the
-// page skips boards, never bids).
+// (board:lot1, droppable and conflated: under load the page skips boards,
+// never bids).
 import { type Message, randomKey, ServerError } from "@ferry/client";
 import { esc, follow, newClient } from "../../shared/page.js";
 
