@@ -19,7 +19,7 @@ import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { promisify } from "node:util";
-import { launchBrowser, namespaces, openPage, repoRoot, startApp, startFerry } from "./test/harness.mjs";
+import { launchBrowser, namespaces, openPage, repoRoot, startApp, startAuction, startFerry } from "./test/harness.mjs";
 
 const run = promisify(execFile);
 const env = (name, dflt) => process.env[name] || dflt;
@@ -57,8 +57,7 @@ async function goRun(args, extraEnv) {
 }
 
 async function auction() {
-  const ferry = await startFerry({ FERRY_NAMESPACES: namespaces("auction") });
-  const app = await startApp("auction", ferry, ["--bid-rate", "5", "--bid-burst", "10"]);
+  const { ferry, app } = await startAuction(["--bid-rate", "5", "--bid-burst", "10"]);
   try {
     const r = await measured(ferry.pid, () =>
       goRun(["./examples/auction/flashsale", "--ferry", ferry.url, "--app", app.url, "--bidders", env("BIDDERS", "200"), "--for", env("SALE_FOR", "10s")], {

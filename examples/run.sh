@@ -26,7 +26,20 @@ go build -o "$tmp/$app" "./examples/$app"
 
 export FERRY_TOKEN_HMAC_SECRET=${FERRY_TOKEN_HMAC_SECRET:-$(head -c 32 /dev/urandom | base64)}
 export FERRY_API_KEY=${FERRY_API_KEY:-$(head -c 16 /dev/urandom | base64 | tr -d '/+=')}
+addr=${ADDR:-127.0.0.1:8090}
 namespaces=$(tr -d '\n' <"examples/$app/namespaces.json")
+if [ "$app" = auction ]; then
+  # The node asks the app's publish hook about every bid: the bids
+  # namespace's publish_hook names the app's address ({{APP}}), and node
+  # and app share the hooks secret that signs the hook's requests.
+  case "$addr" in *:0)
+    echo "ADDR=$addr: the auction needs a fixed port (the node is told its publish hook's URL)" >&2
+    exit 2
+    ;;
+  esac
+  export FERRY_HOOKS_SECRET=${FERRY_HOOKS_SECRET:-$(head -c 32 /dev/urandom | base64)}
+  namespaces=${namespaces//\{\{APP\}\}/$addr}
+fi
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
@@ -61,6 +74,6 @@ if [ "$app" = sensors ]; then
   echo "open the dashboard with #key=$(python3 -c 'import os,urllib.parse; print(urllib.parse.quote(os.environ["SENSORS_KEY"]))')"
   echo "then run the devices:  FERRY_TOKEN_HMAC_SECRET='$FERRY_TOKEN_HMAC_SECRET' SENSORS_KEY='$SENSORS_KEY' go run ./examples/sensors/devices --ferry http://127.0.0.1:$port --devices 1000"
 fi
-"$tmp/$app" --ferry "http://127.0.0.1:$port" --web "examples/$app/web" --addr "${ADDR:-127.0.0.1:8090}" "${args[@]}" &
+"$tmp/$app" --ferry "http://127.0.0.1:$port" --web "examples/$app/web" --addr "$addr" "${args[@]}" &
 pids+=($!)
 wait "${pids[-1]}"

@@ -6,31 +6,49 @@ import (
 	"time"
 )
 
-// Offer is what a bidder publishes on offers:ITEM.
+// Offer is a bid as the publish hook sees it: the data a bidder publishes
+// on bids:ITEM ({"amount": N}) and the publish's idempotency key.
 type Offer struct {
 	// Amount in whole currency units.
 	Amount int64 `json:"amount"`
-	// Key is the bid's idempotency key, also its id in the bid log.
-	Key string `json:"key"`
+	// Key is the publish's idempotency key (not the client's data: the
+	// key Ferry deduplicates by), also the bid's id in the bid log.
+	Key string `json:"-"`
 }
 
-// Verdict is the back end's answer to one offer.
+// Verdict is the back end's answer to one offer. An accepted one is what
+// the bid log (bids:ITEM) carries instead of the bidder's data.
 type Verdict struct {
 	Key      string `json:"key"`
 	Bidder   string `json:"bidder"`
 	Amount   int64  `json:"amount"`
 	Accepted bool   `json:"accepted"`
-	Reason   string `json:"reason,omitempty"`
+	// Seq numbers the accepted bids from 1 in the order they were
+	// decided: the bid log's order (pages sort by it; see README.md).
+	Seq int `json:"seq,omitempty"`
+	// Code and Reason say why a bid was refused; Code is the error code
+	// the bidder's publish fails with (400-599).
+	Code   int    `json:"code,omitempty"`
+	Reason string `json:"reason,omitempty"`
 }
 
+// The refusal codes (the publish's error code at the bidder).
+const (
+	codeBadBid   = 400 // no key, or not {"amount": N > 0}
+	codeForbid   = 403 // no bidder (anonymous), or the auction is closed
+	codeConflict = 409 // too low, or another bidder's key
+	codeTooMany  = 429 // over the bidder's token bucket
+)
+
 // Rules decide whether a bid stands. Decide is the one place that knows
-// the auction's rules, written as the publish hook will call it: the
-// bidder (from the connection's token), the offer, and the answer. When
-// Ferry's publish hook lands, the hook handler calls Decide and returns
-// its reason as the refusal, and the relay in main.go goes away.
+// the auction's rules; the publish hook (hook.go) calls it with the
+// bidder (the connection's user), the offer, and answers with its
+// verdict.
 //
-// mu guards everything below it; Decide is called for one offer at a time
-// in the order of the offers channel, so the price only rises.
+// mu guards everything below it. The node calls the hook concurrently
+// (one call per publish in flight); Decide takes mu for the whole
+// decision, so bids are decided one at a time, the price only rises, and
+// Seq numbers the accepted bids in the order of their decisions.
 type Rules struct {
 	// MinStep is how much a bid must beat the current price by.
 	MinStep int64
@@ -62,32 +80,42 @@ func NewRules(start, minStep int64, rate, burst float64) *Rules {
 		seen: make(map[string]Verdict), buckets: make(map[string]*bucket), board: make(map[string]int64)}
 }
 
-// Decide judges bidder's offer; a repeated key gets the first verdict
-// again (with dup true) and changes nothing.
+// Decide judges bidder's offer; a repeated key of the same bidder gets the
+// first verdict again (with dup true) and changes nothing. A key another
+// bidder used is refused and not remembered.
 func (r *Rules) Decide(bidder string, o Offer) (v Verdict, dup bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if prev, ok := r.seen[o.Key]; ok {
-		return prev, true
+		if prev.Bidder == bidder {
+			return prev, true
+		}
+		return Verdict{Key: o.Key, Bidder: bidder, Amount: o.Amount, Code: codeConflict, Reason: "that key belongs to another bid: use a fresh key per bid"}, false
 	}
 	r.judged++
 	v = Verdict{Key: o.Key, Bidder: bidder, Amount: o.Amount}
 	switch {
 	case o.Key == "" || len(o.Key) > 64:
-		v.Reason = "a bid needs a key of 1 to 64 characters"
+		v.Code, v.Reason = codeBadBid, "a bid needs a key of 1 to 64 characters"
+	case bidder == "":
+		v.Code, v.Reason = codeForbid, "sign in to bid"
+	case o.Amount <= 0:
+		v.Code, v.Reason = codeBadBid, `a bid is {"amount": N} with N > 0`
 	case r.closed:
-		v.Reason = "the auction is closed"
+		v.Code, v.Reason = codeForbid, "the auction is closed"
 	case !r.take(bidder):
-		v.Reason = fmt.Sprintf("too many bids: at most %.0f a second", r.Rate)
+		v.Code, v.Reason = codeTooMany, fmt.Sprintf("too many bids: at most %.0f a second", r.Rate)
 	case o.Amount < r.price+r.MinStep:
-		v.Reason = fmt.Sprintf("too low: the price is %d, bid at least %d", r.price, r.price+r.MinStep)
+		v.Code, v.Reason = codeConflict, fmt.Sprintf("too low: the price is %d, bid at least %d", r.price, r.price+r.MinStep)
 	default:
-		v.Accepted = true
+		v.Accepted, v.Seq = true, len(r.taken)+1
 		r.price, r.leader = o.Amount, bidder
 		r.board[bidder] = o.Amount
 		r.taken = append(r.taken, v)
 	}
-	r.seen[o.Key] = v
+	if o.Key != "" {
+		r.seen[o.Key] = v
+	}
 	return v, false
 }
 

@@ -1,12 +1,15 @@
-// Auction: three bidders in three browser contexts bid at once; every bid
-// gets a verdict, every accepted bid appears exactly once in every page's
-// bid log, and the price every page shows is the highest accepted bid.
-// Run over WebSocket and with WebSocket blocked (SSE / long-poll).
+// Auction: three bidders in three browser contexts bid at once, straight
+// on bids:lot1; the node asks the app's publish hook about every bid. Every
+// bid gets a verdict, and a refused one shows the back end's reason in the
+// page; every accepted bid appears exactly once in every page's bid log, in
+// the order the back end accepted them; the price every page shows is the
+// highest accepted bid. Run over WebSocket and with WebSocket blocked (SSE
+// / long-poll).
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import { after, before, test } from "node:test";
-import { appJSON, launchBrowser, namespaces, openPage, pageUntil, repoRoot, screenshot, startApp, startFerry } from "./harness.mjs";
+import { appJSON, launchBrowser, openPage, pageUntil, repoRoot, screenshot, startAuction } from "./harness.mjs";
 
 let browser;
 before(async () => {
@@ -18,11 +21,17 @@ after(async () => {
 
 const bidsEach = 12;
 
+/** The verdicts of a page's bids, each with the text its "My bids" row shows. */
+function shownVerdicts(page) {
+  return page.evaluate(() =>
+    Object.entries(window.auction.state.mine).map(([key, v]) => ({ ...v, shown: document.getElementById("mine-" + key)?.textContent ?? "" })),
+  );
+}
+
 for (const blocked of [false, true]) {
   const name = blocked ? "websocket blocked" : "websocket";
   test(`auction: concurrent bidders (${name})`, async () => {
-    const ferry = await startFerry({ FERRY_NAMESPACES: namespaces("auction") });
-    const app = await startApp("auction", ferry, blocked ? ["--block-websocket"] : []);
+    const { ferry, app } = await startAuction(blocked ? ["--block-websocket"] : []);
     try {
       const users = ["ann", "ben", "cai"];
       const pages = await Promise.all(users.map((u) => openPage(browser, `${app.url}/?user=${u}`)));
@@ -42,9 +51,18 @@ for (const blocked of [false, true]) {
       for (const p of pages) {
         await pageUntil(p, "a verdict for every bid", () => Object.values(window.auction.state.mine).every((v) => v !== null));
       }
+      // A bid at the price the page shows never beats it (the page's price
+      // is at most the back end's): refused, too low, unless the bidder's
+      // token bucket refuses it first.
+      const low = await pages[0].evaluate(() => window.auction.bid(window.auction.state.price));
+      assert.equal(low.accepted, false, "a bid at the price was accepted");
+      assert.match(low.reason, /^(too low: the price is \d+, bid at least \d+|too many bids: at most 5 a second)$/);
       const st = await appJSON(app, "/close", "POST");
-      const verdicts = await pages[0].evaluate(() => Object.values(window.auction.state.mine));
-      assert.ok(st.accepted?.length > 0, `no bid was accepted: ${JSON.stringify(verdicts.slice(0, 3))}`);
+      const late = await pages[1].evaluate(() => window.auction.bid(window.auction.state.price + 5));
+      assert.equal(late.accepted, false, "a bid after the close was accepted");
+      assert.equal(late.reason, "the auction is closed");
+
+      assert.ok(st.accepted?.length > 0, "no bid was accepted");
       const top = Math.max(...st.accepted.map((v) => v.amount));
       assert.equal(st.price, top);
       const want = st.accepted.map((v) => v.key);
@@ -55,10 +73,18 @@ for (const blocked of [false, true]) {
         await pageUntil(p, "the final price", (price) => window.auction.state.price === price, top);
         if (blocked) assert.notEqual(await p.evaluate(() => window.ferryStatus.transport), "websocket");
       }
-      // Every offer of every page got exactly the verdict the back end gave.
-      const mine = (await Promise.all(pages.map((p) => p.evaluate(() => window.auction.state.mine)))).flatMap((m) => Object.values(m));
-      assert.equal(mine.length, users.length * bidsEach);
+      // Every bid of every page got the back end's verdict, and the page
+      // shows it: accepted, or refused with the back end's reason.
+      const mine = (await Promise.all(pages.map(shownVerdicts))).flat();
+      assert.equal(mine.length, users.length * bidsEach + 2);
       assert.equal(mine.filter((v) => v.accepted).length, want.length);
+      for (const v of mine) {
+        if (v.accepted) assert.equal(v.shown, `${v.amount}: accepted`);
+        else {
+          assert.match(v.reason, /^(too low|too many bids|the auction is closed)/);
+          assert.equal(v.shown, `${v.amount}: refused: ${v.reason}`);
+        }
+      }
       await screenshot(pages[0], `auction-${blocked ? "fallback" : "websocket"}`);
     } finally {
       await app.stop();
@@ -70,8 +96,7 @@ for (const blocked of [false, true]) {
 // The flash-sale load generator: many bidders at once; it fails when an
 // accepted bid is missing from the bid log or appears twice.
 test("auction: flash sale keeps every accepted bid", async () => {
-  const ferry = await startFerry({ FERRY_NAMESPACES: namespaces("auction") });
-  const app = await startApp("auction", ferry, ["--bid-rate", "20", "--bid-burst", "20"]);
+  const { ferry, app } = await startAuction(["--bid-rate", "20", "--bid-burst", "20"]);
   try {
     const { stdout } = await promisify(execFile)("go", ["run", "./examples/auction/flashsale", "--ferry", ferry.url, "--app", app.url, "--bidders", "10", "--for", "2s"], {
       cwd: repoRoot,

@@ -2,12 +2,13 @@
 // SDK's own test helpers), each app's Go program built and started on a
 // random port, and Debian's chromium driven by playwright-core.
 import { execFileSync, spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { mkdirSync, mkdtempSync, readFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
-import { repoRoot, startFerry, until } from "../../clients/js/test/ferry.mjs";
+import { freePort, repoRoot, startFerry, until } from "../../clients/js/test/ferry.mjs";
 
 export { startFerry, until, repoRoot };
 
@@ -16,9 +17,18 @@ export const examplesDir = path.resolve(path.dirname(fileURLToPath(import.meta.u
 /** Where screenshots go: $ARTIFACTS_DIR or examples/artifacts. */
 export const artifactsDir = process.env.ARTIFACTS_DIR || path.join(examplesDir, "artifacts");
 
-/** The app's namespace rules (examples/APP/namespaces.json) as FERRY_NAMESPACES. */
-export function namespaces(app) {
-  return JSON.stringify(JSON.parse(readFileSync(path.join(examplesDir, app, "namespaces.json"), "utf8")));
+/**
+ * The app's namespace rules (examples/APP/namespaces.json) as
+ * FERRY_NAMESPACES, with each {{NAME}} in it replaced by vars.NAME (the
+ * auction's publish hook URL names the app's address so).
+ */
+export function namespaces(app, vars = {}) {
+  const file = path.join(examplesDir, app, "namespaces.json");
+  const text = readFileSync(file, "utf8").replace(/\{\{(\w+)\}\}/g, (_, name) => {
+    if (!(name in vars)) throw new Error(`${file}: no value for {{${name}}}`);
+    return vars[name];
+  });
+  return JSON.stringify(JSON.parse(text));
 }
 
 const built = new Map();
@@ -35,11 +45,12 @@ function appBinary(app) {
 
 /**
  * Starts the app's Go program against ferry ({url, apiKey, secret}) on a
- * random port; resolves once it prints its address.
+ * random port (an "--addr" in args wins: Go's flags take the last value);
+ * resolves once it prints its address. env adds to its environment.
  */
-export async function startApp(app, ferry, args = []) {
+export async function startApp(app, ferry, args = [], env = {}) {
   const proc = spawn(appBinary(app), ["--addr", "127.0.0.1:0", "--ferry", ferry.url, "--web", path.join(examplesDir, app, "web"), ...args], {
-    env: { ...process.env, FERRY_API_KEY: ferry.apiKey, FERRY_TOKEN_HMAC_SECRET: ferry.secret },
+    env: { ...process.env, FERRY_API_KEY: ferry.apiKey, FERRY_TOKEN_HMAC_SECRET: ferry.secret, ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
   let out = "";
@@ -62,6 +73,27 @@ export async function startApp(app, ferry, args = []) {
       });
     },
   };
+}
+
+/**
+ * Starts the auction: a node whose bids namespace asks the app's publish
+ * hook, and the app (args: its flags). The node must know the hook's URL
+ * when it starts, and the app the node's, so the app's port is chosen
+ * first (a free one, as startFerry chooses the node's), then the node
+ * starts with the hook on that port, then the app listens there. Both
+ * share a fresh hooks secret. Resolves with {ferry, app}.
+ */
+export async function startAuction(args = []) {
+  const addr = `127.0.0.1:${await freePort()}`;
+  const hooksSecret = randomBytes(32).toString("hex");
+  const ferry = await startFerry({ FERRY_NAMESPACES: namespaces("auction", { APP: addr }), FERRY_HOOKS_SECRET: hooksSecret });
+  try {
+    const app = await startApp("auction", ferry, ["--addr", addr, ...args], { FERRY_HOOKS_SECRET: hooksSecret });
+    return { ferry, app };
+  } catch (err) {
+    await ferry.stop();
+    throw err;
+  }
 }
 
 /** Debian's chromium, headless, with a fresh profile (playwright makes one per launch). */

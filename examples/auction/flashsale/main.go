@@ -1,5 +1,6 @@
 // Command flashsale is the auction's load generator: many bidders (Go SDK
-// connections) bid as fast as they can for a while, and a watcher follows
+// connections) bid as fast as they can for a while, each publish on
+// bids:ITEM judged by the auction's publish hook, and a watcher follows
 // the price, the leaderboard and the bid log meanwhile. At the end it
 // checks the promises of the channel classes and prints a JSON report:
 //
@@ -7,6 +8,10 @@
 //     exactly the accepted bids of the back end's /state, each once;
 //   - the price stays current: the watcher's last price is the final one;
 //   - the leaderboard may drop: boards received vs boards published.
+//
+// A publish the back end refused (too low, too many bids) is counted by
+// its reason; one the node says may be retried (the hook timed out or was
+// busy) is sent again with the same key, which the back end judges once.
 package main
 
 import (
@@ -15,9 +20,11 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"net/http"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -60,7 +67,15 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	w, err := client.Dial(ctx, *ferry, client.Config{Token: wtok})
+	// Its connection's troubles go to stderr (stdout is the report).
+	var watcherDrops atomic.Int64
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	w, err := client.Dial(ctx, *ferry, client.Config{Token: wtok, Logger: logger, OnState: func(sc client.StateChange) {
+		if sc.State == client.StateDisconnected {
+			watcherDrops.Add(1)
+			logger.Warn("watcher disconnected", "code", sc.Code, "err", sc.Err)
+		}
+	}})
 	if err != nil {
 		return err
 	}
@@ -74,8 +89,8 @@ func run() error {
 	if err := errors.Join(
 		follow("price:"+*item, func(m client.Message) {
 			var p struct{ Price int64 }
-			if json.Unmarshal(m.Data, &p) == nil && p.Price > price.Load() {
-				price.Store(p.Price)
+			if json.Unmarshal(m.Data, &p) == nil {
+				raise(&price, p.Price)
 			}
 		}),
 		follow("board:"+*item, func(client.Message) { boards.Add(1) }),
@@ -93,12 +108,20 @@ func run() error {
 		return err
 	}
 	for _, m := range ph.Messages {
-		if m.Data.Price > price.Load() {
-			price.Store(m.Data.Price)
-		}
+		raise(&price, m.Data.Price)
 	}
 
-	var offered, failed atomic.Int64
+	var offered, failed, let atomic.Int64
+	// known is the price as the bidders learnt it from their own answers
+	// (accepted, or "too low: the price is N"), often ahead of the
+	// watcher's; a bid raises the higher of the two.
+	var known atomic.Int64
+	var refusals sync.Map // reason (up to its first ':') -> *atomic.Int64
+	refused := func(reason string) {
+		kind, _, _ := strings.Cut(strings.TrimPrefix(reason, "publish: "), ":")
+		n, _ := refusals.LoadOrStore(kind, new(atomic.Int64))
+		n.(*atomic.Int64).Add(1)
+	}
 	end := time.Now().Add(*dur)
 	var wg sync.WaitGroup
 	for i := range *bidders {
@@ -118,31 +141,44 @@ func run() error {
 			defer c.Close()
 			for time.Now().Before(end) {
 				key := fmt.Sprintf("fs-%04d-%d", i, offered.Add(1))
-				amount := price.Load() + 1 + rand.Int64N(3)
-				pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-				_, err := c.Publish(pctx, "offers:"+*item, map[string]any{"amount": amount, "key": key}, client.WithKey(key), client.WithPriority(protocol.PriorityCritical))
-				cancel()
-				if err != nil {
+				amount := max(price.Load(), known.Load()) + 1 + rand.Int64N(3)
+				switch reason, err := place(ctx, c, "bids:"+*item, amount, key); {
+				case err != nil:
 					failed.Add(1)
+				case reason != "":
+					refused(reason)
+					// "too low: the price is N, ...": raise from there
+					// next time, without waiting for the watcher.
+					var p int64
+					if _, err := fmt.Sscanf(strings.TrimPrefix(reason, "publish: "), "too low: the price is %d,", &p); err == nil {
+						raise(&known, p)
+					}
+				default:
+					let.Add(1)
+					raise(&known, amount)
 				}
 			}
 		}()
 	}
 	wg.Wait()
 
-	// Let the back end judge every stored offer: poll until it has judged
-	// at least the offers that were confirmed, and stopped.
+	// Every answered bid was judged in its publish (the hook answered
+	// before the publish did); let the last price reach the watcher, and
+	// read the standing until it stops changing (or half a minute passed:
+	// the report then shows the watcher behind).
 	var st struct {
-		Accepted []verdict `json:"accepted"`
-		Judged   int64     `json:"judged"`
-		Price    int64     `json:"price"`
+		Accepted        []verdict `json:"accepted"`
+		Judged          int64     `json:"judged"`
+		Price           int64     `json:"price"`
+		BoardsPublished int64     `json:"boards_published"`
 	}
-	for prev := int64(-1); ; prev = st.Judged {
+	settled := time.Now().Add(30 * time.Second)
+	for prev := int64(-1); ; prev = st.BoardsPublished {
 		time.Sleep(time.Second)
 		if err := getJSON(*app+"/state", &st); err != nil {
 			return err
 		}
-		if st.Judged == prev && st.Judged >= offered.Load()-failed.Load() {
+		if (st.BoardsPublished == prev && st.Price == price.Load()) || time.Now().After(settled) {
 			break
 		}
 	}
@@ -166,11 +202,17 @@ func run() error {
 			twice++
 		}
 	}
+	reasons := map[string]int64{}
+	refusals.Range(func(k, v any) bool {
+		reasons[k.(string)] = v.(*atomic.Int64).Load()
+		return true
+	})
 	report := map[string]any{
 		"bidders": *bidders, "seconds": dur.Seconds(), "offered": offered.Load(), "publish_errors": failed.Load(),
+		"refused": reasons, "let_through": let.Load(),
 		"accepted": len(st.Accepted), "bid_log": len(h.Messages), "accepted_lost": lost, "accepted_twice": twice,
-		"final_price": st.Price, "watcher_price": price.Load(), "watcher_bids": bidsSeen.Load(),
-		"boards_published": len(st.Accepted), "boards_received": boards.Load(),
+		"final_price": st.Price, "watcher_price": price.Load(), "watcher_bids": bidsSeen.Load(), "watcher_disconnects": watcherDrops.Load(),
+		"boards_published": st.BoardsPublished, "boards_received": boards.Load(),
 	}
 	b, _ := json.MarshalIndent(report, "", "  ")
 	fmt.Println(string(b))
@@ -178,6 +220,41 @@ func run() error {
 		return fmt.Errorf("the bid log does not match the accepted bids: %d lost, %d twice", lost, twice)
 	}
 	return nil
+}
+
+// place publishes one bid and returns the back end's reason when it
+// refused it. A refusal the node says may be retried (the hook timed out,
+// was busy or down) is tried again with the same key, a few times; an
+// error that is not the back end's answer is returned.
+func place(ctx context.Context, c *client.Client, ch string, amount int64, key string) (reason string, err error) {
+	for attempt := 1; ; attempt++ {
+		pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		_, err = c.Publish(pctx, ch, map[string]int64{"amount": amount}, client.WithKey(key), client.WithPriority(protocol.PriorityCritical))
+		cancel()
+		var se *client.ServerError
+		switch {
+		case err == nil:
+			return "", nil
+		case !errors.As(err, &se):
+			return "", err
+		case se.Retry && attempt < 5:
+			time.Sleep(time.Duration(attempt) * 200 * time.Millisecond)
+		case se.Retry:
+			return "", err
+		default:
+			return se.Reason, nil
+		}
+	}
+}
+
+// raise sets p to v when v is higher.
+func raise(p *atomic.Int64, v int64) {
+	for {
+		cur := p.Load()
+		if v <= cur || p.CompareAndSwap(cur, v) {
+			return
+		}
+	}
 }
 
 func getJSON(url string, out any) error {
