@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -33,20 +32,7 @@ func TestSSEReconnectElsewhereRecoversFromLastEventID(t *testing.T) {
 		nodes = append(nodes, startNode(t, func(c *server.Config) { c.Broker = rs.URL(); c.NodeID = id }))
 	}
 	const ch = "news:reconnect"
-	body := fmt.Sprintf(`[{"type":"connect","id":1,"token":%q},{"type":"subscribe","id":2,"channel":%q}]`, token(t, "rc", time.Hour, nil), ch)
-	resp, err := http.Post(nodes[0].base+"/v1/sessions?transport=sse", "application/json", strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var conn struct {
-		SessionToken string `json:"session_token"`
-		StreamTicket string `json:"stream_ticket"`
-	}
-	_ = json.NewDecoder(resp.Body).Decode(&conn)
-	resp.Body.Close()
-	if conn.SessionToken == "" || conn.StreamTicket == "" {
-		t.Fatalf("open: HTTP %d, no session_token or stream_ticket", resp.StatusCode)
-	}
+	tok := rawSession(t, nodes[0], "sse", fmt.Sprintf(`[{"type":"connect","id":1,"token":%q},{"type":"subscribe","id":2,"channel":%q}]`, token(t, "rc", time.Hour, nil), ch))
 	publish := func(from, to int) {
 		for i := from; i <= to; i++ {
 			publishAPI(t, nodes[0], ch, i)
@@ -54,13 +40,13 @@ func TestSSEReconnectElsewhereRecoversFromLastEventID(t *testing.T) {
 	}
 	// Node a: the first stream, offsets 1-5.
 	publish(1, 5)
-	st := sseReadUntil(t, nodes[0], conn.StreamTicket, -1, 5)
+	st := sseReadUntil(t, nodes[0], sessionTicket(t, nodes[0], tok), -1, 5)
 	// Node b: offsets 6-10.
 	publish(6, 10)
-	st = sseReadUntil(t, nodes[1], sessionTicket(t, nodes[1], conn.SessionToken), st.lastSeq, 10)
+	st = sseReadUntil(t, nodes[1], sessionTicket(t, nodes[1], tok), st.lastSeq, 10)
 	// History moves past offset 5, not past 10.
 	publish(11, 110)
-	st = sseReadUntil(t, nodes[2], sessionTicket(t, nodes[2], conn.SessionToken), st.lastSeq, 110)
+	st = sseReadUntil(t, nodes[2], sessionTicket(t, nodes[2], tok), st.lastSeq, 110)
 	for off := 11; off <= 110; off++ {
 		if !st.offsets[uint64(off)] {
 			t.Fatalf("node c: offset %d never came (subscribed frames: %v)", off, st.subscribed)
@@ -95,18 +81,8 @@ func sseReadUntil(t *testing.T, n *node, ticket string, last int64, until uint64
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, "GET", n.base+"/v1/sse?ticket="+ticket, nil)
-	if last >= 0 {
-		req.Header.Set("Last-Event-ID", strconv.FormatInt(last, 10))
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp := sseGet(ctx, t, n, ticket, last)
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("stream on %s: HTTP %d", n.base, resp.StatusCode)
-	}
 	st := sseStream{offsets: map[uint64]bool{}}
 	sc := bufio.NewScanner(resp.Body)
 	for !st.offsets[until] && sc.Scan() {
@@ -157,4 +133,23 @@ func sessionTicket(t *testing.T, n *node, tok string) string {
 		t.Fatalf("ticket on %s: HTTP %d", n.base, resp.StatusCode)
 	}
 	return out.Ticket
+}
+
+// sseGet opens an SSE stream on n with ticket, and Last-Event-ID last when
+// last >= 0; it fails the test unless the answer is 200.
+func sseGet(ctx context.Context, t *testing.T, n *node, ticket string, last int64) *http.Response {
+	t.Helper()
+	req, _ := http.NewRequestWithContext(ctx, "GET", n.base+"/v1/sse?ticket="+ticket, nil)
+	if last >= 0 {
+		req.Header.Set("Last-Event-ID", strconv.FormatInt(last, 10))
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		resp.Body.Close()
+		t.Fatalf("stream on %s: HTTP %d", n.base, resp.StatusCode)
+	}
+	return resp
 }
