@@ -319,14 +319,16 @@ func (s *Server) servePoll(w http.ResponseWriter, r *http.Request) {
 }
 
 // issueSessionTicket answers POST /v1/tickets with a Ferry-Session header:
-// a ticket for a new SSE stream of that session.
+// a ticket for a new SSE stream of that session. A session held by another
+// node is not adopted here but by the stream, which brings the client's
+// Last-Event-ID (see fallback.Sessions.Exists).
 func (s *Server) issueSessionTicket(w http.ResponseWriter, r *http.Request) {
-	t, ok := s.httpSession(w, r)
-	if !ok {
+	tok := r.Header.Get(sessionHeader)
+	if err := s.httpSessions.Exists(r.Context(), tok, s.networkKey(r)); err != nil {
+		httpSessionError(w, err)
 		return
 	}
-	_ = t
-	ticket, err := s.tickets.Issue(r.Context(), sseTicketPrefix+r.Header.Get(sessionHeader))
+	ticket, err := s.tickets.Issue(r.Context(), sseTicketPrefix+tok)
 	if err != nil {
 		httpError(w, http.StatusServiceUnavailable, "cannot issue a ticket now: "+err.Error())
 		return

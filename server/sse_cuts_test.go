@@ -34,21 +34,7 @@ func TestSSECutAtRandomReplaysEverything(t *testing.T) {
 func sseCuts(t *testing.T, mutate func(*server.Config)) {
 	n := startNode(t, mutate)
 	tok := rawSession(t, n, "sse", fmt.Sprintf(`[{"type":"connect","id":1,"token":%q},{"type":"subscribe","id":2,"channel":"chat:cuts"}]`, token(t, "cuts", time.Hour, nil)))
-	ticket := func() string {
-		req, _ := http.NewRequest("POST", n.base+"/v1/tickets", nil)
-		req.Header.Set("Ferry-Session", tok)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var out struct{ Ticket string }
-		_ = json.NewDecoder(resp.Body).Decode(&out)
-		if out.Ticket == "" {
-			t.Fatalf("no ticket: HTTP %d", resp.StatusCode)
-		}
-		return out.Ticket
-	}
+	ticket := func() string { return sessionTicket(t, n, tok) }
 	const total = 400
 	var wg sync.WaitGroup
 	wg.Add(1)

@@ -192,27 +192,11 @@ func (ss *Sessions) Find(ctx context.Context, tok string, lastSeq int64, network
 	if v, ok := ss.byToken.Load(tok); ok { // adopted meanwhile
 		return v.(*Transport), nil
 	}
-	if ss.kv == nil {
-		return nil, ErrNoSession
-	}
-	b, err := ss.kv.Get(ctx, httpSessionKey(tok))
+	rec, err := ss.record(ctx, tok, network)
 	if err != nil {
-		if errors.Is(err, broker.ErrNotFound) {
-			return nil, ErrNoSession
-		}
 		return nil, err
 	}
-	var rec httpSessionRecord
-	if err := json.Unmarshal(b, &rec); err != nil {
-		return nil, ErrNoSession
-	}
-	if rec.Network != "" && rec.Network != network {
-		return nil, ErrOtherNetwork
-	}
 	claims := rec.claims()
-	if !claims.ExpiresAt.IsZero() && !claims.ExpiresAt.After(time.Now()) {
-		return nil, ErrNoSession
-	}
 	mode := Mode(rec.Mode)
 	if rec.Network != "" {
 		ss.nets.Store(tok, rec.Network)
@@ -236,4 +220,60 @@ func (ss *Sessions) Find(ctx context.Context, tok string, lastSeq int64, network
 	t.Due(0)
 	ss.Save(ctx, tok, mode, sess, claims)
 	return t, nil
+}
+
+// record reads the cluster record of session token tok: ErrNoSession when
+// there is none (or its claims expired), ErrOtherNetwork when it is bound
+// to another network than the request's.
+func (ss *Sessions) record(ctx context.Context, tok, network string) (*httpSessionRecord, error) {
+	if ss.kv == nil {
+		return nil, ErrNoSession
+	}
+	b, err := ss.kv.Get(ctx, httpSessionKey(tok))
+	if err != nil {
+		if errors.Is(err, broker.ErrNotFound) {
+			return nil, ErrNoSession
+		}
+		return nil, err
+	}
+	var rec httpSessionRecord
+	if err := json.Unmarshal(b, &rec); err != nil {
+		return nil, ErrNoSession
+	}
+	if rec.Network != "" && rec.Network != network {
+		return nil, ErrOtherNetwork
+	}
+	if rec.Exp > 0 && !time.Unix(rec.Exp, 0).After(time.Now()) {
+		return nil, ErrNoSession
+	}
+	return &rec, nil
+}
+
+// Exists reports whether session token tok names a session that a request
+// to this node reaches (nil): one it holds, or one that another node
+// keeps a record of, which the request would adopt. It adopts nothing,
+// and returns the errors Find returns.
+//
+// A ticket for a new SSE stream is issued after Exists, not Find: the
+// ticket request carries no Last-Event-ID, and a session adopted without
+// one resumes from the positions its last node had seen confirmed (for
+// SSE: at its stream's start) and drops the seq->offset map of what that
+// node wrote since, so the Last-Event-ID the stream brings next maps to
+// nothing. Every reconnection to another node then went back to the
+// positions the session had when it subscribed: a growing replay, then
+// "recovered": false once history no longer reached that far (issue 21's
+// soak, ten minutes in). The stream adopts the session instead, with the
+// client's Last-Event-ID.
+func (ss *Sessions) Exists(ctx context.Context, tok, network string) error {
+	if v, ok := ss.nets.Load(tok); ok && v.(string) != network {
+		return ErrOtherNetwork
+	}
+	if v, ok := ss.byToken.Load(tok); ok {
+		code, _, closed := v.(*Transport).Session().CloseCode()
+		if !closed || code != protocol.CloseSessionTakenOver {
+			return nil // Find returns it as it is
+		}
+	}
+	_, err := ss.record(ctx, tok, network)
+	return err
 }
