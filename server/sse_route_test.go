@@ -191,7 +191,9 @@ func TestSSEEverySendDelivered(t *testing.T) {
 		}
 	}
 	for i, c := range clients {
-		l := readStream(t, c, func(l *streamLog) bool { return len(l.got) == 2*each && len(l.published) == each || l.disconnect != nil })
+		l := readStream(t, c, func(l *streamLog) bool {
+			return len(l.got) == 2*each && len(l.published) == each || l.disconnect != nil
+		})
 		var missing []string
 		for d := 1; d <= 2*each; d++ {
 			if l.got[d] != 1 {
