@@ -141,9 +141,20 @@ const (
 	// ControlLeave announces that Conn left Channel (unsubscribe or close).
 	// Sent and handled like ControlJoin.
 	ControlLeave ControlKind = "leave"
+	// ControlRoute carries the client frames of an HTTP session (a POST
+	// /v1/send) from the node that received them to the node that holds
+	// the session, which processes them as if they had arrived there. Data
+	// is the request as internal/transport/fallback encodes it. Sent by
+	// the receiving node's fallback sessions; handled by the holding node
+	// (internal/node hands it to them), which answers with ControlRouted.
+	ControlRoute ControlKind = "route"
+	// ControlRouted answers a ControlRoute (Data: its outcome), sent back
+	// to the node that routed the frames; handled like ControlRoute.
+	ControlRouted ControlKind = "routed"
 )
 
-// Control is a message between nodes (evict a connection, disconnect a user).
+// Control is a message between nodes (evict a connection, disconnect a
+// user, route a client's frames).
 type Control struct {
 	// Node is the target node id; "" means every node.
 	Node string
@@ -154,6 +165,12 @@ type Control struct {
 	Conn    string
 	Code    int
 	Reason  string
+	// Data is the payload of the kinds that carry one (ControlRoute,
+	// ControlRouted), opaque to the broker. It must be valid UTF-8 text
+	// (the engines encode a Control as JSON); a payload of bytes travels
+	// base64-encoded inside it. It is a string, not a []byte, so that a
+	// Control stays comparable.
+	Data string
 }
 
 // Broker is the channel engine behind a node.

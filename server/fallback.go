@@ -193,11 +193,21 @@ func (s *Server) serveOpenSession(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write(buf[frames[0].Start:frames[0].End])
 }
 
-// httpSession finds the session named by the Ferry-Session header.
-func (s *Server) httpSession(w http.ResponseWriter, r *http.Request) (*fallback.Transport, bool) {
+// sessionToken returns the session token of the Ferry-Session header.
+func sessionToken(w http.ResponseWriter, r *http.Request) (string, bool) {
 	tok := r.Header.Get(sessionHeader)
 	if tok == "" {
 		httpError(w, http.StatusUnauthorized, "missing "+sessionHeader+" header: open a session with POST /v1/sessions")
+		return "", false
+	}
+	return tok, true
+}
+
+// httpSession finds the session named by the Ferry-Session header, and
+// adopts it when another node holds it (a poll).
+func (s *Server) httpSession(w http.ResponseWriter, r *http.Request) (*fallback.Transport, bool) {
+	tok, ok := sessionToken(w, r)
+	if !ok {
 		return nil, false
 	}
 	last, _ := lastEventID(r) // checked by the callers that use it
@@ -255,10 +265,11 @@ func (s *Server) serveSSE(w http.ResponseWriter, r *http.Request) {
 	t.ServeSSE(w, r, last, 10*time.Second)
 }
 
-// sessionRequest runs what /v1/send and /v1/poll share: the gate, CORS,
-// the session named by Ferry-Session, and the frames of the body (an empty
-// body is no frames).
-func (s *Server) sessionRequest(w http.ResponseWriter, r *http.Request) (*fallback.Transport, bool) {
+// pollRequest runs what comes before a long-poll is held: the gate, CORS,
+// the session named by Ferry-Session (adopted when another node holds
+// it: the poll is the session's stream), and the frames of the body (an
+// empty body is no frames).
+func (s *Server) pollRequest(w http.ResponseWriter, r *http.Request) (*fallback.Transport, bool) {
 	if !s.gate(w, r, false) {
 		return nil, false
 	}
@@ -280,11 +291,35 @@ func (s *Server) sessionRequest(w http.ResponseWriter, r *http.Request) (*fallba
 	return t, true
 }
 
-// serveSend is POST /v1/send: client frames for an SSE session; their
-// replies go to the stream.
+// serveSend is POST /v1/send: client frames for an HTTP session; their
+// replies go to the session's stream (or poll). It answers once the frames
+// were processed, here or, when another node holds the session, there
+// (fallback.Sessions.Send routes them): it never adopts a session whose
+// node is alive, which would close its stream there.
 func (s *Server) serveSend(w http.ResponseWriter, r *http.Request) {
-	if _, ok := s.sessionRequest(w, r); !ok {
+	if !s.gate(w, r, false) {
 		return
+	}
+	s.cors(w, r)
+	tok, ok := sessionToken(w, r)
+	if !ok {
+		return
+	}
+	// Checked before the body is read, as a poll's session is.
+	network := s.networkKey(r)
+	if err := s.httpSessions.Check(r.Context(), tok, network); err != nil {
+		httpSessionError(w, err)
+		return
+	}
+	body, ok := s.readBody(w, r)
+	if !ok {
+		return
+	}
+	if len(bytes.TrimSpace(body)) > 0 {
+		if err := s.httpSessions.Send(r.Context(), tok, body, network); err != nil {
+			httpSessionError(w, err)
+			return
+		}
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusAccepted)
@@ -299,7 +334,7 @@ func (s *Server) servePoll(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	t, ok := s.sessionRequest(w, r)
+	t, ok := s.pollRequest(w, r)
 	if !ok {
 		return
 	}
@@ -319,12 +354,14 @@ func (s *Server) servePoll(w http.ResponseWriter, r *http.Request) {
 }
 
 // issueSessionTicket answers POST /v1/tickets with a Ferry-Session header:
-// a ticket for a new SSE stream of that session. A session held by another
-// node is not adopted here but by the stream, which brings the client's
-// Last-Event-ID (see fallback.Sessions.Exists).
+// a ticket for a new SSE stream of that session. It does not adopt the
+// session (the stream that the ticket opens does, wherever it lands).
 func (s *Server) issueSessionTicket(w http.ResponseWriter, r *http.Request) {
-	tok := r.Header.Get(sessionHeader)
-	if err := s.httpSessions.Exists(r.Context(), tok, s.networkKey(r)); err != nil {
+	tok, ok := sessionToken(w, r)
+	if !ok {
+		return
+	}
+	if err := s.httpSessions.Check(r.Context(), tok, s.networkKey(r)); err != nil {
 		httpSessionError(w, err)
 		return
 	}
@@ -353,8 +390,19 @@ func sessClaims(sess *session.Session, hs *auth.Claims) *auth.Claims {
 	return hs
 }
 
-// httpSessionError answers a request whose session cannot be found.
+// httpSessionError answers a request whose session cannot be found, or
+// whose frames were refused.
 func httpSessionError(w http.ResponseWriter, err error) {
+	var re *fallback.RouteError
+	switch {
+	case errors.Is(err, fallback.ErrBadBody):
+		httpError(w, http.StatusBadRequest, err.Error())
+		return
+	case errors.As(err, &re):
+		w.Header().Set("Retry-After", "1")
+		httpError(w, re.Status, re.Reason)
+		return
+	}
 	if errors.Is(err, fallback.ErrNoSession) {
 		httpError(w, http.StatusNotFound, "session not found or expired: open a new one with POST /v1/sessions (with resume to keep its subscriptions)")
 		return

@@ -186,6 +186,9 @@ func New(cfg Config, opts ...Options) (*Server, error) {
 		IdempotencyWindow: cfg.Idempotency.Window,
 		Metrics:           s.metrics,
 		Local:             s.reg,
+		// s.httpSessions is set below, before the broker starts
+		// delivering control messages.
+		Routes: func(c broker.Control) { s.httpSessions.HandleControl(c) },
 	})
 	s.writers = flow.NewWritersWith(max(2, runtime.GOMAXPROCS(0)), flow.Coalescing{
 		WriteBudget: float64(cfg.Batch.WriteBudget * runtime.GOMAXPROCS(0)),
@@ -205,6 +208,7 @@ func New(cfg Config, opts ...Options) (*Server, error) {
 		SessionTTL: cfg.Session.TTL,
 		Heartbeat:  cfg.Heartbeat.Interval + cfg.Heartbeat.Timeout,
 		Logger:     log,
+		Beating:    func() bool { return s.node.Beating(time.Now()) },
 	})
 	s.metrics.SetQueueDepthFunc(func() float64 { return float64(s.reg.QueueDepth()) })
 	if err := s.openUploads(o.OnUploadDone); err != nil {

@@ -107,17 +107,25 @@ func (c *httpClient) send(f any) {
 		c.mu.Unlock()
 		return
 	}
+	if code, body := c.sendTo(c.n, f); code != 202 {
+		c.t.Fatalf("send: HTTP %d %s", code, body)
+	}
+}
+
+// sendTo POSTs f to /v1/send on node n (which need not hold the session)
+// and returns the status and body of the reply.
+func (c *httpClient) sendTo(n *node, f any) (int, string) {
+	c.t.Helper()
 	b, _ := json.Marshal(f)
-	req, _ := http.NewRequest("POST", c.n.base+"/v1/send", bytes.NewReader(b))
+	req, _ := http.NewRequest("POST", n.base+"/v1/send", bytes.NewReader(b))
 	req.Header.Set("Ferry-Session", c.token)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	resp.Body.Close()
-	if resp.StatusCode != 202 {
-		c.t.Fatalf("send: HTTP %d", resp.StatusCode)
-	}
+	defer resp.Body.Close()
+	out, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(out)
 }
 
 func (c *httpClient) deliver(f map[string]any) {

@@ -126,7 +126,7 @@ func testControl(t *testing.T, s *suite) {
 		}
 	}
 	all := broker.Control{Kind: broker.ControlDisconnect, User: s.name("u"), Code: 4001, Reason: "banned"}
-	mine := broker.Control{Node: n.id, Kind: broker.ControlEvict, User: s.name("u"), Conn: "c1", Code: 4002, Reason: "limit"}
+	mine := broker.Control{Node: n.id, Kind: broker.ControlEvict, User: s.name("u"), Conn: "c1", Code: 4002, Reason: "limit", Data: `{"body":"eyJ0eXBlIjoicGluZyJ9"}`}
 	elsewhere := broker.Control{Node: s.name("other-node"), Kind: broker.ControlEvict, User: s.name("u"), Conn: "c2"}
 	after := broker.Control{Node: n.id, Kind: broker.ControlTakeover, User: s.name("u"), Conn: "c3", Code: 4016}
 	send(all)
@@ -267,7 +267,7 @@ func testMultiNodeControl(t *testing.T, s *suite) {
 	nodes := s.nodes(t, 2)
 	a, b := nodes[0], nodes[1]
 	ctx := context.Background()
-	toB := broker.Control{Node: b.id, Kind: broker.ControlEvict, User: s.name("u"), Conn: "c1", Code: 4000}
+	toB := broker.Control{Node: b.id, Kind: broker.ControlRoute, User: s.name("u"), Conn: "c1", Code: 4000, Data: `{"id":"r1","body":"W3sidHlwZSI6InBpbmcifV0="}`}
 	toAll := broker.Control{Kind: broker.ControlDisconnect, User: s.name("u")}
 	toA := broker.Control{Node: a.id, Kind: broker.ControlTakeover, User: s.name("u"), Conn: "c2"}
 	for _, c := range []broker.Control{toB, toAll} {

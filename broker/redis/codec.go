@@ -110,6 +110,7 @@ type wireControl struct {
 	Conn    string             `json:"c,omitempty"`
 	Code    int                `json:"code,omitempty"`
 	Reason  string             `json:"r,omitempty"`
+	Data    string             `json:"d,omitempty"`
 }
 
 func encodeControl(c broker.Control) ([]byte, error) {

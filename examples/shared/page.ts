@@ -74,10 +74,17 @@ export function acceptConflationGaps(c: Client): void {
 /**
  * Shows a channel's retained history, then follows it from there: a page
  * opened late sees everything the channel keeps, each message once.
+ *
+ * The subscribe always names where the history ended, even when the
+ * channel was empty (offset 0: from the start): without `since` it would
+ * start live from the channel's position at the subscribe, and a message
+ * published between the history read and the subscribe (two round trips,
+ * longer over SSE) would reach neither. The editor's pages lost an early
+ * update of the other page so, and Yjs then held back every later one.
  */
 export async function follow(c: Client, channel: string, onMessage: (m: Message) => void): Promise<Subscription> {
   await c.connect();
   const h = await c.history(channel);
   for (const m of h.messages) onMessage(m);
-  return c.subscribe(channel, { onMessage, since: h.offset ? { offset: h.offset, epoch: h.epoch } : undefined });
+  return c.subscribe(channel, { onMessage, since: { offset: h.offset, epoch: h.epoch } });
 }

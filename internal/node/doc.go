@@ -11,7 +11,9 @@
 //   - what the broker delivers to the node (Node is the broker.Handler):
 //     publications, encoded once and handed to the hub's local subscribers,
 //     and control messages between nodes (evict, takeover, disconnect,
-//     join, leave; see broker.ControlKind), dispatched here;
+//     join, leave; see broker.ControlKind), dispatched here (route and
+//     routed, an HTTP session's frames passed between nodes, go on to
+//     Config.Routes);
 //   - the node's liveness record in the broker's KV (Beat, Alive, Forget;
 //     liveness.go, ADR 009), which other nodes read so as not to wait for
 //     a node that is dead or frozen.

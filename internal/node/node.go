@@ -30,6 +30,11 @@ type Config struct {
 	// Local closes this node's connections for control messages (nil:
 	// control messages that close connections do nothing).
 	Local LocalConns
+	// Routes receives the control messages that carry an HTTP session's
+	// frames between nodes (broker.ControlRoute, broker.ControlRouted;
+	// the fallback transport's sessions). It must not block. nil: they
+	// are dropped.
+	Routes func(broker.Control)
 }
 
 // LocalConns closes connections held by this node; a Registry is one.
@@ -56,6 +61,7 @@ type Node struct {
 	idempotencyWindow time.Duration
 	metrics           *metrics.Metrics
 	local             LocalConns
+	routes            func(broker.Control)
 	live              liveness // the node's liveness record (liveness.go)
 }
 
@@ -70,6 +76,7 @@ func New(cfg Config) *Node {
 		idempotencyWindow: cfg.IdempotencyWindow,
 		metrics:           cfg.Metrics,
 		local:             cfg.Local,
+		routes:            cfg.Routes,
 	}
 	n.presence, _ = cfg.Broker.(broker.Presence)
 	n.live.kv, _ = cfg.Broker.(broker.KV)
@@ -133,6 +140,10 @@ func (n *Node) HandleControl(c broker.Control) {
 	case broker.ControlJoin, broker.ControlLeave:
 		ev := &PresenceOut{Event: protocol.PresenceEvent{Channel: c.Channel, User: c.User, Conn: c.Conn, Leave: c.Kind == broker.ControlLeave}}
 		n.hub.Broadcast(c.Channel, ev)
+	case broker.ControlRoute, broker.ControlRouted:
+		if n.routes != nil {
+			n.routes(c)
+		}
 	}
 }
 

@@ -12,9 +12,11 @@
 // when no request comes for heartbeat.interval + heartbeat.timeout.
 //
 // Sessions (sessions.go) holds a node's HTTP sessions by session token and
-// makes them reachable from every node: a request that lands on a node
-// that does not hold its session adopts it (session.Adopt) from the record
-// the holding node keeps in the broker's KV.
+// makes them reachable from every node: a stream or a poll that lands on a
+// node that does not hold its session adopts it (session.Adopt) from the
+// record the holding node keeps in the broker's KV; a send (POST /v1/send)
+// is routed to the holding node instead, so that the stream stays where it
+// is (route.go), and adopts the session only when that node is gone.
 //
 // Data flow: transport (this package) -> session -> node -> hub / broker
 // -> queue -> writer. It imports session, broker and protocol; the HTTP
@@ -69,7 +71,18 @@ type Transport struct {
 	active   atomic.Int32 // requests attached now
 	done     chan struct{}
 	doneOnce sync.Once
-	onDone   func()
+	onDone   func() // set before the session starts, read-only after
+
+	// token is the session token and network the key of the network it
+	// is bound to (session.bind_network; "" for none). Set by Sessions
+	// before the transport is reachable, read-only after.
+	token, network string
+
+	// The frames other nodes routed to this session, waiting to be
+	// processed in arrival order by one goroutine at a time (route.go).
+	routeMu sync.Mutex
+	routed  []routeRequest // guarded by routeMu; at most routeQueue
+	routing bool           // guarded by routeMu: a goroutine drains routed
 }
 
 // New returns a transport for a session that the client will read in mode.

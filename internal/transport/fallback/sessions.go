@@ -8,6 +8,7 @@ import (
 	"errors"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ferry-io/ferry/broker"
@@ -21,7 +22,8 @@ import (
 // the token) with what a node needs to take the session over. A poll or a
 // stream that lands on a node that does not hold the session adopts it:
 // the node resumes it (the old node closes its copy with 4016 and saves its
-// state) and replays from history what the client has not confirmed. No
+// state) and replays from history what the client has not confirmed. A
+// send is routed to the node the record names instead (route.go). No
 // sticky sessions are needed behind a round-robin balancer. The record
 // holds no secret: neither the session token nor the resume token.
 
@@ -36,10 +38,18 @@ type Sessions struct {
 	recordTTL    time.Duration // how long a record outlives its last refresh
 	refreshEvery time.Duration // how often a held session's record is refreshed
 	log          *slog.Logger
+	beating      func() bool // nil: the node keeps no liveness record
+	routeIDs     string      // random prefix of this process's route ids (route.go)
 
-	byToken    sync.Map // session token -> *Transport (sync.Map's own lock)
-	nets       sync.Map // session token -> network key it is bound to (session.bind_network)
+	byToken sync.Map // session token -> *Transport (sync.Map's own lock)
+	// byKey finds a session for the frames another node routed here: they
+	// name it by the hash of its token (httpSessionKey), never the token.
+	byKey      sync.Map // httpSessionKey(token) -> *Transport
 	adoptLocks sync.Map // session token -> *sync.Mutex: one adoption at a time
+	// pending holds the sends this node routed to another one, waiting
+	// for its answer (route.go).
+	pending  sync.Map // route id -> chan routeAnswer
+	routeSeq atomic.Uint64
 }
 
 // SessionsConfig configures Sessions.
@@ -57,6 +67,11 @@ type SessionsConfig struct {
 	Heartbeat time.Duration
 	// Logger receives the adoption logs (required).
 	Logger *slog.Logger
+	// Beating reports whether the node's liveness record is current
+	// (node.Node.Beating): a node whose record lapsed (it was frozen)
+	// refuses frames routed to it, since their session may have moved
+	// meanwhile. nil: always current.
+	Beating func() bool
 }
 
 // NewSessions returns an empty set of HTTP sessions.
@@ -67,7 +82,31 @@ func NewSessions(cfg SessionsConfig) *Sessions {
 		recordTTL:    cfg.SessionTTL + cfg.Heartbeat,
 		refreshEvery: cfg.SessionTTL / 3,
 		log:          cfg.Logger,
+		beating:      cfg.Beating,
+		routeIDs:     randomID(),
 	}
+}
+
+// newTransport returns a transport for session token tok, bound to
+// network ("" for none); when the session is over it forgets tok, unless
+// the token names a newer transport by then (the session was adopted back
+// while this one was closing: forgetting that one would make the next
+// request adopt the session again, from this very node).
+func (ss *Sessions) newTransport(tok string, mode Mode, network string) *Transport {
+	t := New(mode, nil)
+	t.token, t.network = tok, network
+	key := httpSessionKey(tok)
+	t.onDone = func() {
+		ss.byToken.CompareAndDelete(tok, t)
+		ss.byKey.CompareAndDelete(key, t)
+	}
+	return t
+}
+
+// hold makes t the transport of session token tok on this node.
+func (ss *Sessions) hold(tok string, t *Transport) {
+	ss.byToken.Store(tok, t)
+	ss.byKey.Store(httpSessionKey(tok), t)
 }
 
 // Open starts a session on a new transport in mode under session token
@@ -80,13 +119,10 @@ func NewSessions(cfg SessionsConfig) *Sessions {
 // token from another network with ErrOtherNetwork, on this node and, through
 // the record, on any node that would adopt it.
 func (ss *Sessions) Open(tok string, mode Mode, hs session.Handshake, network string) (*Transport, *session.Session) {
-	if network != "" {
-		ss.nets.Store(tok, network)
-	}
-	t := New(mode, func() { ss.byToken.Delete(tok); ss.nets.Delete(tok) })
+	t := ss.newTransport(tok, mode, network)
 	sess := session.New(ss.env, t, hs)
 	t.Bind(sess)
-	ss.byToken.Store(tok, t)
+	ss.hold(tok, t)
 	return t, sess
 }
 
@@ -103,6 +139,10 @@ type httpSessionRecord struct {
 	// Network is the network key the token is bound to
 	// (session.bind_network; a hash, not an address), "" when unbound.
 	Network string `json:"network,omitempty"`
+	// Node is the node that holds the session (the last one that opened,
+	// adopted or refreshed it): sends that land elsewhere are routed
+	// there. "" in records written before routing: sends adopt.
+	Node string `json:"node,omitempty"`
 }
 
 func httpSessionKey(tok string) string {
@@ -117,9 +157,9 @@ func (ss *Sessions) Save(ctx context.Context, tok string, mode Mode, sess *sessi
 		return
 	}
 	id, _ := sess.ResumeInfo()
-	rec := httpSessionRecord{Session: id, Mode: string(mode), User: claims.Subject}
-	if v, ok := ss.nets.Load(tok); ok {
-		rec.Network = v.(string)
+	rec := httpSessionRecord{Session: id, Mode: string(mode), User: claims.Subject, Node: ss.env.NodeID}
+	if v, ok := ss.byToken.Load(tok); ok {
+		rec.Network = v.(*Transport).network
 	}
 	if !claims.ExpiresAt.IsZero() {
 		rec.Exp = claims.ExpiresAt.Unix()
@@ -166,42 +206,99 @@ var ErrOtherNetwork = errors.New("session token used from another network")
 // server does not bind tokens): a session bound to another network is
 // refused with ErrOtherNetwork, before any adoption.
 func (ss *Sessions) Find(ctx context.Context, tok string, lastSeq int64, network string) (*Transport, error) {
-	if v, ok := ss.nets.Load(tok); ok && v.(string) != network {
-		return nil, ErrOtherNetwork
+	t, _, err := ss.lookup(ctx, tok, network, false)
+	if t != nil || err != nil {
+		return t, err
 	}
+	return ss.adopt(ctx, tok, lastSeq, network)
+}
+
+// Check reports whether session token tok names a session that a request
+// from network may use, on this node or another, without adopting it:
+// nil, ErrNoSession, ErrOtherNetwork, or the store's error.
+func (ss *Sessions) Check(ctx context.Context, tok string, network string) error {
+	_, _, err := ss.lookup(ctx, tok, network, true)
+	return err
+}
+
+// lookup returns the transport that holds session token tok on this node,
+// when there is one that was not taken over by another node (its record
+// refreshed when due); else, with readRecord, the token's record from the
+// KV. network is checked against the session's binding either way.
+func (ss *Sessions) lookup(ctx context.Context, tok, network string, readRecord bool) (*Transport, *httpSessionRecord, error) {
 	if v, ok := ss.byToken.Load(tok); ok {
 		t := v.(*Transport)
+		if t.network != "" && t.network != network {
+			return nil, nil, ErrOtherNetwork
+		}
 		code, _, closed := t.Session().CloseCode()
 		if !closed || code != protocol.CloseSessionTakenOver {
-			if !closed && t.Due(ss.refreshEvery) {
-				sess := t.Session()
-				ss.Save(ctx, tok, Mode(t.Name()), sess, sess.Claims())
-			}
-			return t, nil
+			ss.refresh(ctx, tok, t)
+			return t, nil, nil
 		}
-		// Another node took it over; take it back.
-		ss.byToken.CompareAndDelete(tok, t)
 	}
+	if !readRecord {
+		return nil, nil, nil
+	}
+	rec, _, err := ss.record(ctx, tok, network)
+	return nil, rec, err
+}
+
+// refresh writes the record of session token tok again when it is due
+// (every refreshEvery while requests come).
+func (ss *Sessions) refresh(ctx context.Context, tok string, t *Transport) {
+	sess := t.Session()
+	if _, _, closed := sess.CloseCode(); !closed && t.Due(ss.refreshEvery) {
+		ss.Save(ctx, tok, Mode(t.Name()), sess, sess.Claims())
+	}
+}
+
+// record reads the KV record of session token tok and checks it: bound to
+// network (or to none), not expired.
+func (ss *Sessions) record(ctx context.Context, tok, network string) (*httpSessionRecord, *auth.Claims, error) {
+	if ss.kv == nil {
+		return nil, nil, ErrNoSession
+	}
+	b, err := ss.kv.Get(ctx, httpSessionKey(tok))
+	if err != nil {
+		if errors.Is(err, broker.ErrNotFound) {
+			return nil, nil, ErrNoSession
+		}
+		return nil, nil, err
+	}
+	var rec httpSessionRecord
+	if err := json.Unmarshal(b, &rec); err != nil {
+		return nil, nil, ErrNoSession
+	}
+	if rec.Network != "" && rec.Network != network {
+		return nil, nil, ErrOtherNetwork
+	}
+	claims := rec.claims()
+	if !claims.ExpiresAt.IsZero() && !claims.ExpiresAt.After(time.Now()) {
+		return nil, nil, ErrNoSession
+	}
+	return &rec, claims, nil
+}
+
+// adopt takes the session of token tok over from the node that holds it
+// (or held it), one adoption per token at a time on this node.
+func (ss *Sessions) adopt(ctx context.Context, tok string, lastSeq int64, network string) (*Transport, error) {
+	// A transport here that another node took the session from stays in
+	// byToken until hold replaces it (lookup passes over it), and its end
+	// does not forget the new one (newTransport).
 	mu, _ := ss.adoptLocks.LoadOrStore(tok, &sync.Mutex{})
 	mu.(*sync.Mutex).Lock()
 	defer mu.(*sync.Mutex).Unlock()
 	defer ss.adoptLocks.Delete(tok)
-	if v, ok := ss.nets.Load(tok); ok && v.(string) != network { // bound meanwhile (adopted)
-		return nil, ErrOtherNetwork
+	if t, _, err := ss.lookup(ctx, tok, network, false); t != nil || err != nil { // adopted meanwhile
+		return t, err
 	}
-	if v, ok := ss.byToken.Load(tok); ok { // adopted meanwhile
-		return v.(*Transport), nil
-	}
-	rec, err := ss.record(ctx, tok, network)
+	rec, claims, err := ss.record(ctx, tok, network)
 	if err != nil {
 		return nil, err
 	}
-	claims := rec.claims()
 	mode := Mode(rec.Mode)
-	if rec.Network != "" {
-		ss.nets.Store(tok, rec.Network)
-	}
-	t := New(mode, func() { ss.byToken.Delete(tok); ss.nets.Delete(tok) })
+	t := ss.newTransport(tok, mode, rec.Network)
 	sess, err := session.Adopt(ss.env, t, session.Adoption{
 		Session:      rec.Session,
 		Claims:       claims,
@@ -216,64 +313,8 @@ func (ss *Sessions) Find(ctx context.Context, tok string, lastSeq int64, network
 		// the client will see fresh subscriptions are needed.
 		ss.log.Info("adopted session had no state left", "session", rec.Session)
 	}
-	ss.byToken.Store(tok, t)
+	ss.hold(tok, t)
 	t.Due(0)
 	ss.Save(ctx, tok, mode, sess, claims)
 	return t, nil
-}
-
-// record reads the cluster record of session token tok: ErrNoSession when
-// there is none (or its claims expired), ErrOtherNetwork when it is bound
-// to another network than the request's.
-func (ss *Sessions) record(ctx context.Context, tok, network string) (*httpSessionRecord, error) {
-	if ss.kv == nil {
-		return nil, ErrNoSession
-	}
-	b, err := ss.kv.Get(ctx, httpSessionKey(tok))
-	if err != nil {
-		if errors.Is(err, broker.ErrNotFound) {
-			return nil, ErrNoSession
-		}
-		return nil, err
-	}
-	var rec httpSessionRecord
-	if err := json.Unmarshal(b, &rec); err != nil {
-		return nil, ErrNoSession
-	}
-	if rec.Network != "" && rec.Network != network {
-		return nil, ErrOtherNetwork
-	}
-	if rec.Exp > 0 && !time.Unix(rec.Exp, 0).After(time.Now()) {
-		return nil, ErrNoSession
-	}
-	return &rec, nil
-}
-
-// Exists reports whether session token tok names a session that a request
-// to this node reaches (nil): one it holds, or one that another node
-// keeps a record of, which the request would adopt. It adopts nothing,
-// and returns the errors Find returns.
-//
-// A ticket for a new SSE stream is issued after Exists, not Find: the
-// ticket request carries no Last-Event-ID, and a session adopted without
-// one resumes from the positions its last node had seen confirmed (for
-// SSE: at its stream's start) and drops the seq->offset map of what that
-// node wrote since, so the Last-Event-ID the stream brings next maps to
-// nothing. Every reconnection to another node then went back to the
-// positions the session had when it subscribed: a growing replay, then
-// "recovered": false once history no longer reached that far (issue 21's
-// soak, ten minutes in). The stream adopts the session instead, with the
-// client's Last-Event-ID.
-func (ss *Sessions) Exists(ctx context.Context, tok, network string) error {
-	if v, ok := ss.nets.Load(tok); ok && v.(string) != network {
-		return ErrOtherNetwork
-	}
-	if v, ok := ss.byToken.Load(tok); ok {
-		code, _, closed := v.(*Transport).Session().CloseCode()
-		if !closed || code != protocol.CloseSessionTakenOver {
-			return nil // Find returns it as it is
-		}
-	}
-	_, err := ss.record(ctx, tok, network)
-	return err
 }
