@@ -255,16 +255,27 @@ func errorKind(err error) string {
 
 const wsGUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
+// place is the node and the channel (0 without channels) of connection
+// i: round-robin over the nodes, then over the channels on each node.
+func (g *group) place(i int) (node int16, ch int32) {
+	gi := g.spec.First + i
+	nodes := len(g.targets)
+	node = int16(gi % nodes)
+	if len(g.spec.Channels) > 0 {
+		ch = int32((gi / nodes) % len(g.spec.Channels))
+	}
+	return node, ch
+}
+
 // dial opens connection i of the group: TCP from its source address, the
 // upgrade request with the token in the Authorization header and, in the
 // same packet, the connect frame and (when subscribing) the subscribe frame;
 // then it reads until both replies have arrived.
 func (g *group) dial(ctx context.Context, i int) (*conn, error) {
-	gi := g.spec.First + i
-	nodes := len(g.targets)
-	c := &conn{g: g, idx: int32(i), node: int16(gi % nodes), ch: -1, fd: -1, rc: g.hs}
+	node, ch := g.place(i)
+	c := &conn{g: g, idx: int32(i), node: node, ch: -1, fd: -1, rc: g.hs}
 	if g.spec.Subscribe && len(g.spec.Channels) > 0 {
-		c.ch = int32((gi / nodes) % len(g.spec.Channels))
+		c.ch = ch
 	}
 	t := g.targets[c.node]
 	d := g.dialers[i%len(g.dialers)]

@@ -80,12 +80,8 @@ func (g *group) httpClients() []*http.Client {
 // dialFallback opens session i over SSE or long-poll, subscribed to its
 // channel when the run subscribes.
 func (g *group) dialFallback(ctx context.Context, i int) (*httpConn, error) {
-	gi := g.spec.First + i
-	nodes := len(g.targets)
-	c := &httpConn{node: int16(gi % nodes), ch: 0}
-	if len(g.spec.Channels) > 0 {
-		c.ch = int32((gi / nodes) % len(g.spec.Channels))
-	}
+	c := &httpConn{}
+	c.node, c.ch = g.place(i)
 	t := g.targets[c.node]
 	hc := g.lib[i%len(g.lib)]
 	// The stream or the poll outlives the handshake: its own context,

@@ -49,12 +49,8 @@ func (g *group) libClients() []*http.Client {
 // dialLibrary opens connection i with the library, subscribed to its
 // channel.
 func (g *group) dialLibrary(ctx context.Context, i int) (*libConn, error) {
-	gi := g.spec.First + i
-	nodes := len(g.targets)
-	c := &libConn{node: int16(gi % nodes), ch: 0}
-	if len(g.spec.Channels) > 0 {
-		c.ch = int32((gi / nodes) % len(g.spec.Channels))
-	}
+	c := &libConn{}
+	c.node, c.ch = g.place(i)
 	t := g.targets[c.node]
 	ctx, cancel := context.WithTimeout(ctx, g.spec.ConnectTimeout)
 	defer cancel()
