@@ -26,9 +26,12 @@ type pubReport struct {
 	Errors map[string]int `json:"errors,omitempty"`
 	// Late counts publishes that started more than 10 ms after their
 	// scheduled time (the publisher could not keep the rate).
-	Late  int64     `json:"late"`
-	Start time.Time `json:"start"`
-	End   time.Time `json:"end"`
+	Late int64 `json:"late"`
+	// Unsent counts scheduled publishes dropped because the publishers
+	// were still behind when the duration (and its grace) was over.
+	Unsent int64     `json:"unsent"`
+	Start  time.Time `json:"start"`
+	End    time.Time `json:"end"`
 }
 
 func (r *pubReport) total() int64 {
@@ -108,20 +111,27 @@ type pubJob struct {
 	at  time.Time
 }
 
+// publishGrace is how long after the duration publishers that fell
+// behind the schedule may go on before the rest is dropped (Unsent).
+const publishGrace = 5 * time.Second
+
 // run publishes rate*duration messages on schedule and returns when the
-// last request has been answered (API) or written (WS).
+// last request has been answered (API) or written (WS). Publishers that
+// cannot keep the rate do not run past the duration by more than
+// publishGrace: what is left then is counted as Unsent, not sent.
 func (p *publisher) run(ctx context.Context) {
 	total := int64(p.cfg.Rate * p.cfg.Duration.Seconds())
 	jobs := make(chan pubJob, 4096)
+	start := time.Now()
+	stop := start.Add(p.cfg.Duration + publishGrace)
 	var wg sync.WaitGroup
 	for k := range p.cfg.Publishers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			p.sender(ctx, k, jobs)
+			p.sender(ctx, k, jobs, stop)
 		}()
 	}
-	start := time.Now()
 	p.mu.Lock()
 	p.rep.Start = start
 	p.mu.Unlock()
@@ -151,11 +161,17 @@ schedule:
 	p.mu.Unlock()
 }
 
-func (p *publisher) sender(ctx context.Context, k int, jobs <-chan pubJob) {
+func (p *publisher) sender(ctx context.Context, k int, jobs <-chan pubJob, stop time.Time) {
 	body := make([]byte, 0, 128+p.cfg.Payload)
 	for j := range jobs {
 		if ctx.Err() != nil {
 			continue // drain the channel
+		}
+		if time.Now().After(stop) {
+			p.mu.Lock()
+			p.rep.Unsent += int64(len(p.targets))
+			p.mu.Unlock()
+			continue
 		}
 		ch := int(j.seq % int64(len(p.channels)))
 		for n := range p.targets {

@@ -87,10 +87,13 @@ type IdleResult struct {
 
 // FanoutResult is the publishing phase.
 type FanoutResult struct {
-	Published      int64          `json:"published"`
-	PublishErrors  map[string]int `json:"publish_errors,omitempty"`
-	PublishLate    int64          `json:"publish_late"`
-	PublishSeconds float64        `json:"publish_s"`
+	Published     int64          `json:"published"`
+	PublishErrors map[string]int `json:"publish_errors,omitempty"`
+	PublishLate   int64          `json:"publish_late"`
+	// PublishUnsent counts scheduled publishes dropped because the
+	// publishers were still behind after the duration (and 5 s).
+	PublishUnsent  int64   `json:"publish_unsent,omitempty"`
+	PublishSeconds float64 `json:"publish_s"`
 	// Expected is every subscriber times the publishes on its channel.
 	Expected   int64 `json:"expected"`
 	Deliveries int64 `json:"deliveries"`
@@ -169,6 +172,9 @@ func (r *Result) WriteText(w io.Writer) error {
 		fmt.Fprintf(&b, "latency: p50 %.2fms p90 %.2fms p99 %.2fms p99.9 %.2fms max %.2fms (mean %.2fms)\n", l.P50, l.P90, l.P99, l.P999, l.Max, l.Mean)
 		fmt.Fprintf(&b, "CPU: server %.2fs = %.2f µs/delivery; client %.2f µs/delivery\n", f.ServerCPUSeconds, f.CPUPerDeliveryUS, f.ClientCPUPerDeliveryUS)
 		fmt.Fprintf(&b, "wire: %s, %.1f bytes/delivery\n", f.Codec, f.WireBytesPerDelivery)
+		if f.PublishUnsent > 0 {
+			fmt.Fprintf(&b, "unsent: %d scheduled publishes dropped (the publishers were behind after the duration)\n", f.PublishUnsent)
+		}
 		writeCounts(&b, "  publish errors", f.PublishErrors)
 	}
 	for _, n := range r.Nodes {

@@ -462,6 +462,7 @@ func (r *runner) fanout(ctx context.Context) error {
 		Published:      pr.total(),
 		PublishErrors:  pr.Errors,
 		PublishLate:    pr.Late,
+		PublishUnsent:  pr.Unsent,
 		PublishSeconds: pr.End.Sub(pr.Start).Seconds(),
 	}
 	if len(f.PublishErrors) == 0 {
@@ -512,6 +513,9 @@ func (r *runner) fanout(ctx context.Context) error {
 	r.clientFigures()
 	if f.Missing > 0 {
 		r.warn(fmt.Sprintf("%d deliveries missing", f.Missing))
+	}
+	if pr.Unsent > 0 {
+		r.warn(fmt.Sprintf("%d scheduled publishes were not sent: the publishers were still behind %v after the duration (raise --publishers)", pr.Unsent, publishGrace))
 	}
 	if pr.Late > 0 {
 		r.warn(fmt.Sprintf("%d publishes started more than 10ms late: the publisher could not keep the rate", pr.Late))

@@ -271,6 +271,30 @@ func TestIdleFallbacks(t *testing.T) {
 	}
 }
 
+// TestPublishersBehindStopAtTheDuration: one publisher cannot keep a
+// rate far above what it can send; it stops after the duration (and its
+// grace) instead of sending the whole schedule, and counts the rest.
+func TestPublishersBehindStopAtTheDuration(t *testing.T) {
+	url := startNode(t, nil)
+	cfg := baseConfig(ModeFanout, url)
+	cfg.Conns = 10
+	cfg.Publishers = 1
+	cfg.Rate = 1e6 // a million scheduled in one second
+	cfg.Duration = time.Second
+	res := runBench(t, cfg)
+	f := res.Fanout
+	if f == nil || f.Published == 0 || f.PublishUnsent == 0 {
+		t.Fatalf("fanout %+v: want some published and the rest unsent", f)
+	}
+	failed := int64(0)
+	for _, n := range f.PublishErrors {
+		failed += int64(n)
+	}
+	if got := f.Published + f.PublishUnsent + failed; got != 1e6 {
+		t.Errorf("published %d + unsent %d + failed %d = %d: want the 1,000,000 scheduled", f.Published, f.PublishUnsent, failed, got)
+	}
+}
+
 func TestClusterSpreadsConnections(t *testing.T) {
 	t.Parallel()
 	a, b := startNode(t, nil), startNode(t, nil)
