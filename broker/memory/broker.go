@@ -57,7 +57,11 @@ type shard struct {
 	presence map[string]map[string]presenceEntry
 	users    map[string]*userSet
 	kv       map[string]kvEntry
-	_        [64]byte // keeps neighbouring shards' locks off one cache line
+	// The earliest deadline among the shard's records of each kind
+	// (guarded by mu): the sweep walks a kind only once its earliest
+	// record may have expired, not every second.
+	presenceDue, usersDue, kvDue earliestDeadline
+	_                            [64]byte // keeps neighbouring shards' locks off one cache line
 }
 
 // New returns a broker configured by cfg. Call Start before using it and
@@ -254,6 +258,25 @@ func timeOf(n int64) time.Time {
 // expiredAt is expired for a deadline in unix nanoseconds (0: never).
 func expiredAt(exp int64, now time.Time) bool {
 	return exp != 0 && now.UnixNano() >= exp
+}
+
+// earliestDeadline is the earliest of some records' deadlines, in unix
+// nanoseconds (0: none of them expires). A record whose deadline moves
+// later leaves it early, which costs one sweep pass that finds nothing.
+type earliestDeadline int64
+
+// note takes a record's deadline (0: never) into account.
+func (d *earliestDeadline) note(exp int64) {
+	if exp != 0 && (*d == 0 || exp < int64(*d)) {
+		*d = earliestDeadline(exp)
+	}
+}
+
+// reached reports whether a record may have expired at now; when it
+// has, the caller walks the records and notes the deadline of each one
+// it keeps, from zero.
+func (d earliestDeadline) reached(now time.Time) bool {
+	return d != 0 && now.UnixNano() >= int64(d)
 }
 
 // deadlineAt is deadline in unix nanoseconds (0: never).

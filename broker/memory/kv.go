@@ -24,6 +24,7 @@ func (b *Broker) Set(ctx context.Context, key string, val []byte, ttl time.Durat
 	sh := b.shardFor(key)
 	sh.mu.Lock()
 	sh.kv[key] = e
+	sh.kvDue.note(e.expires)
 	sh.mu.Unlock()
 	return nil
 }

@@ -40,6 +40,7 @@ func (b *Broker) lease(ctx context.Context, op, key, owner string, ttl time.Dura
 		return false, nil
 	}
 	sh.kv[key] = kvEntry{val: owner, expires: deadlineAt(now, ttl)}
+	sh.kvDue.note(sh.kv[key].expires)
 	return true, nil
 }
 

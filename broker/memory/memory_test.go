@@ -535,3 +535,38 @@ func TestUsersScale(t *testing.T) {
 	b := startBroker(t, Config{}, nil)
 	brokertest.UsersScale(t, b, 10, 10000)
 }
+
+func TestSweeperKeepsRecordsRefreshedPastTheirFirstDeadline(t *testing.T) {
+	// The sweep walks a kind of record only once the earliest deadline it
+	// noted is reached; a record refreshed since must survive that pass,
+	// and the pass must note its new deadline for the next one.
+	clock := newFakeClock()
+	b := startBroker(t, Config{Clock: clock.Now, SweepInterval: time.Hour}, nil)
+	ctx := context.Background()
+	add := func() {
+		t.Helper()
+		if err := b.AddPresence(ctx, "ch", broker.PresenceInfo{User: "u", Conn: "c"}, time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.AddUserConn(ctx, "u", broker.ConnRef{Conn: "c"}, time.Minute, 0); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Set(ctx, "k", []byte("v"), time.Minute); err != nil {
+			t.Fatal(err)
+		}
+	}
+	add()
+	clock.Advance(40 * time.Second)
+	add() // refreshed: now due 100 s from the start
+	clock.Advance(40 * time.Second)
+	b.sweep()
+	kept := Stats{PresenceEntries: 1, UserConns: 1, KVKeys: 1}
+	if got := b.Stats(); got != kept {
+		t.Fatalf("after the first deadline: Stats = %+v, want %+v", got, kept)
+	}
+	clock.Advance(30 * time.Second)
+	b.sweep()
+	if got := b.Stats(); got != (Stats{}) {
+		t.Fatalf("after the refreshed deadline: Stats = %+v, want none left", got)
+	}
+}

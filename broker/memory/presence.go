@@ -31,7 +31,9 @@ func (b *Broker) AddPresence(ctx context.Context, ch string, info broker.Presenc
 		m = make(map[string]presenceEntry)
 		sh.presence[ch] = m
 	}
-	m[info.Conn] = presenceEntry{user: info.User, node: info.Node, expires: deadlineAt(b.now(), ttl)}
+	e := presenceEntry{user: info.User, node: info.Node, expires: deadlineAt(b.now(), ttl)}
+	m[info.Conn] = e
+	sh.presenceDue.note(e.expires)
 	return nil
 }
 

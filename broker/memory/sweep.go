@@ -65,27 +65,42 @@ func (b *Broker) sweepShard(sh *shard, n *sweepCounts) {
 			n.idem++
 		}
 	}
-	for ch, m := range sh.presence {
-		for conn, e := range m {
-			if expiredAt(e.expires, now) {
-				delete(m, conn)
-				n.presence++
+	if sh.presenceDue.reached(now) {
+		sh.presenceDue = 0
+		for ch, m := range sh.presence {
+			for conn, e := range m {
+				if expiredAt(e.expires, now) {
+					delete(m, conn)
+					n.presence++
+				} else {
+					sh.presenceDue.note(e.expires)
+				}
+			}
+			if len(m) == 0 {
+				delete(sh.presence, ch)
 			}
 		}
-		if len(m) == 0 {
-			delete(sh.presence, ch)
+	}
+	if sh.usersDue.reached(now) {
+		sh.usersDue = 0
+		for user, set := range sh.users {
+			n.userConns += set.prune(now)
+			if set.n == 0 {
+				delete(sh.users, user)
+			} else {
+				sh.usersDue.note(set.byDeadline.first.expires)
+			}
 		}
 	}
-	for user, set := range sh.users {
-		n.userConns += set.prune(now)
-		if set.n == 0 {
-			delete(sh.users, user)
-		}
-	}
-	for k, e := range sh.kv {
-		if expiredAt(e.expires, now) {
-			delete(sh.kv, k)
-			n.kv++
+	if sh.kvDue.reached(now) {
+		sh.kvDue = 0
+		for k, e := range sh.kv {
+			if expiredAt(e.expires, now) {
+				delete(sh.kv, k)
+				n.kv++
+			} else {
+				sh.kvDue.note(e.expires)
+			}
 		}
 	}
 }

@@ -187,11 +187,13 @@ func (b *Broker) AddUserConn(ctx context.Context, user string, ref broker.ConnRe
 	if c := set.find(ref.Conn); c != nil {
 		c.node = ref.Node
 		set.touch(c, exp)
+		sh.usersDue.note(exp)
 	} else {
 		if ref.Since.IsZero() {
 			ref.Since = now
 		}
 		set.insert(&userConn{conn: ref.Conn, node: ref.Node, since: ref.Since.UnixNano(), expires: exp})
+		sh.usersDue.note(exp)
 	}
 	if keep <= 0 || set.n <= keep {
 		return nil, nil

@@ -6,8 +6,9 @@
 //     failures mapped to protocol errors (BrokerError);
 //   - the namespace rules themselves (Namespaces, Rules);
 //   - the registry of the node's connections (Registry), by connection id
-//     and by user, and the sweep that runs every connection's periodic
-//     checks in one pass instead of a timer per connection;
+//     and by user, and the sweep that runs the connections' periodic
+//     checks once a second instead of a timer per connection, visiting
+//     only those whose check is due (a timing wheel of one-second slots);
 //   - what the broker delivers to the node (Node is the broker.Handler):
 //     publications, encoded once and handed to the hub's local subscribers,
 //     and control messages between nodes (evict, takeover, disconnect,
@@ -44,7 +45,7 @@
 // (Each, ByUser, CloseConn, CloseUser, Sweep); UserLink, called under the
 // shard's lock, only returns a field's address. So:
 //
-//	connection's lock -> registry shard's lock   (allowed; Add, Connected, Remove)
+//	connection's lock -> registry shard's lock   (allowed; Add, Connected, Remove, Wake)
 //	registry shard's lock -> connection's lock   (never)
 //
 // and the registry calls that run connection methods (CloseConn, CloseUser,

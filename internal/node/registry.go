@@ -26,16 +26,37 @@ type Conn[C any] interface {
 	// QueueLen is the number of frames the connection has queued.
 	QueueLen() int
 	// Sweep runs the connection's periodic checks (heartbeat, timeouts,
-	// token expiry, queue bounds) at now. It returns the refresh of the
-	// connection's broker records when one is due, else nil; the sweep
-	// runs the refreshes after the checks of every connection.
-	Sweep(now time.Time) func(context.Context)
+	// token expiry, queue bounds) at now. It returns when the next check
+	// is due (the zero time: never, the connection has ended), and the
+	// refresh of the connection's broker records when one is due, else
+	// nil; the sweep runs the refreshes after the checks it made.
+	Sweep(now time.Time) (next time.Time, refresh func(context.Context))
+	// SweepLink is the connection's place in the registry's timing
+	// wheel; only the registry touches it.
+	SweepLink() *SweepLink[C]
+}
+
+// SweepLink is a connection's place in the registry's timing wheel, kept in
+// the connection (no table entry per connection): the list of its slot
+// and the second of its next check.
+type SweepLink[C any] struct {
+	prev, next C // guarded by the shard's wmu
+	// due is the second of the next check (> 0), or one of dueNone,
+	// dueSweeping, dueWoken; written under the shard's wmu, read
+	// without it.
+	due atomic.Int64
 }
 
 // Registry holds a node's live connections, by connection id and by user,
-// and runs the periodic checks (heartbeats, connect timeout, token
-// expiry, presence refresh) in one sweep over all of them instead of a timer
-// per connection.
+// and runs their periodic checks (heartbeats, connect timeout, token
+// expiry, presence refresh) from one sweep a second instead of a timer per
+// connection. The sweep visits only the connections whose check is due: a
+// timing wheel of one slot per second holds each connection in the slot of
+// its next check (which the connection computes: its next ping, token
+// expiry, record refresh), so an idle connection is visited about twice per
+// heartbeat interval instead of every second. A connection that queues
+// frames is woken into the next second's slot (Wake), for the queue's
+// bounds and to release its buffers once idle.
 //
 // Lock order: a shard's lock is never held while calling a connection's
 // methods (Close, Sweep, QueueLen take the connection's own lock); see the
@@ -43,7 +64,23 @@ type Conn[C any] interface {
 type Registry[C Conn[C]] struct {
 	seed   maphash.Seed // set by NewRegistry, read-only after
 	shards [registryShards]regShard[C]
+
+	sweepMu sync.Mutex // held by Sweep: one sweep at a time
+	// swept is the last second Sweep processed (0 before the first);
+	// written by Sweep under sweepMu, read without it by Add and Wake.
+	swept atomic.Int64
 }
+
+// wheelSlots is the timing wheel's horizon in seconds: a check due later
+// is made at the horizon and scheduled again from there.
+const wheelSlots = 64
+
+// The states of a connection's SweepDue besides a due second (> 0).
+const (
+	dueNone     = 0  // not in the wheel: not added yet, or removed
+	dueSweeping = -1 // taken out of its slot by the sweep in progress
+	dueWoken    = -2 // woken while the sweep had it: checked again next second
+)
 
 type regShard[C Conn[C]] struct {
 	mu    sync.RWMutex
@@ -53,6 +90,12 @@ type regShard[C Conn[C]] struct {
 	// and a chain costs no table per user). Guarded by mu, with the
 	// links.
 	byUser map[string]C
+
+	// wmu guards slots and, for this shard's connections, every write
+	// of their SweepDue (reads are atomic and lock-free). A leaf lock,
+	// taken under a connection's lock by Wake.
+	wmu   sync.Mutex
+	slots [wheelSlots]C // the first connection of each second's list
 }
 
 // NewRegistry returns an empty registry.
@@ -71,12 +114,81 @@ func (r *Registry[C]) shard(key string) *regShard[C] {
 	return &r.shards[maphash.String(r.seed, key)%registryShards]
 }
 
-// Add registers c by its connection id (before its user is known).
+// Add registers c by its connection id (before its user is known); its
+// first check is in the next sweep.
 func (r *Registry[C]) Add(c C) {
 	sh := r.shard(c.ConnID())
 	sh.mu.Lock()
 	sh.conns[c.ConnID()] = c
 	sh.mu.Unlock()
+	sh.wmu.Lock()
+	sh.place(c, r.swept.Load()+1)
+	sh.wmu.Unlock()
+}
+
+// Sweep stores swept before it takes any shard's lock, so a caller that
+// reads swept under a shard's wmu never places a connection in a slot
+// that the sweep in progress has already emptied.
+
+// Wake brings c's next check forward to the next sweep (c queued frames).
+// It is cheap when c is already due then, which is the case of a
+// connection with steady traffic.
+func (r *Registry[C]) Wake(c C) {
+	due := &c.SweepLink().due
+	next := r.swept.Load() + 1
+	if d := due.Load(); (d > 0 && d <= next) || d == dueWoken || d == dueNone {
+		return
+	}
+	sh := r.shard(c.ConnID())
+	sh.wmu.Lock()
+	next = r.swept.Load() + 1 // again, under the lock (see Add)
+	switch d := due.Load(); {
+	case d == dueSweeping:
+		due.Store(dueWoken)
+	case d > next:
+		sh.unlink(c, d)
+		sh.place(c, next)
+	}
+	sh.wmu.Unlock()
+}
+
+// place puts c in the slot of second sec. Called with wmu held, for a
+// connection that is in no slot.
+func (sh *regShard[C]) place(c C, sec int64) {
+	var zero C
+	l, head := c.SweepLink(), &sh.slots[sec%wheelSlots]
+	l.prev, l.next = zero, *head
+	if *head != zero {
+		(*head).SweepLink().prev = c
+	}
+	*head = c
+	l.due.Store(sec)
+}
+
+// unlink takes c out of the slot of second d, where it is. Called with
+// wmu held.
+func (sh *regShard[C]) unlink(c C, d int64) {
+	var zero C
+	l := c.SweepLink()
+	if l.prev != zero {
+		l.prev.SweepLink().next = l.next
+	} else {
+		sh.slots[d%wheelSlots] = l.next
+	}
+	if l.next != zero {
+		l.next.SweepLink().prev = l.prev
+	}
+	l.prev, l.next = zero, zero
+}
+
+// unplace takes c out of the wheel.
+func (sh *regShard[C]) unplace(c C) {
+	sh.wmu.Lock()
+	if d := c.SweepLink().due.Load(); d > 0 {
+		sh.unlink(c, d)
+	}
+	c.SweepLink().due.Store(dueNone)
+	sh.wmu.Unlock()
 }
 
 // Connected indexes c by user once its connect succeeded. A connection that
@@ -99,6 +211,7 @@ func (r *Registry[C]) Remove(c C, user string, indexed bool) {
 		delete(sh.conns, c.ConnID())
 	}
 	sh.mu.Unlock()
+	sh.unplace(c)
 	if indexed {
 		r.RemoveUser(c, user)
 	}
@@ -203,22 +316,82 @@ func (r *Registry[C]) QueueDepth() int {
 	return n
 }
 
-// Sweep runs the periodic checks on every connection. The node calls it
-// about once a second.
+// Sweep runs the periodic checks that are due at now. The node calls it
+// about once a second; a sweep after a gap (or the first one, or one whose
+// clock went back) checks every connection.
 func (r *Registry[C]) Sweep(ctx context.Context, now time.Time) {
-	// First the checks that need no broker (heartbeats, timeouts, queue
-	// bounds) for every connection, then the record refreshes that are
-	// due, several at once: one round trip per record, one after the
-	// other, would make a sweep of many connections as slow as their
-	// number times the broker's latency, and delay the next heartbeats by
-	// as much.
+	r.sweep(ctx, now, false)
+}
+
+// SweepAll runs the periodic checks of every connection at now, due or
+// not (an idle connection gives its buffers back at once).
+func (r *Registry[C]) SweepAll(ctx context.Context, now time.Time) {
+	r.sweep(ctx, now, true)
+}
+
+func (r *Registry[C]) sweep(ctx context.Context, now time.Time, all bool) {
+	r.sweepMu.Lock()
+	defer r.sweepMu.Unlock()
+	sec := now.Unix()
+	from := r.swept.Load() + 1
+	if all || from == 1 || sec < from-1 || sec-from >= wheelSlots {
+		from = sec - wheelSlots + 1
+	}
+	// First take the due connections out of their slots, then the checks
+	// that need no broker (heartbeats, timeouts, queue bounds), then the
+	// record refreshes that are due, several at once: one round trip per
+	// record, one after the other, would make a sweep of many connections
+	// as slow as their number times the broker's latency, and delay the
+	// next heartbeats by as much.
+	r.swept.Store(sec)
+	var batch []C
+	for i := range r.shards {
+		sh := &r.shards[i]
+		sh.wmu.Lock()
+		for t := from; t <= sec; t++ {
+			var zero C
+			c := sh.slots[t%wheelSlots]
+			sh.slots[t%wheelSlots] = zero
+			for c != zero {
+				l := c.SweepLink()
+				batch = append(batch, c)
+				c, l.prev, l.next = l.next, zero, zero
+				l.due.Store(dueSweeping)
+			}
+		}
+		sh.wmu.Unlock()
+	}
 	var due []func(context.Context)
-	r.Each(func(c C) {
-		if f := c.Sweep(now); f != nil {
+	for _, c := range batch {
+		next, f := c.Sweep(now)
+		if f != nil {
 			due = append(due, f)
 		}
-	})
+		r.reschedule(c, now, next)
+	}
 	runRefreshes(ctx, due)
+}
+
+// reschedule puts c, just checked at now, in the slot of its next check:
+// the second after the one next falls in, at the earliest the next sweep's
+// and at the latest the wheel's horizon; the next sweep's when c was woken
+// meanwhile. A connection that ended (next is zero) or that left the
+// registry meanwhile goes in no slot.
+func (r *Registry[C]) reschedule(c C, now, next time.Time) {
+	sh := r.shard(c.ConnID())
+	sh.wmu.Lock()
+	defer sh.wmu.Unlock()
+	d := c.SweepLink().due.Load()
+	if d == dueNone || next.IsZero() {
+		c.SweepLink().due.Store(dueNone)
+		return
+	}
+	sec := now.Unix()
+	at := min(max(next.Unix()+1, sec+1), sec+wheelSlots-1)
+	if d == dueWoken {
+		at = sec + 1
+	}
+	sh.place(c, at)
 }
 
 // sweepRefreshers bounds the record refreshes a sweep runs at once (the

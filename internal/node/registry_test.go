@@ -13,13 +13,31 @@ type fakeConn struct {
 	id     string
 	next   *fakeConn
 	closed int // close code, 0 while open
+	link   SweepLink[*fakeConn]
+
+	// What Sweep reports: the next check after the one made (zero: the
+	// connection ended), and what it does during the check.
+	after  time.Duration
+	ended  bool
+	during func()
+	swept  []time.Time // when Sweep ran
 }
 
-func (c *fakeConn) ConnID() string                        { return c.id }
-func (c *fakeConn) UserLink() **fakeConn                  { return &c.next }
-func (c *fakeConn) Close(code int, _ string)              { c.closed = code }
-func (c *fakeConn) QueueLen() int                         { return 1 }
-func (c *fakeConn) Sweep(time.Time) func(context.Context) { return nil }
+func (c *fakeConn) ConnID() string                   { return c.id }
+func (c *fakeConn) UserLink() **fakeConn             { return &c.next }
+func (c *fakeConn) Close(code int, _ string)         { c.closed = code }
+func (c *fakeConn) QueueLen() int                    { return 1 }
+func (c *fakeConn) SweepLink() *SweepLink[*fakeConn] { return &c.link }
+func (c *fakeConn) Sweep(now time.Time) (time.Time, func(context.Context)) {
+	c.swept = append(c.swept, now)
+	if c.during != nil {
+		c.during()
+	}
+	if c.ended {
+		return time.Time{}, nil
+	}
+	return now.Add(c.after), nil
+}
 
 func TestRegistryByUser(t *testing.T) {
 	r := NewRegistry[*fakeConn]()
@@ -71,4 +89,76 @@ func TestRegistryByUser(t *testing.T) {
 		t.Fatalf("CloseUser(bob) closed %d, code %d", closed, b1.closed)
 	}
 	r.CloseConn("nobody", 4002, "") // an unknown connection is not an error
+}
+
+func TestRegistrySweepVisitsWhatIsDue(t *testing.T) {
+	r := NewRegistry[*fakeConn]()
+	t0 := time.Unix(1_000_000, 0)
+	at := func(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }
+	// The wheel visits a connection at the second after its next check.
+	slow := &fakeConn{id: "slow", after: 10 * time.Second}
+	fast := &fakeConn{id: "fast", after: 0}
+	ended := &fakeConn{id: "ended", ended: true}
+	gone := &fakeConn{id: "gone", after: time.Second}
+	woken := &fakeConn{id: "woken", after: 30 * time.Second}
+	far := &fakeConn{id: "far", after: time.Hour}
+	all := []*fakeConn{slow, fast, ended, gone, woken, far}
+	for _, c := range all {
+		r.Add(c)
+	}
+	// A connection woken while the sweep has it is checked again at the
+	// next second, whatever it said its next check was.
+	wokenInSweep := &fakeConn{id: "woken-in-sweep", after: 30 * time.Second}
+	wokenInSweep.during = func() {
+		if len(wokenInSweep.swept) == 1 {
+			r.Wake(wokenInSweep)
+		}
+	}
+	r.Add(wokenInSweep)
+	all = append(all, wokenInSweep)
+
+	for s := 0; s <= 20; s++ {
+		switch s {
+		case 3:
+			r.Remove(gone, "", false)
+		case 5:
+			r.Wake(woken)
+		}
+		r.Sweep(context.Background(), at(s))
+	}
+	seconds := func(c *fakeConn) []int {
+		var out []int
+		for _, w := range c.swept {
+			out = append(out, int(w.Sub(t0)/time.Second))
+		}
+		return out
+	}
+	want := map[*fakeConn][]int{
+		slow:         {0, 11},                                                                    // every 11 s: 10 s, then the second after
+		fast:         {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20}, // at the latest the next sweep
+		ended:        {0},                                                                        // never again
+		gone:         {0, 2},                                                                     // removed before its next check
+		woken:        {0, 5},                                                                     // woken before the sweep at 5
+		far:          {0},                                                                        // at the horizon, later
+		wokenInSweep: {0, 1},
+	}
+	for _, c := range all {
+		if got := seconds(c); !slices.Equal(got, want[c]) {
+			t.Errorf("%s swept at seconds %v, want %v", c.id, got, want[c])
+		}
+	}
+	// A gap longer than the wheel (a stalled node, or a clock that
+	// jumped) checks every connection still registered.
+	for _, c := range all {
+		c.swept = nil
+	}
+	r.Sweep(context.Background(), at(500))
+	for _, c := range []*fakeConn{slow, fast, woken, far, wokenInSweep} {
+		if len(c.swept) != 1 {
+			t.Errorf("%s swept %d times after a gap, want 1", c.id, len(c.swept))
+		}
+	}
+	if len(ended.swept)+len(gone.swept) != 0 {
+		t.Errorf("an ended or removed connection was swept after the gap")
+	}
 }

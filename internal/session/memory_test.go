@@ -80,9 +80,10 @@ func openIdle(tb testing.TB, env *Env, t Transport, n, channels int) []*Session 
 		}
 	}
 	waitUntil(tb, func() bool { return env.Registry.QueueDepth() == 0 })
-	// The node sweeps its sessions every second: an idle one gives its
-	// buffers back there.
-	env.Registry.Sweep(context.Background(), time.Now())
+	// The node's sweep checks a session the second after it queued
+	// frames: an idle one gives its buffers back there (all of them at
+	// once here).
+	env.Registry.SweepAll(context.Background(), time.Now())
 	return out
 }
 

@@ -99,6 +99,9 @@ type Session struct {
 	// registry; guarded by the lock of the registry shard of the user
 	// (only the registry touches it, through UserLink).
 	nextOfUser *Session
+	// sweepLink is the session's place in the registry's timing wheel;
+	// only the registry touches it (SweepLink).
+	sweepLink node.SweepLink[*Session]
 
 	mu          sync.Mutex // guards the fields below that are not atomics
 	state       uint8      // guarded by mu: stateNew, stateConnected, stateClosed
@@ -494,7 +497,10 @@ func (s *Session) reply(f protocol.ServerFrame) {
 
 // scheduleReply hands the session to the writer pool at once, taking it
 // out of the pool's delayed list if it waits there.
-func (s *Session) scheduleReply() { s.env.Writers.Reply(s) }
+func (s *Session) scheduleReply() {
+	s.env.Registry.Wake(s)
+	s.env.Writers.Reply(s)
+}
 
 // replyError answers a request with an error frame.
 func (s *Session) replyError(id uint32, err error) {
@@ -546,6 +552,9 @@ func (s *Session) schedule() {
 // a time) without the fixed batch delay; under load the pool's adaptive
 // coalescing window may still hold it back (see Writers).
 func (s *Session) scheduleNow() {
+	// Something is queued: the sweep checks the queue's bounds from the
+	// next second on, and releases its buffers once it is empty.
+	s.env.Registry.Wake(s)
 	if s.puller != nil {
 		s.puller.Wake()
 		return

@@ -6,23 +6,39 @@ import (
 
 	"github.com/ferry-io/ferry/broker"
 	"github.com/ferry-io/ferry/internal/flow"
+	"github.com/ferry-io/ferry/internal/node"
 	"github.com/ferry-io/ferry/protocol"
 )
 
 // What the node's registry asks of a session (node.Conn): the periodic
 // checks of one connection, its link in its user's chain, its queue length.
 
-// Sweep runs this connection's periodic checks at now and returns the
-// refresh of its broker records when one is due (node.Conn).
-func (s *Session) Sweep(now time.Time) func(context.Context) {
-	if !s.sweep(now) {
-		return nil
+// Sweep runs this connection's periodic checks at now and returns when
+// the next one is due (zero: the connection has ended) and the refresh of
+// its broker records when one is due (node.Conn).
+func (s *Session) Sweep(now time.Time) (time.Time, func(context.Context)) {
+	next, live := s.sweep(now)
+	if !live {
+		return next, nil
 	}
-	f, ok := s.refreshDue(now)
+	f, due, ok := s.refreshDue(now)
+	next = earliest(next, due)
 	if !ok {
-		return nil
+		return next, nil
 	}
-	return f.run
+	return next, f.run
+}
+
+// SweepLink is this connection's place in the node registry's timing
+// wheel (node.Conn).
+func (s *Session) SweepLink() *node.SweepLink[*Session] { return &s.sweepLink }
+
+// earliest is the earlier of a and b, ignoring a zero time.
+func earliest(a, b time.Time) time.Time {
+	if a.IsZero() || (!b.IsZero() && b.Before(a)) {
+		return b
+	}
+	return a
 }
 
 // UserLink is the session's link to the next session of its user in the
@@ -63,28 +79,40 @@ func (s *Session) unregister() {
 	s.env.Registry.Remove(s, user, id != "")
 }
 
-// sweep checks one session's timeouts and heartbeat, and reports whether it
-// is still connected and answering (its records may be refreshed).
-func (s *Session) sweep(now time.Time) bool {
+// sweep checks one session's timeouts and heartbeat. It returns when the
+// next check is due (zero: the session has ended) and whether the session
+// is connected and answering (its records may be refreshed).
+func (s *Session) sweep(now time.Time) (time.Time, bool) {
 	env := s.env
+	soon := now.Add(time.Second) // the next sweep
 	s.mu.Lock()
 	state, exp := s.state, s.expiresAt
 	s.mu.Unlock()
 	switch state {
 	case stateClosed:
-		return false
+		return time.Time{}, false
 	case stateNew:
-		if d := env.Limits.ConnectTimeout; d > 0 && now.UnixNano()-s.opened > int64(d) {
+		d := env.Limits.ConnectTimeout
+		if d <= 0 {
+			return now.Add(time.Hour), false // the wheel's horizon
+		}
+		deadline := time.Unix(0, s.opened+int64(d))
+		if now.After(deadline) {
 			s.Close(protocol.CloseUnauthorized, "no connect frame within "+d.String())
+			return time.Time{}, false
 		}
-		return false
+		return deadline, false
 	}
-	if exp != 0 && exp <= now.UnixNano() {
-		if s.expiredByHook() {
-			return true // the refresh hook decides (refreshByHook)
+	var next time.Time
+	if exp != 0 {
+		if exp <= now.UnixNano() {
+			if s.expiredByHook() {
+				return soon, true // the refresh hook decides (refreshByHook)
+			}
+			s.Close(protocol.CloseTokenExpired, "token expired")
+			return time.Time{}, false
 		}
-		s.Close(protocol.CloseTokenExpired, "token expired")
-		return false
+		next = time.Unix(0, exp)
 	}
 	s.mu.Lock()
 	qerr := s.queue.Check(now)
@@ -93,28 +121,33 @@ func (s *Session) sweep(now time.Time) bool {
 		// writer's scratch slice are made again when it has traffic.
 		s.queue.Shrink()
 		s.scratch = nil
+	} else {
+		next = soon // its bounds are checked every second
 	}
 	s.mu.Unlock()
 	if qerr != nil {
 		s.afterPush(qerr)
-		return false
+		return soon, false
 	}
 	last := s.t.LastActivity()
 	if pinged := s.pingedAt.Load(); pinged != 0 {
-		if last.UnixNano() >= pinged {
+		deadline := time.Unix(0, pinged+int64(env.Limits.HeartbeatTimeout))
+		switch {
+		case last.UnixNano() >= pinged:
 			s.pingedAt.Store(0)
-		} else if now.UnixNano()-pinged > int64(env.Limits.HeartbeatTimeout) {
+		case now.After(deadline):
 			s.Close(protocol.CloseHeartbeat, "heartbeat timeout: nothing heard for "+now.Sub(last).Round(time.Second).String())
-			return false
-		} else {
-			return false
+			return time.Time{}, false
+		default:
+			return earliest(next, deadline), false
 		}
 	}
 	if now.Sub(last) >= env.Limits.HeartbeatInterval {
 		s.pingedAt.Store(now.UnixNano())
 		_ = s.t.Ping()
+		return earliest(next, now.Add(env.Limits.HeartbeatTimeout)), true
 	}
-	return true
+	return earliest(next, last.Add(env.Limits.HeartbeatInterval)), true
 }
 
 // refresh is one session's record refresh, taken under its lock by
@@ -128,15 +161,15 @@ type refresh struct {
 
 // refreshDue reports whether this connection's presence and user records
 // (which expire on their own if the node dies) are due for a refresh, and
-// what to refresh.
-func (s *Session) refreshDue(now time.Time) (refresh, bool) {
+// what to refresh, and when the next refresh is due.
+func (s *Session) refreshDue(now time.Time) (refresh, time.Time, bool) {
 	env := s.env
 	every := env.Limits.HeartbeatInterval + env.Limits.HeartbeatTimeout
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	ms := s.msSinceOpened(now)
-	if time.Duration(ms-s.refreshedAt)*time.Millisecond < every {
-		return refresh{}, false
+	if since := time.Duration(ms-s.refreshedAt) * time.Millisecond; since < every {
+		return refresh{}, now.Add(every - since), false
 	}
 	s.refreshedAt = ms
 	f := refresh{s: s, user: s.user}
@@ -149,7 +182,7 @@ func (s *Session) refreshDue(now time.Time) (refresh, bool) {
 			f.chans = append(f.chans, sub.ch)
 		}
 	}
-	return f, true
+	return f, now.Add(every), true
 }
 
 // run writes the records to the broker.
