@@ -309,10 +309,29 @@ func (r *Registry[C]) Each(fn func(C)) {
 	}
 }
 
-// QueueDepth returns the total number of frames queued on this node.
+// QueueDepth returns the total number of frames queued on this node. A
+// connection with frames queued is always due at the next sweep (it was
+// woken when it queued them, and a sweep that finds frames still queued
+// checks it again at the next), so only that second's slot is read, not
+// every connection.
 func (r *Registry[C]) QueueDepth() int {
+	var zero C
+	var due []C
+	r.sweepMu.Lock() // no sweep is between taking a slot and filling the next
+	next := r.swept.Load() + 1
+	for i := range r.shards {
+		sh := &r.shards[i]
+		sh.wmu.Lock()
+		for c := sh.slots[next%wheelSlots]; c != zero; c = c.SweepLink().next {
+			due = append(due, c)
+		}
+		sh.wmu.Unlock()
+	}
+	r.sweepMu.Unlock()
 	n := 0
-	r.Each(func(c C) { n += c.QueueLen() })
+	for _, c := range due {
+		n += c.QueueLen()
+	}
 	return n
 }
 
@@ -330,6 +349,13 @@ func (r *Registry[C]) SweepAll(ctx context.Context, now time.Time) {
 }
 
 func (r *Registry[C]) sweep(ctx context.Context, now time.Time, all bool) {
+	runRefreshes(ctx, r.check(now, all))
+}
+
+// check runs the checks of the connections due at now (all: of every
+// connection) and puts each back in the slot of its next check; it
+// returns the record refreshes that are due.
+func (r *Registry[C]) check(now time.Time, all bool) []func(context.Context) {
 	r.sweepMu.Lock()
 	defer r.sweepMu.Unlock()
 	sec := now.Unix()
@@ -369,13 +395,14 @@ func (r *Registry[C]) sweep(ctx context.Context, now time.Time, all bool) {
 		}
 		r.reschedule(c, now, next)
 	}
-	runRefreshes(ctx, due)
+	return due
 }
 
 // reschedule puts c, just checked at now, in the slot of its next check:
-// the second after the one next falls in, at the earliest the next sweep's
-// and at the latest the wheel's horizon; the next sweep's when c was woken
-// meanwhile. A connection that ended (next is zero) or that left the
+// the second next falls in, at the earliest the next sweep's and at the
+// latest the wheel's horizon; the next sweep's when c was woken meanwhile.
+// (A sweep may so come up to a second before next: the connection then
+// finds its check not due yet and is checked again at the sweep after.) A connection that ended (next is zero) or that left the
 // registry meanwhile goes in no slot.
 func (r *Registry[C]) reschedule(c C, now, next time.Time) {
 	sh := r.shard(c.ConnID())
@@ -387,7 +414,7 @@ func (r *Registry[C]) reschedule(c C, now, next time.Time) {
 		return
 	}
 	sec := now.Unix()
-	at := min(max(next.Unix()+1, sec+1), sec+wheelSlots-1)
+	at := min(max(next.Unix(), sec+1), sec+wheelSlots-1)
 	if d == dueWoken {
 		at = sec + 1
 	}

@@ -134,10 +134,10 @@ func TestRegistrySweepVisitsWhatIsDue(t *testing.T) {
 		return out
 	}
 	want := map[*fakeConn][]int{
-		slow:         {0, 11},                                                                    // every 11 s: 10 s, then the second after
+		slow:         {0, 10, 20},                                                                // every 10 s
 		fast:         {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20}, // at the latest the next sweep
 		ended:        {0},                                                                        // never again
-		gone:         {0, 2},                                                                     // removed before its next check
+		gone:         {0, 1, 2},                                                                  // removed before its check at 3
 		woken:        {0, 5},                                                                     // woken before the sweep at 5
 		far:          {0},                                                                        // at the horizon, later
 		wokenInSweep: {0, 1},
@@ -146,6 +146,12 @@ func TestRegistrySweepVisitsWhatIsDue(t *testing.T) {
 		if got := seconds(c); !slices.Equal(got, want[c]) {
 			t.Errorf("%s swept at seconds %v, want %v", c.id, got, want[c])
 		}
+	}
+	// Only the connections due at the next sweep are asked for their
+	// queue (a connection with frames queued is): fast, and woken-in-sweep
+	// was due at 31, woken at 35, far at 63.
+	if n := r.QueueDepth(); n != 1 {
+		t.Errorf("QueueDepth = %d, want 1 (fast's)", n)
 	}
 	// A gap longer than the wheel (a stalled node, or a clock that
 	// jumped) checks every connection still registered.

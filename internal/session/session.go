@@ -529,6 +529,7 @@ func (s *Session) afterPush(err error) {
 // schedule asks the writer pool to flush this session (at most once at a
 // time), after the batch delay when batching is on.
 func (s *Session) schedule() {
+	s.env.Registry.Wake(s) // see scheduleNow
 	if s.env.Metrics != nil && s.puller == nil && s.queuedAt.Load() == 0 {
 		s.queuedAt.CompareAndSwap(0, s.env.Writers.Now())
 	}
@@ -553,7 +554,8 @@ func (s *Session) schedule() {
 // coalescing window may still hold it back (see Writers).
 func (s *Session) scheduleNow() {
 	// Something is queued: the sweep checks the queue's bounds from the
-	// next second on, and releases its buffers once it is empty.
+	// next second on, and releases its buffers once it is empty (and
+	// Registry.QueueDepth counts the session's frames).
 	s.env.Registry.Wake(s)
 	if s.puller != nil {
 		s.puller.Wake()
