@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 )
@@ -166,5 +167,69 @@ func TestRegistrySweepVisitsWhatIsDue(t *testing.T) {
 	}
 	if len(ended.swept)+len(gone.swept) != 0 {
 		t.Errorf("an ended or removed connection was swept after the gap")
+	}
+}
+
+func TestRegistryWheelUnderConcurrency(t *testing.T) {
+	// Connections are added, woken and removed while sweeps run; after
+	// it, every registered connection is in exactly the slot of its due
+	// second and every removed one is in none.
+	r := NewRegistry[*fakeConn]()
+	t0 := time.Unix(2_000_000, 0)
+	const n = 400
+	conns := make([]*fakeConn, n)
+	for i := range conns {
+		conns[i] = &fakeConn{id: "c" + strconv.Itoa(i), after: time.Duration(i%40) * time.Second}
+		r.Add(conns[i])
+	}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Go(func() {
+			for i := w; ; i = (i + 7) % n {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if i%50 == 3 {
+					r.Remove(conns[i], "", false)
+				} else {
+					r.Wake(conns[i])
+				}
+			}
+		})
+	}
+	for s := range 200 { // fakeConn.swept is only touched here, by Sweep
+		r.Sweep(context.Background(), t0.Add(time.Duration(s)*time.Second))
+	}
+	close(stop)
+	wg.Wait()
+	where := map[*fakeConn]int64{}
+	for i := range r.shards {
+		sh := &r.shards[i]
+		for slot, c := range sh.slots {
+			for ; c != nil; c = c.link.next {
+				if _, twice := where[c]; twice {
+					t.Fatalf("%s is in two slots", c.id)
+				}
+				where[c] = int64(slot)
+				if c.link.next != nil && c.link.next.link.prev != c {
+					t.Fatalf("%s: broken back link", c.id)
+				}
+			}
+		}
+	}
+	for i, c := range conns {
+		d := c.link.due.Load()
+		slot, placed := where[c]
+		switch {
+		case i%50 == 3:
+			if placed || d != dueNone {
+				t.Errorf("removed %s: due %d, in a slot: %v", c.id, d, placed)
+			}
+		case !placed || d <= 0 || d%wheelSlots != slot:
+			t.Errorf("%s: due %d, in slot %d (placed: %v)", c.id, d, slot, placed)
+		}
 	}
 }
