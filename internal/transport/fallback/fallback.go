@@ -28,7 +28,6 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -72,6 +71,14 @@ type Transport struct {
 	done     chan struct{}
 	doneOnce sync.Once
 	onDone   func() // set before the session starts, read-only after
+
+	// stream is the SSE stream attached on a hijacked connection (sse.go),
+	// nil when none: Wake, attach and finish kick it out of its wait.
+	stream atomic.Pointer[hijackedSSE]
+	// goFn starts a hijacked stream's goroutine (session.Env.Go: tracked
+	// for Shutdown); nil: a plain go statement. Set by Sessions before the
+	// transport is reachable, read-only after.
+	goFn func(func())
 
 	// token is the session token and network the key of the network it
 	// is bound to (session.bind_network; "" for none). Set by Sessions
@@ -137,6 +144,24 @@ func (t *Transport) Wake() {
 	case t.wake <- struct{}{}:
 	default:
 	}
+	t.kick()
+}
+
+// kick interrupts the wait of a stream on a hijacked connection, after
+// what it must see was done (a token in wake, leave or done closed).
+func (t *Transport) kick() {
+	if s := t.stream.Load(); s != nil {
+		s.kick()
+	}
+}
+
+// spawn starts fn on a goroutine of its own.
+func (t *Transport) spawn(fn func()) {
+	if t.goFn != nil {
+		t.goFn(fn)
+		return
+	}
+	go fn()
 }
 
 // Ping asks an attached SSE stream to write a heartbeat comment; polls
@@ -202,6 +227,7 @@ const finalGrace = 5 * time.Second
 func (t *Transport) finish() {
 	t.doneOnce.Do(func() {
 		close(t.done)
+		t.kick()
 		if t.onDone != nil {
 			t.onDone()
 		}
@@ -232,6 +258,7 @@ func (t *Transport) attach() (leave chan struct{}) {
 	t.attached = leave
 	t.mu.Unlock()
 	t.pull.Unlock()
+	t.kick() // the replaced stream, when it waits on a hijacked connection
 	t.active.Add(1)
 	return leave
 }
@@ -275,97 +302,6 @@ func (t *Transport) takeFinal() ([]byte, bool) {
 	b := t.final
 	t.final = nil
 	return b, true
-}
-
-// ServeSSE streams the session's frames as Server-Sent Events until the
-// client goes, another stream replaces this one, or the session ends.
-// lastEventID is the Last-Event-ID the client sent (-1 when none): frames
-// after it that an earlier stream wrote are replayed.
-func (t *Transport) ServeSSE(w http.ResponseWriter, r *http.Request, lastEventID int64, writeTimeout time.Duration) {
-	rc := http.NewResponseController(w)
-	h := w.Header()
-	h.Set("Content-Type", "text/event-stream")
-	h.Set("Cache-Control", "no-store")
-	h.Set("X-Accel-Buffering", "no") // nginx: do not buffer the stream
-	w.WriteHeader(http.StatusOK)
-	leave := t.attach()
-	defer t.detach(leave)
-	if lastEventID >= 0 {
-		_ = t.s.Rewind(r.Context(), uint64(lastEventID))
-	}
-	var out bytes.Buffer
-	out.WriteString(": ferry\n\n") // the browser sees the stream open at once
-	var buf []byte
-	var frames []session.Frame
-	for {
-		if final, closed := t.takeFinal(); closed {
-			out.Write(final)
-			_ = write(rc, w, &out, writeTimeout)
-			return
-		}
-		var current bool
-		buf, frames, current = t.pullAttached(leave, buf[:0], frames[:0])
-		if !current {
-			return
-		}
-		for _, f := range frames {
-			writeEvent(&out, buf[f.Start:f.End], f)
-		}
-		t.mu.Lock()
-		if t.pinged {
-			t.pinged = false
-			out.WriteString(": hb\n\n")
-		}
-		t.mu.Unlock()
-		if out.Len() > 0 {
-			if err := write(rc, w, &out, writeTimeout); err != nil {
-				return
-			}
-			t.last.Store(time.Now().UnixNano())
-		}
-		if len(frames) > 0 {
-			continue // there may be more than one pull's worth
-		}
-		select {
-		case <-t.wake:
-		case <-leave:
-			return
-		case <-r.Context().Done():
-			return
-		case <-t.done:
-			return
-		}
-	}
-}
-
-// writeEvent renders one frame as an SSE event: event = frame type, id =
-// session sequence (for messages), data = the JSON frame.
-func writeEvent(out *bytes.Buffer, frame []byte, f session.Frame) {
-	if f.Type != "" {
-		out.WriteString("event: ")
-		out.WriteString(f.Type)
-		out.WriteByte('\n')
-	}
-	if f.Seq > 0 {
-		out.WriteString("id: ")
-		out.WriteString(strconv.FormatUint(f.Seq, 10))
-		out.WriteByte('\n')
-	}
-	out.WriteString("data: ")
-	out.Write(frame) // JSON frames never contain a raw newline
-	out.WriteString("\n\n")
-}
-
-func write(rc *http.ResponseController, w http.ResponseWriter, out *bytes.Buffer, timeout time.Duration) error {
-	if timeout > 0 {
-		_ = rc.SetWriteDeadline(time.Now().Add(timeout))
-	}
-	_, err := w.Write(out.Bytes())
-	out.Reset()
-	if err == nil {
-		err = rc.Flush()
-	}
-	return err
 }
 
 // Poll answers one long-poll: the frames ready now, or, when there are
