@@ -35,7 +35,7 @@ import (
 // sseKeepBytes is how much of its buffers an idle stream keeps: what a
 // burst grew beyond it is released before the stream waits, so an idle
 // stream holds no memory sized by its past traffic.
-const sseKeepBytes = 2 << 10
+const sseKeepBytes = 512
 
 // sseSink is where a stream's events go.
 type sseSink interface {
