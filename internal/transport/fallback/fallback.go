@@ -25,9 +25,7 @@ package fallback
 
 import (
 	"bytes"
-	"context"
 	"errors"
-	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -72,9 +70,10 @@ type Transport struct {
 	doneOnce sync.Once
 	onDone   func() // set before the session starts, read-only after
 
-	// stream is the SSE stream attached on a hijacked connection (sse.go),
-	// nil when none: Wake, attach and finish kick it out of its wait.
-	stream atomic.Pointer[hijackedSSE]
+	// parked is the connection of the request attached on a connection
+	// taken from net/http (parked.go), nil when none: Wake, attach and
+	// finish kick it out of its wait.
+	parked atomic.Pointer[parked]
 	// goFn starts a hijacked stream's goroutine (session.Env.Go: tracked
 	// for Shutdown); nil: a plain go statement. Set by Sessions before the
 	// transport is reachable, read-only after.
@@ -150,8 +149,8 @@ func (t *Transport) Wake() {
 // kick interrupts the wait of a stream on a hijacked connection, after
 // what it must see was done (a token in wake, leave or done closed).
 func (t *Transport) kick() {
-	if s := t.stream.Load(); s != nil {
-		s.kick()
+	if p := t.parked.Load(); p != nil {
+		p.kick()
 	}
 }
 
@@ -302,70 +301,4 @@ func (t *Transport) takeFinal() ([]byte, bool) {
 	b := t.final
 	t.final = nil
 	return b, true
-}
-
-// Poll answers one long-poll: the frames ready now, or, when there are
-// none, the first ones that come within hold (an empty array after it).
-// lastSeq is the client's Last-Event-ID (-1 when none): frames after it
-// that an earlier poll sent but the client never got are sent again.
-func (t *Transport) Poll(ctx context.Context, w http.ResponseWriter, lastSeq int64, hold time.Duration) {
-	leave := t.attach()
-	defer t.detach(leave)
-	if lastSeq >= 0 {
-		_ = t.s.Rewind(ctx, uint64(lastSeq))
-	}
-	timer := time.NewTimer(hold)
-	defer timer.Stop()
-	var buf []byte
-	var frames []session.Frame
-	for {
-		if final, closed := t.takeFinal(); closed {
-			if final == nil {
-				final = []byte("[]")
-			}
-			writeJSON(w, final)
-			return
-		}
-		var current bool
-		buf, frames, current = t.pullAttached(leave, buf[:0], frames[:0])
-		if !current {
-			writeJSON(w, []byte("[]")) // displaced: the next poll gets what is ready
-			return
-		}
-		if len(frames) > 0 {
-			writeJSON(w, appendArray(nil, buf, frames))
-			return
-		}
-		select {
-		case <-t.wake:
-		case <-timer.C:
-			writeJSON(w, []byte("[]"))
-			return
-		case <-leave:
-			writeJSON(w, []byte("[]"))
-			return
-		case <-ctx.Done():
-			return
-		case <-t.done:
-			writeJSON(w, []byte("[]"))
-			return
-		}
-	}
-}
-
-func appendArray(dst, buf []byte, frames []session.Frame) []byte {
-	dst = append(dst, '[')
-	for i, f := range frames {
-		if i > 0 {
-			dst = append(dst, ',')
-		}
-		dst = append(dst, buf[f.Start:f.End]...)
-	}
-	return append(dst, ']')
-}
-
-func writeJSON(w http.ResponseWriter, b []byte) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	_, _ = w.Write(b)
 }

@@ -2,12 +2,8 @@ package fallback
 
 import (
 	"bytes"
-	"errors"
-	"net"
 	"net/http"
-	"os"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/ferry-io/ferry/internal/session"
@@ -58,7 +54,7 @@ type sseSink interface {
 func (t *Transport) ServeSSE(w http.ResponseWriter, r *http.Request, lastEventID int64, writeTimeout time.Duration) {
 	if hs := hijackSSE(w, r, writeTimeout); hs != nil {
 		leave := t.attach()
-		t.stream.Store(hs)
+		t.parked.Store(&hs.p)
 		if lastEventID >= 0 {
 			_ = t.s.Rewind(r.Context(), uint64(lastEventID))
 		}
@@ -198,10 +194,9 @@ func (s *httpSSE) wait(t *Transport, leave chan struct{}) bool {
 
 // hijackedSSE is a stream on a connection taken from net/http.
 type hijackedSSE struct {
-	conn    net.Conn
+	p       parked
 	timeout time.Duration // per write; 0: none
 	out     bytes.Buffer  // starts with the response head
-	scratch [16]byte      // what the client sends after its request: read and dropped
 }
 
 // hijackSSE takes the connection of an SSE request from net/http and
@@ -212,92 +207,49 @@ func hijackSSE(w http.ResponseWriter, r *http.Request, timeout time.Duration) *h
 	if r.TLS != nil || r.ProtoMajor != 1 {
 		return nil
 	}
-	conn, brw, err := http.NewResponseController(w).Hijack()
+	conn, _, err := http.NewResponseController(w).Hijack()
 	if err != nil {
 		return nil
 	}
 	// net/http clears its deadlines (ReadTimeout) on Hijack; writes set
 	// their own. Bytes the client sent after its request (it should send
-	// none) are dropped with brw.
-	_ = brw
-	hs := &hijackedSSE{conn: conn, timeout: timeout}
-	out := &hs.out
-	out.WriteString("HTTP/1.1 200 OK\r\n")
+	// none) are dropped with the reader Hijack returned.
+	hs := &hijackedSSE{p: parked{conn: conn}, timeout: timeout}
 	h := w.Header()
 	setSSEHeaders(h)
 	h.Set("Connection", "close") // the body ends with the connection
-	h.Set("Date", time.Now().UTC().Format(http.TimeFormat))
-	for name, values := range h {
-		if name == "Content-Length" || name == "Transfer-Encoding" {
-			continue
-		}
-		for _, v := range values {
-			out.WriteString(name)
-			out.WriteString(": ")
-			out.WriteString(strings.Map(noCRLF, v))
-			out.WriteString("\r\n")
-		}
-	}
-	out.WriteString("\r\n")
-	out.WriteString(sseOpening)
+	appendHead(&hs.out, h)
+	hs.out.WriteString("\r\n")
+	hs.out.WriteString(sseOpening)
 	return hs
-}
-
-func noCRLF(r rune) rune {
-	if r == '\r' || r == '\n' {
-		return ' '
-	}
-	return r
 }
 
 func (s *hijackedSSE) write(out *bytes.Buffer) error {
 	if s.timeout > 0 {
-		_ = s.conn.SetWriteDeadline(time.Now().Add(s.timeout))
+		_ = s.p.conn.SetWriteDeadline(time.Now().Add(s.timeout))
 	}
-	_, err := s.conn.Write(out.Bytes())
+	_, err := s.p.conn.Write(out.Bytes())
 	out.Reset()
 	return err
 }
 
-// wait parks in a Read on the connection: a kick (a read deadline in the
-// past) ends it to look at the transport again; EOF or an error means the
-// client is gone.
-//
-// The order guards against a lost kick: the deadline is cleared first,
-// the channels are looked at next, the Read comes last. A kick that came
-// before the clearing was preceded by what it announces (a token in wake,
-// leave or done closed), which the look then sees; a kick after it makes
-// the Read return at once.
+// wait parks in a Read on the connection (parked.wait): bytes the client
+// sends are dropped.
 func (s *hijackedSSE) wait(t *Transport, leave chan struct{}) bool {
 	for {
-		_ = s.conn.SetReadDeadline(time.Time{})
-		select {
-		case <-t.wake:
+		switch s.p.wait(t, leave, time.Time{}) {
+		case parkWoken:
 			return true
-		case <-leave:
-			return false
-		case <-t.done:
-			return false
-		default:
+		case parkRead:
+			continue
 		}
-		_, err := s.conn.Read(s.scratch[:])
-		if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
-			return false // EOF or a broken connection: the client is gone
-		}
+		return false
 	}
 }
-
-// kick interrupts the stream's wait.
-func (s *hijackedSSE) kick() {
-	_ = s.conn.SetReadDeadline(longAgo)
-}
-
-// longAgo is a deadline in the past: a Read waiting with it returns.
-var longAgo = time.Unix(1, 0)
 
 // close ends the stream: the transport forgets it (unless a newer one
 // replaced it) and the connection closes, which ends the response.
 func (s *hijackedSSE) close(t *Transport) {
-	t.stream.CompareAndSwap(s, nil)
-	_ = s.conn.Close()
+	t.parked.CompareAndSwap(&s.p, nil)
+	_ = s.p.conn.Close()
 }

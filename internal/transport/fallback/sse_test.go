@@ -55,11 +55,11 @@ func testSessions(tb testing.TB) *Sessions {
 	return NewSessions(SessionsConfig{Env: env, SessionTTL: time.Minute, Heartbeat: 35 * time.Second, Logger: env.Logger})
 }
 
-// openSSE opens a connected SSE session and returns its transport, the
-// connected reply already taken (as POST /v1/sessions does).
-func openSSE(t *testing.T, ss *Sessions) (*Transport, *session.Session) {
+// openSession opens a connected session read in mode and returns its
+// transport, the connected reply already taken (as POST /v1/sessions does).
+func openSession(t *testing.T, ss *Sessions, mode Mode) (*Transport, *session.Session) {
 	t.Helper()
-	tr, sess := ss.Open("tok-"+t.Name(), ModeSSE, session.Handshake{
+	tr, sess := ss.Open("tok-"+t.Name(), mode, session.Handshake{
 		Codec: protocol.JSON, Claims: &auth.Claims{Subject: "u"}, ResumeSeq: -1,
 	}, "")
 	if err := sess.HandleRequest([]byte(`{"type":"connect","id":1}`)); err != nil {
@@ -136,7 +136,7 @@ func TestSSEStreamOnBothPaths(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ss := testSessions(t)
-			tr, sess := openSSE(t, ss)
+			tr, sess := openSession(t, ss, ModeSSE)
 			srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				w.Header().Set("Access-Control-Allow-Origin", "*") // as the server's CORS does
 				tr.ServeSSE(w, r, -1, 5*time.Second)
@@ -218,7 +218,7 @@ func TestSSEStreamOnBothPaths(t *testing.T) {
 			}
 			third.ends(t)
 			wait.For(t, "the last stream to detach", func() bool { return tr.active.Load() == 0 })
-			if tc.hijacked && tr.stream.Load() != nil {
+			if tc.hijacked && tr.parked.Load() != nil {
 				t.Fatal("the transport still holds an ended stream")
 			}
 		})
