@@ -18,6 +18,13 @@
 // is routed to the holding node instead, so that the stream stays where it
 // is (route.go), and adopts the session only when that node is gone.
 //
+// A request that waits long for frames (an SSE stream, a poll held while
+// nothing is ready) leaves net/http on a plain HTTP/1.1 connection: the
+// handler takes the connection, one goroutine parks in a Read on it and
+// writes the response itself, and a held poll's connection goes back to
+// the server after the answer (parked.go, sse.go, poll.go; ADR 012). Over
+// TLS or HTTP/2 the request stays in its net/http handler.
+//
 // Data flow: transport (this package) -> session -> node -> hub / broker
 // -> queue -> writer. It imports session, broker and protocol; the HTTP
 // routes, admission and tokens that lead here are the server's.
@@ -74,8 +81,8 @@ type Transport struct {
 	// taken from net/http (parked.go), nil when none: Wake, attach and
 	// finish kick it out of its wait.
 	parked atomic.Pointer[parked]
-	// goFn starts a hijacked stream's goroutine (session.Env.Go: tracked
-	// for Shutdown); nil: a plain go statement. Set by Sessions before the
+	// goFn starts the goroutine of a parked request (session.Env.Go:
+	// tracked for Shutdown); nil: a plain go statement. Set by Sessions before the
 	// transport is reachable, read-only after.
 	goFn func(func())
 
@@ -146,8 +153,9 @@ func (t *Transport) Wake() {
 	t.kick()
 }
 
-// kick interrupts the wait of a stream on a hijacked connection, after
-// what it must see was done (a token in wake, leave or done closed).
+// kick interrupts the wait of a request parked on a connection taken from
+// net/http, after what it must see was done (a token in wake, leave or
+// done closed).
 func (t *Transport) kick() {
 	if p := t.parked.Load(); p != nil {
 		p.kick()
@@ -257,7 +265,7 @@ func (t *Transport) attach() (leave chan struct{}) {
 	t.attached = leave
 	t.mu.Unlock()
 	t.pull.Unlock()
-	t.kick() // the replaced stream, when it waits on a hijacked connection
+	t.kick() // the replaced request, when it is parked
 	t.active.Add(1)
 	return leave
 }
