@@ -350,7 +350,11 @@ func (s *Server) servePoll(w http.ResponseWriter, r *http.Request) {
 	if s.draining.Load() {
 		hold = 0
 	}
-	t.Poll(r.Context(), w, last, hold)
+	var handoff fallback.Handoff
+	if hl := s.handoff.Load(); hl != nil {
+		handoff = hl.handoff
+	}
+	t.Poll(w, r, last, hold, handoff)
 }
 
 // issueSessionTicket answers POST /v1/tickets with a Ferry-Session header:

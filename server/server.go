@@ -97,6 +97,10 @@ type Server struct {
 
 	mu      sync.Mutex
 	httpSrv *http.Server
+	// handoff is the listener of Serve when it serves plain HTTP: held
+	// long-polls give their connections back to it (handoff.go); nil
+	// otherwise (TLS, or an embedder serving Handler() itself).
+	handoff atomic.Pointer[handoffListener]
 
 	admin *adminState // the admin page's bookkeeping; nil when it is off
 }
@@ -378,6 +382,11 @@ func (s *Server) Run(ctx context.Context) error {
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	hs := s.httpServer()
 	errc := make(chan error, 1)
+	if s.cfg.TLS.CertFile == "" {
+		hl := newHandoffListener(ln, hs.IdleTimeout, s.goTracked)
+		s.handoff.Store(hl)
+		ln = hl
+	}
 	go func() {
 		var err error
 		if s.cfg.TLS.CertFile != "" {

@@ -18,6 +18,13 @@
 // is routed to the holding node instead, so that the stream stays where it
 // is (route.go), and adopts the session only when that node is gone.
 //
+// A request that waits long for frames (an SSE stream, a poll held while
+// nothing is ready) leaves net/http on a plain HTTP/1.1 connection: the
+// handler takes the connection, one goroutine parks in a Read on it and
+// writes the response itself, and a held poll's connection goes back to
+// the server after the answer (parked.go, sse.go, poll.go; ADR 012). Over
+// TLS or HTTP/2 the request stays in its net/http handler.
+//
 // Data flow: transport (this package) -> session -> node -> hub / broker
 // -> queue -> writer. It imports session, broker and protocol; the HTTP
 // routes, admission and tokens that lead here are the server's.
@@ -25,10 +32,7 @@ package fallback
 
 import (
 	"bytes"
-	"context"
 	"errors"
-	"net/http"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -72,6 +76,15 @@ type Transport struct {
 	done     chan struct{}
 	doneOnce sync.Once
 	onDone   func() // set before the session starts, read-only after
+
+	// parked is the connection of the request attached on a connection
+	// taken from net/http (parked.go), nil when none: Wake, attach and
+	// finish kick it out of its wait.
+	parked atomic.Pointer[parked]
+	// goFn starts the goroutine of a parked request (session.Env.Go:
+	// tracked for Shutdown); nil: a plain go statement. Set by Sessions before the
+	// transport is reachable, read-only after.
+	goFn func(func())
 
 	// token is the session token and network the key of the network it
 	// is bound to (session.bind_network; "" for none). Set by Sessions
@@ -137,6 +150,25 @@ func (t *Transport) Wake() {
 	case t.wake <- struct{}{}:
 	default:
 	}
+	t.kick()
+}
+
+// kick interrupts the wait of a request parked on a connection taken from
+// net/http, after what it must see was done (a token in wake, leave or
+// done closed).
+func (t *Transport) kick() {
+	if p := t.parked.Load(); p != nil {
+		p.kick()
+	}
+}
+
+// spawn starts fn on a goroutine of its own.
+func (t *Transport) spawn(fn func()) {
+	if t.goFn != nil {
+		t.goFn(fn)
+		return
+	}
+	go fn()
 }
 
 // Ping asks an attached SSE stream to write a heartbeat comment; polls
@@ -202,6 +234,7 @@ const finalGrace = 5 * time.Second
 func (t *Transport) finish() {
 	t.doneOnce.Do(func() {
 		close(t.done)
+		t.kick()
 		if t.onDone != nil {
 			t.onDone()
 		}
@@ -232,6 +265,7 @@ func (t *Transport) attach() (leave chan struct{}) {
 	t.attached = leave
 	t.mu.Unlock()
 	t.pull.Unlock()
+	t.kick() // the replaced request, when it is parked
 	t.active.Add(1)
 	return leave
 }
@@ -275,161 +309,4 @@ func (t *Transport) takeFinal() ([]byte, bool) {
 	b := t.final
 	t.final = nil
 	return b, true
-}
-
-// ServeSSE streams the session's frames as Server-Sent Events until the
-// client goes, another stream replaces this one, or the session ends.
-// lastEventID is the Last-Event-ID the client sent (-1 when none): frames
-// after it that an earlier stream wrote are replayed.
-func (t *Transport) ServeSSE(w http.ResponseWriter, r *http.Request, lastEventID int64, writeTimeout time.Duration) {
-	rc := http.NewResponseController(w)
-	h := w.Header()
-	h.Set("Content-Type", "text/event-stream")
-	h.Set("Cache-Control", "no-store")
-	h.Set("X-Accel-Buffering", "no") // nginx: do not buffer the stream
-	w.WriteHeader(http.StatusOK)
-	leave := t.attach()
-	defer t.detach(leave)
-	if lastEventID >= 0 {
-		_ = t.s.Rewind(r.Context(), uint64(lastEventID))
-	}
-	var out bytes.Buffer
-	out.WriteString(": ferry\n\n") // the browser sees the stream open at once
-	var buf []byte
-	var frames []session.Frame
-	for {
-		if final, closed := t.takeFinal(); closed {
-			out.Write(final)
-			_ = write(rc, w, &out, writeTimeout)
-			return
-		}
-		var current bool
-		buf, frames, current = t.pullAttached(leave, buf[:0], frames[:0])
-		if !current {
-			return
-		}
-		for _, f := range frames {
-			writeEvent(&out, buf[f.Start:f.End], f)
-		}
-		t.mu.Lock()
-		if t.pinged {
-			t.pinged = false
-			out.WriteString(": hb\n\n")
-		}
-		t.mu.Unlock()
-		if out.Len() > 0 {
-			if err := write(rc, w, &out, writeTimeout); err != nil {
-				return
-			}
-			t.last.Store(time.Now().UnixNano())
-		}
-		if len(frames) > 0 {
-			continue // there may be more than one pull's worth
-		}
-		select {
-		case <-t.wake:
-		case <-leave:
-			return
-		case <-r.Context().Done():
-			return
-		case <-t.done:
-			return
-		}
-	}
-}
-
-// writeEvent renders one frame as an SSE event: event = frame type, id =
-// session sequence (for messages), data = the JSON frame.
-func writeEvent(out *bytes.Buffer, frame []byte, f session.Frame) {
-	if f.Type != "" {
-		out.WriteString("event: ")
-		out.WriteString(f.Type)
-		out.WriteByte('\n')
-	}
-	if f.Seq > 0 {
-		out.WriteString("id: ")
-		out.WriteString(strconv.FormatUint(f.Seq, 10))
-		out.WriteByte('\n')
-	}
-	out.WriteString("data: ")
-	out.Write(frame) // JSON frames never contain a raw newline
-	out.WriteString("\n\n")
-}
-
-func write(rc *http.ResponseController, w http.ResponseWriter, out *bytes.Buffer, timeout time.Duration) error {
-	if timeout > 0 {
-		_ = rc.SetWriteDeadline(time.Now().Add(timeout))
-	}
-	_, err := w.Write(out.Bytes())
-	out.Reset()
-	if err == nil {
-		err = rc.Flush()
-	}
-	return err
-}
-
-// Poll answers one long-poll: the frames ready now, or, when there are
-// none, the first ones that come within hold (an empty array after it).
-// lastSeq is the client's Last-Event-ID (-1 when none): frames after it
-// that an earlier poll sent but the client never got are sent again.
-func (t *Transport) Poll(ctx context.Context, w http.ResponseWriter, lastSeq int64, hold time.Duration) {
-	leave := t.attach()
-	defer t.detach(leave)
-	if lastSeq >= 0 {
-		_ = t.s.Rewind(ctx, uint64(lastSeq))
-	}
-	timer := time.NewTimer(hold)
-	defer timer.Stop()
-	var buf []byte
-	var frames []session.Frame
-	for {
-		if final, closed := t.takeFinal(); closed {
-			if final == nil {
-				final = []byte("[]")
-			}
-			writeJSON(w, final)
-			return
-		}
-		var current bool
-		buf, frames, current = t.pullAttached(leave, buf[:0], frames[:0])
-		if !current {
-			writeJSON(w, []byte("[]")) // displaced: the next poll gets what is ready
-			return
-		}
-		if len(frames) > 0 {
-			writeJSON(w, appendArray(nil, buf, frames))
-			return
-		}
-		select {
-		case <-t.wake:
-		case <-timer.C:
-			writeJSON(w, []byte("[]"))
-			return
-		case <-leave:
-			writeJSON(w, []byte("[]"))
-			return
-		case <-ctx.Done():
-			return
-		case <-t.done:
-			writeJSON(w, []byte("[]"))
-			return
-		}
-	}
-}
-
-func appendArray(dst, buf []byte, frames []session.Frame) []byte {
-	dst = append(dst, '[')
-	for i, f := range frames {
-		if i > 0 {
-			dst = append(dst, ',')
-		}
-		dst = append(dst, buf[f.Start:f.End]...)
-	}
-	return append(dst, ']')
-}
-
-func writeJSON(w http.ResponseWriter, b []byte) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	_, _ = w.Write(b)
 }

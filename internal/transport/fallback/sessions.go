@@ -95,6 +95,7 @@ func NewSessions(cfg SessionsConfig) *Sessions {
 func (ss *Sessions) newTransport(tok string, mode Mode, network string) *Transport {
 	t := New(mode, nil)
 	t.token, t.network = tok, network
+	t.goFn = ss.env.Go
 	key := httpSessionKey(tok)
 	t.onDone = func() {
 		ss.byToken.CompareAndDelete(tok, t)
