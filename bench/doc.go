@@ -38,9 +38,10 @@
 // connection is what an ordinary application opens, a general WebSocket
 // library (github.com/coder/websocket) on a goroutine of its own, the
 // upgrade and then one message [connect, subscribe], every reply decoded
-// with encoding/json. It measures what the server's connect path costs
-// with clients it does not choose (connect mode; with --one-user every
-// token names the same user).
+// with encoding/json. It measures the server under clients it does not
+// choose: its connect path (connect mode; with --one-user every token names
+// the same user), and its deliveries (fanout and cluster modes count them
+// as for the other clients).
 //
 // # Codecs
 //

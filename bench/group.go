@@ -227,7 +227,7 @@ func (g *group) openAll(ctx context.Context) (openReport, error) {
 		rep.Conns[i] = make([]int, max(1, len(g.spec.Channels)))
 	}
 	switch {
-	case g.spec.fallback(), g.spec.Client == ClientLibrary:
+	case g.spec.fallback():
 	case g.spec.Client == ClientReactor:
 		re, err := newReactor(g, g.spec.Loops)
 		if err != nil {
@@ -426,6 +426,7 @@ func (g *group) closeAll() (closeReport, error) {
 		closeFD(c.fd)
 		c.fd = -1
 	}
+	g.countLibrary(&rep)
 	all := newHist()
 	for _, rc := range g.readCtxs() {
 		all.Merge(rc.hist)

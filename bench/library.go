@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/coder/websocket"
 )
@@ -26,6 +27,10 @@ type libConn struct {
 	ws   *websocket.Conn
 	node int16
 	ch   int32
+	// acct counts the connection's deliveries as the bench's own
+	// clients do (offsets, latency, wire bytes); only its reading
+	// goroutine touches it until the run closes the connection.
+	acct *conn
 }
 
 // libFrame is the part of a server frame the library client looks at.
@@ -34,6 +39,7 @@ type libFrame struct {
 	ID      uint32 `json:"id"`
 	Code    int    `json:"code"`
 	Message string `json:"message"`
+	Offset  uint64 `json:"offset"`
 }
 
 // libClients returns one HTTP client per source address, for the library's
@@ -99,6 +105,8 @@ func (g *group) dialLibrary(ctx context.Context, i int) (*libConn, error) {
 				return fail("refused", fmt.Errorf("%w: %d %s", ErrRefused, f.Code, f.Message))
 			case f.Type == "subscribed" && f.ID == 2:
 				c.ws = ws
+				c.acct = &conn{g: g, idx: int32(i), node: c.node, ch: c.ch, fd: -1, base: f.Offset,
+					state: stConnected | stSubscribed, rc: g.shards[i%len(g.shards)]}
 				return c, nil
 			}
 		}
@@ -118,8 +126,9 @@ func libFrames(msg []byte) ([]libFrame, error) {
 }
 
 // attachLibrary keeps c open with its own reading goroutine, as an
-// application does; the goroutine ends when the run closes c or the
-// server does.
+// application does: every message is decoded with encoding/json, then
+// counted (deliveries, latency) as the bench's own clients count them. The
+// goroutine ends when the run closes c or the server does.
 func (g *group) attachLibrary(i int, c *libConn) {
 	g.open.Add(1)
 	g.libConns[i].Store(c)
@@ -127,7 +136,16 @@ func (g *group) attachLibrary(i int, c *libConn) {
 	go func() {
 		defer g.readers.Done()
 		for {
-			if _, _, err := c.ws.Read(context.Background()); err != nil {
+			_, msg, err := c.ws.Read(context.Background())
+			if err == nil {
+				c.acct.now = time.Now().UnixNano()
+				if _, derr := libFrames(msg); derr != nil {
+					err = derr // not a frame: the server broke the protocol
+				} else {
+					c.acct.message(msg)
+				}
+			}
+			if err != nil {
 				if !g.stopping.Load() {
 					g.open.Add(-1)
 					code := int(websocket.CloseStatus(err))
@@ -139,6 +157,22 @@ func (g *group) attachLibrary(i int, c *libConn) {
 			}
 		}
 	}()
+}
+
+// countLibrary adds the library connections' counts to rep, once their
+// goroutines have ended.
+func (g *group) countLibrary(rep *closeReport) {
+	for i := range g.libConns {
+		c := g.libConns[i].Load()
+		if c == nil || c.acct == nil || c.ch < 0 || rep.Counts == nil {
+			continue
+		}
+		cc := &rep.Counts[c.node][c.ch]
+		cc.Subs++
+		cc.Unique += c.acct.unique
+		cc.Dups += c.acct.dups
+		cc.WireBytes += c.acct.wireBytes
+	}
 }
 
 // closeLibrary closes every library connection at once (no close

@@ -55,7 +55,7 @@ func checkFanout(t *testing.T, res *Result, subs int) {
 func TestFanout(t *testing.T) {
 	t.Parallel()
 	url := startNode(t, nil)
-	for _, client := range []ClientKind{ClientReactor, ClientGoroutine} {
+	for _, client := range []ClientKind{ClientReactor, ClientGoroutine, ClientLibrary} {
 		t.Run(string(client), func(t *testing.T) {
 			cfg := baseConfig(ModeFanout, url)
 			cfg.Client = client
