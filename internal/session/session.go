@@ -529,11 +529,11 @@ func (s *Session) afterPush(err error) {
 // schedule asks the writer pool to flush this session (at most once at a
 // time), after the batch delay when batching is on.
 func (s *Session) schedule() {
-	s.env.Registry.Wake(s) // see scheduleNow
 	if s.env.Metrics != nil && s.puller == nil && s.queuedAt.Load() == 0 {
 		s.queuedAt.CompareAndSwap(0, s.env.Writers.Now())
 	}
 	if d := s.env.Limits.BatchDelay; d > 0 {
+		s.env.Registry.Wake(s) // at once, not after the delay (see scheduleNow)
 		s.mu.Lock()
 		if s.batchTimer == nil && s.state != stateClosed {
 			s.batchTimer = time.AfterFunc(d, func() {
