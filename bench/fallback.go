@@ -60,9 +60,10 @@ type fallbackFrame struct {
 	StreamTicket string `json:"stream_ticket"`
 }
 
-// httpClients returns one HTTP client per source address for the
-// fallback sessions: no overall timeout (streams and polls are long), and
-// enough idle connections kept that a poll goroutine reuses its own.
+// httpClients returns one HTTP client per source address, for the
+// fallback sessions and the library client's upgrades: no overall timeout
+// (streams and polls are long), and enough idle connections kept that a
+// poll goroutine reuses its own (an upgraded connection never goes idle).
 func (g *group) httpClients() []*http.Client {
 	out := make([]*http.Client, len(g.dialers))
 	per := g.spec.Count/max(len(g.dialers), 1) + 1

@@ -190,7 +190,7 @@ func newGroup(spec groupSpec) (*group, error) {
 		g.lib = g.httpClients()
 		g.httpConns = make([]atomic.Pointer[httpConn], spec.Count)
 	case spec.Client == ClientLibrary:
-		g.lib = g.libClients()
+		g.lib = g.httpClients()
 		g.libConns = make([]atomic.Pointer[libConn], spec.Count)
 	}
 	return g, nil

@@ -42,16 +42,6 @@ type libFrame struct {
 	Offset  uint64 `json:"offset"`
 }
 
-// libClients returns one HTTP client per source address, for the library's
-// dial (its upgrade request goes through an http.Client).
-func (g *group) libClients() []*http.Client {
-	out := make([]*http.Client, len(g.dialers))
-	for k, d := range g.dialers {
-		out[k] = &http.Client{Transport: &http.Transport{DialContext: d.DialContext, DisableCompression: true}}
-	}
-	return out
-}
-
 // dialLibrary opens connection i with the library, subscribed to its
 // channel.
 func (g *group) dialLibrary(ctx context.Context, i int) (*libConn, error) {

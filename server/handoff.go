@@ -124,26 +124,10 @@ func (l *handoffListener) handoff(c net.Conn) {
 	}
 	_ = c.SetReadDeadline(time.Time{})
 	select {
-	case l.back <- &startedConn{Conn: c, first: first[0], pending: true}:
+	case l.back <- fallback.WithPrefix(c, first[:]):
 	case <-l.closed:
 		_ = c.Close()
 	}
-}
-
-// startedConn is a handed-back connection whose first byte handoff read.
-type startedConn struct {
-	net.Conn
-	first   byte
-	pending bool // first is still to be read
-}
-
-func (c *startedConn) Read(b []byte) (int, error) {
-	if c.pending && len(b) > 0 {
-		b[0] = c.first
-		c.pending = false
-		return 1, nil
-	}
-	return c.Conn.Read(b)
 }
 
 var _ fallback.Handoff = (*handoffListener)(nil).handoff

@@ -124,6 +124,21 @@ func noCRLF(r rune) rune {
 	return r
 }
 
+// WithPrefix returns c whose first reads return prefix, then c's own bytes:
+// for a connection handed back to net/http with bytes already read from it
+// (a poll's, or the first byte of the client's next request). A connection
+// WithPrefix made already gets prefix in front of what it still holds.
+func WithPrefix(c net.Conn, prefix []byte) net.Conn {
+	if len(prefix) == 0 {
+		return c
+	}
+	if pc, ok := c.(*prefixedConn); ok {
+		pc.prefix = append(prefix[:len(prefix):len(prefix)], pc.prefix...)
+		return pc
+	}
+	return &prefixedConn{Conn: c, prefix: prefix}
+}
+
 // prefixedConn is a connection whose first reads return prefix: the bytes
 // that were read from it while it was off net/http.
 type prefixedConn struct {

@@ -181,8 +181,5 @@ func (t *Transport) holdParked(leave chan struct{}, hp *hijackedPoll, until time
 		return nil
 	}
 	_ = conn.SetWriteDeadline(time.Time{})
-	if in := append(hp.early, hp.p.in[:hp.p.n]...); len(in) > 0 {
-		conn = &prefixedConn{Conn: conn, prefix: in}
-	}
-	return conn
+	return WithPrefix(conn, append(hp.early, hp.p.in[:hp.p.n]...))
 }
